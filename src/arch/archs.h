@@ -1,0 +1,15 @@
+// The registered architectures (one file each in src/arch/).
+#pragma once
+
+#include "model/arch.h"
+
+namespace gptq {
+
+const ArchSpec& arch_llama();
+const ArchSpec& arch_mistral();
+const ArchSpec& arch_qwen2();
+const ArchSpec& arch_gpt2();
+const ArchSpec& arch_opt();
+const ArchSpec& arch_gpt_neox();
+
+}  // namespace gptq

@@ -1,0 +1,144 @@
+#include "calib/dataset.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "calib/tokenizer.h"
+#include "util/error.h"
+
+namespace gptq {
+
+namespace fs = std::filesystem;
+
+int64_t uniform_int(std::mt19937_64& rng, int64_t lo, int64_t hi) {
+  const uint64_t span = static_cast<uint64_t>(hi - lo) + 1;
+  const uint64_t limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % span;
+  uint64_t r;
+  do {
+    r = rng();
+  } while (r >= limit);
+  return lo + static_cast<int64_t>(r % span);
+}
+
+namespace {
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) fail_code(ExitCode::kIo, "cannot open calibration file {}", p.string());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+const Tokenizer& need_tokenizer(const Tokenizer* t, const fs::path& file) {
+  if (!t)
+    fail("calibration file {} is text: a tokenizer (tokenizer.json or tokenizer.model in the model "
+         "directory) is needed to tokenize it",
+         file.string());
+  return *t;
+}
+
+std::vector<TokenSequence> from_text(const CalibOptions& o, const Tokenizer* tok) {
+  const std::string text = read_all(o.file);
+  const TokenSequence ids = need_tokenizer(tok, o.file).encode(text, false);
+  const int64_t L = static_cast<int64_t>(ids.size());
+  if (L < o.seqlen + 1)
+    fail("calibration file {} has {} tokens: at least seqlen + 1 = {} are needed (give more text or a "
+         "smaller --seqlen)",
+         o.file.string(), L, o.seqlen + 1);
+  std::mt19937_64 rng(o.seed);
+  std::vector<TokenSequence> out;
+  for (int64_t s = 0; s < o.nsamples; ++s) {
+    const int64_t i = uniform_int(rng, 0, L - o.seqlen - 1);
+    out.emplace_back(ids.begin() + i, ids.begin() + i + o.seqlen);
+  }
+  return out;
+}
+
+std::vector<TokenSequence> from_jsonl(const CalibOptions& o, const Tokenizer* tok) {
+  std::ifstream in(o.file);
+  if (!in) fail_code(ExitCode::kIo, "cannot open calibration file {}", o.file.string());
+  std::vector<std::string> docs;
+  std::string line;
+  for (int64_t lineno = 1; std::getline(in, line); ++lineno) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      const auto j = nlohmann::json::parse(line);
+      docs.push_back(j.at("text").get<std::string>());
+    } catch (const nlohmann::json::exception& e) {
+      fail("{} line {}: expected a JSON object with a string \"text\" field ({})", o.file.string(), lineno,
+           e.what());
+    }
+  }
+  if (docs.empty()) fail("calibration file {} holds no documents", o.file.string());
+  const Tokenizer& t = need_tokenizer(tok, o.file);
+  std::vector<TokenSequence> cache(docs.size());
+  std::vector<bool> done(docs.size(), false);
+  std::mt19937_64 rng(o.seed);
+  std::vector<TokenSequence> out;
+  const int64_t max_draws = 1000 * o.nsamples + 10 * static_cast<int64_t>(docs.size());
+  int64_t draws = 0;
+  while (static_cast<int64_t>(out.size()) < o.nsamples) {
+    if (++draws > max_draws)
+      fail("calibration file {}: no document has at least {} tokens (seqlen + 1); use longer documents or "
+           "a smaller --seqlen",
+           o.file.string(), o.seqlen + 1);
+    const auto d = static_cast<size_t>(uniform_int(rng, 0, static_cast<int64_t>(docs.size()) - 1));
+    if (!done[d]) {
+      cache[d] = t.encode(docs[d], false);
+      done[d] = true;
+    }
+    const int64_t L = static_cast<int64_t>(cache[d].size());
+    if (L < o.seqlen + 1) continue;
+    const int64_t i = uniform_int(rng, 0, L - o.seqlen - 1);
+    out.emplace_back(cache[d].begin() + i, cache[d].begin() + i + o.seqlen);
+  }
+  return out;
+}
+
+std::vector<TokenSequence> from_tokenized(const CalibOptions& o) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_all(o.file));
+  } catch (const nlohmann::json::parse_error& e) {
+    fail("{} is not valid JSON ({})", o.file.string(), e.what());
+  }
+  if (!j.is_array() || j.empty())
+    fail("{}: pre-tokenized calibration data must be a non-empty JSON list of token-id lists", o.file.string());
+  std::vector<TokenSequence> out;
+  for (size_t s = 0; s < j.size() && static_cast<int64_t>(out.size()) < o.nsamples; ++s) {
+    const auto& e = j[s].is_object() && j[s].contains("input_ids") ? j[s]["input_ids"] : j[s];
+    if (!e.is_array() || e.empty())
+      fail("{}: sample {} must be a non-empty list of token ids (or {{\"input_ids\": [...]}})", o.file.string(), s);
+    TokenSequence seq;
+    for (const auto& v : e) {
+      if (!v.is_number_integer()) fail("{}: sample {} holds a non-integer token id {}", o.file.string(), s, v.dump());
+      seq.push_back(v.get<int32_t>());
+    }
+    out.push_back(std::move(seq));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<TokenSequence> load_calibration(const CalibOptions& o, const Tokenizer* tokenizer, int64_t vocab_size) {
+  if (o.nsamples <= 0) fail_code(ExitCode::kUsage, "--nsamples {}: must be at least 1", o.nsamples);
+  if (o.seqlen <= 0) fail_code(ExitCode::kUsage, "--seqlen {}: must be at least 1", o.seqlen);
+  if (!fs::exists(o.file)) fail_code(ExitCode::kIo, "calibration file {} not found", o.file.string());
+  const std::string ext = o.file.extension().string();
+  std::vector<TokenSequence> out = ext == ".jsonl"  ? from_jsonl(o, tokenizer)
+                                   : ext == ".json" ? from_tokenized(o)
+                                                    : from_text(o, tokenizer);
+  for (size_t s = 0; s < out.size(); ++s)
+    for (int32_t id : out[s])
+      if (id < 0 || id >= vocab_size)
+        fail("{}: sample {} holds token id {} outside the model's vocabulary [0, {})", o.file.string(), s, id,
+             vocab_size);
+  return out;
+}
+
+}  // namespace gptq

@@ -1,0 +1,94 @@
+// gptq inspect MODEL: what convert_model would do (block list, layers, packed shapes, totals).
+#include <fmt/core.h>
+
+#include "cli/command.h"
+#include "io/safetensors.h"
+#include "model/convert.h"
+#include "model/plan_report.h"
+#include "util/error.h"
+#include "util/progress.h"
+
+namespace gptq::cli {
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+void print_plan(const ModelConfig& cfg, const ModelPlan& plan) {
+  fmt::print("model       {} ({}, model_type {})\n", cfg.dir.string(),
+             cfg.architecture.empty() ? "?" : cfg.architecture, cfg.model_type);
+  if (!cfg.arch) fmt::print("note        architecture not registered: generic layer discovery (inspect only)\n");
+  fmt::print("blocks      {} x '{}' ({})\n", plan.num_blocks, plan.block_name,
+             plan.block_name_detected ? "detected with Optimum's block patterns" : "given by --block-name");
+  fmt::print("quantizer   {}-bit, group size {}\n\n", plan.bits, plan.group_size);
+  fmt::print("{:<44} {:<7} {:>6} {:>6} {:<5} {:<16} {:<12} {:<12}\n", "layer", "kind", "in", "out",
+             "bias", "qweight", "qzeros", "scales");
+  for (const auto& l : plan.layers) {
+    if (l.quantize) {
+      fmt::print("{:<44} {:<7} {:>6} {:>6} {:<5} {:<16} {:<12} {:<12}\n", l.name, linear_kind_name(l.kind),
+                 l.in_features, l.out_features, l.has_bias ? "yes" : "no", shape_str(l.qweight_shape()),
+                 shape_str(l.qzeros_shape()), shape_str(l.scales_shape()));
+    } else {
+      fmt::print("{:<44} {:<7} {:>6} {:>6} {:<5} float: {}\n", l.name, linear_kind_name(l.kind), l.in_features,
+                 l.out_features, l.has_bias ? "yes" : "no", l.skip_reason);
+    }
+  }
+  int64_t nq = 0;
+  for (const auto& l : plan.layers) nq += l.quantize;
+  fmt::print("\ntotals      {} layers quantized, {} left float; {:.2f}M of {:.2f}M parameters quantized\n", nq,
+             plan.layers.size() - nq, plan.params_quantized / 1e6, plan.params_total / 1e6);
+  fmt::print("size        input {}, estimated output {}\n", human_bytes(double(plan.input_bytes)),
+             human_bytes(double(plan.estimated_output_bytes)));
+  for (const auto& w : plan.warnings) fmt::print(stderr, "warning: {}\n", w);
+}
+
+}  // namespace
+
+Command add_inspect(CLI::App& root) {
+  struct Opts {
+    std::string model;
+    int bits = 4;
+    int group_size = 128;
+    std::vector<std::string> modules;
+    std::string block_name;
+    bool json = false;
+    bool allow_unaligned = false;
+  };
+  auto opts = std::make_shared<Opts>();
+  CLI::App* app = root.add_subcommand("inspect", "Show the transformer blocks and the layers GPTQ would quantize");
+  app->add_option("model", opts->model, "Model directory or Hugging Face id (org/name, from the local cache)")
+      ->required();
+  app->add_option("--bits", opts->bits, "Bits per weight: 2, 3, 4 or 8")->capture_default_str();
+  app->add_option("--group-size", opts->group_size, "Group size (-1: one group per row)")->capture_default_str();
+  app->add_option("--modules-in-block", opts->modules,
+                  "Quantize only layers ending with these names; each occurrence is one sequential group "
+                  "of comma-separated names (or one JSON list of lists)");
+  app->add_option("--block-name", opts->block_name, "Path of the block list (default: Optimum's patterns)");
+  app->add_flag("--allow-unaligned", opts->allow_unaligned,
+                "Also quantize layers whose in/out features are not multiples of 32");
+  app->add_flag("--json", opts->json, "Print JSON instead of a table");
+  return {app, [opts] {
+            const auto dir = resolve_model_path(opts->model);
+            const ModelConfig cfg = ModelConfig::load(dir);
+            const TensorStore store = TensorStore::open(dir);
+            ConvertOptions co;
+            co.bits = opts->bits;
+            co.group_size = opts->group_size;
+            co.block_name = opts->block_name;
+            co.modules_in_block = parse_modules_in_block(opts->modules);
+            co.allow_unaligned = opts->allow_unaligned;
+            const ModelPlan plan = convert_model(cfg, store, co);
+            if (opts->json) {
+              fmt::print("{}\n", plan_to_json(cfg, plan).dump(2));
+            } else {
+              print_plan(cfg, plan);
+            }
+            return 0;
+          }};
+}
+
+}  // namespace gptq::cli

@@ -1,0 +1,110 @@
+// tensor_to_f32: floating tensors of a mapping to float32. Large tensors are split into ranges
+// converted on several threads (the conversion is memory bound; one core does not saturate it).
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "util/error.h"
+#include "util/fp16.h"
+
+namespace gptq {
+
+namespace {
+
+constexpr size_t kMinPerThread = size_t{1} << 19;  // elements; below this one thread is faster
+constexpr size_t kMaxThreads = 16;
+constexpr size_t kGrain = 1024;  // range boundaries, in elements
+
+// Runs fn(begin, end) over [0, n) split into ranges, one per thread.
+template <class Fn>
+void parallel_ranges(size_t n, Fn fn) {
+  const size_t hw = std::max<size_t>(1, std::thread::hardware_concurrency());
+  const size_t threads = std::min({hw, kMaxThreads, std::max<size_t>(1, n / kMinPerThread)});
+  if (threads <= 1) {
+    fn(size_t{0}, n);
+    return;
+  }
+  const size_t chunk = (n / threads + kGrain - 1) / kGrain * kGrain;
+  std::vector<std::thread> pool;
+  size_t begin = chunk;  // the calling thread takes [0, chunk)
+  for (; begin < n; begin += chunk) {
+    const size_t end = std::min(n, begin + chunk);
+    try {
+      pool.emplace_back(fn, begin, end);
+    } catch (const std::system_error&) {  // no thread available: do it here
+      fn(begin, end);
+    }
+  }
+  fn(size_t{0}, std::min(n, chunk));
+  for (auto& t : pool) t.join();
+}
+
+// Half-precision data may sit at an odd address inside the mapping (after an odd-sized tensor):
+// such ranges go through an aligned bounce buffer.
+template <void (*Convert)(const uint16_t*, float*, size_t)>
+void halves_to_f32(const std::byte* src, float* out, size_t n) {
+  if (reinterpret_cast<uintptr_t>(src) % alignof(uint16_t) == 0) {
+    Convert(reinterpret_cast<const uint16_t*>(src), out, n);
+    return;
+  }
+  uint16_t buf[4096];
+  for (size_t i = 0; i < n; i += 4096) {
+    const size_t m = std::min<size_t>(4096, n - i);
+    std::memcpy(buf, src + 2 * i, 2 * m);
+    Convert(buf, out + i, m);
+  }
+}
+
+}  // namespace
+
+void tensor_to_f32(const TensorInfo& t, float* out) {
+  const size_t n = static_cast<size_t>(t.numel());
+  if (n * dtype_size(t.dtype) != t.nbytes) {
+    fail("tensor '{}': {} bytes do not match its shape {} x {}", t.name, t.nbytes, t.shape_str(),
+         dtype_name(t.dtype));
+  }
+  const std::byte* src = t.data;
+  switch (t.dtype) {
+    case DType::F32:
+      parallel_ranges(n,
+                      [&](size_t b, size_t e) { std::memcpy(out + b, src + 4 * b, 4 * (e - b)); });
+      return;
+    case DType::F16:
+      parallel_ranges(n, [&](size_t b, size_t e) {
+        halves_to_f32<static_cast<void (*)(const uint16_t*, float*, size_t)>(f16_to_f32)>(
+            src + 2 * b, out + b, e - b);
+      });
+      return;
+    case DType::BF16:
+      parallel_ranges(n, [&](size_t b, size_t e) {
+        halves_to_f32<static_cast<void (*)(const uint16_t*, float*, size_t)>(bf16_to_f32)>(
+            src + 2 * b, out + b, e - b);
+      });
+      return;
+    case DType::F64:
+      parallel_ranges(n, [&](size_t b, size_t e) {
+        for (size_t i = b; i < e; ++i) {
+          double d;
+          std::memcpy(&d, src + 8 * i, 8);
+          out[i] = static_cast<float>(d);
+        }
+      });
+      return;
+    default:
+      fail(
+          "tensor '{}' ({}, in '{}') has dtype {}; expected a floating-point tensor (F32, F16, "
+          "BF16 or F64)",
+          t.name, t.shape_str(), t.file ? t.file->string() : std::string("?"), dtype_name(t.dtype));
+  }
+}
+
+std::vector<float> tensor_to_f32(const TensorInfo& t) {
+  std::vector<float> out(static_cast<size_t>(t.numel()));
+  tensor_to_f32(t, out.data());
+  return out;
+}
+
+}  // namespace gptq

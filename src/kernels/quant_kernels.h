@@ -1,0 +1,83 @@
+// Low-level QuantLinear kernels (Highway, dispatched at run time to the best target of the CPU).
+// QuantLinear (quant_linear.h) owns the data and the threading; these functions compute one
+// contiguous range of output tiles on the calling thread.
+//
+// ---------------------------------------------------------------------------------------------
+// Repacked weight layout ("tile stream")
+// ---------------------------------------------------------------------------------------------
+// Output rows are taken in tiles of kTileRows = 16 (the last tile zero-padded). Input channels
+// are taken in the kernel order: the checkpoint's channels sorted by group (stable sort of
+// g_idx), each group zero-padded to a multiple of kBlock = 32 channels; group g spans the blocks
+// [group_blocks[g], group_blocks[g + 1]) (an empty group spans none). Activations are permuted
+// into this order at run time (padding positions read 0).
+//
+// Each tile is one contiguous byte stream of tile_bytes, 64-byte aligned:
+//   for each group g:
+//     float S[16]   = 2^b * scale[g, n]            (lane = row n of the tile)
+//     float ZF[16]  = 1 + zero[g, n] / 2^b
+//     for each block of the group: b words of 16 lanes (uint32, lane = row n):
+//       b = 2, 4, 8: word w holds the codes of the block positions [w*P, w*P + P), P = 32 / b,
+//                    position w*P + j at bits [j*b, j*b + b)  (the GPTQ qweight bitstream, one
+//                    stream per row instead of per column)
+//       b = 3:       words 0, 1: the low 2 bits of positions [16w, 16w + 16), position 16w + j
+//                    at bits [2j, 2j + 2); word 2: bit 2 of position p at bit p (bit planes)
+//   so a group costs 128 bytes of parameters plus 64*b bytes per block and row tile.
+//
+// ---------------------------------------------------------------------------------------------
+// Math
+// ---------------------------------------------------------------------------------------------
+// A code q in [0, 2^b) is turned into a float without a conversion instruction: OR-ing it into
+// the top mantissa bits of 1.0f (bits [23 - b, 23)) gives exactly m = 1 + q / 2^b. Then
+//   W[n, k] = scale * (q - z) = S * (m - ZF)            (m - ZF = (q - z) / 2^b exactly)
+// GEMV (one activation row): per group g and row n,
+//   D_g = sum_{k in g} m_k x_k                           (the only per-code work: 1 FMA)
+//   y_n = sum_g S_gn * (D_g - ZF_gn * X_g),   X_g = sum_{k in g} x_k
+// GEMM (R activation rows at once): the weight vector S * (m - ZF) (bit-identical to the
+// reference dequantization scale * (q - z)) is formed once per code and used by R FMAs.
+// Every output is computed by one thread in a fixed order: results do not depend on the number
+// of threads or the tile split.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace gptq::kernels {
+
+constexpr int64_t kTileRows = 16;
+constexpr int64_t kBlock = 32;
+// Activation rows per GEMM chunk: x is passed to the GEMM kernel transposed in chunks of
+// kGemmChunk rows, [chunks][Kp][kGemmChunk] (rows past the end zero).
+constexpr int64_t kGemmChunk = 16;
+
+struct TileStream {
+  const uint8_t* data = nullptr;        // tile t starts at data + t * tile_bytes
+  int64_t tile_bytes = 0;
+  const int32_t* group_blocks = nullptr;  // [groups + 1] block offsets in the kernel order
+  int64_t groups = 0;
+  int64_t kp = 0;  // kernel-order input length = group_blocks[groups] * kBlock
+  int64_t n = 0;   // output rows (the last tile may be partial)
+  int bits = 4;
+};
+
+// GEMV for the output tiles [t0, t1): y[n] = sum_k W[n, k] x[k] (+ bias[n]).
+// x: [kp] in the kernel order; xsum: [groups] the sums of x over each group's positions.
+void gemv_tiles(const TileStream& w, const float* x, const float* xsum, const float* bias,
+                int64_t t0, int64_t t1, float* y);
+
+// GEMM for the output tiles [t0, t1) and all `rows` activation rows:
+// y[r, n] = sum_k W[n, k] x[r, k] (+ bias[n]), y row stride ldy.
+// xt: [ceil(rows / kGemmChunk)][kp][kGemmChunk] (transposed chunks, kernel order, zero padded).
+void gemm_tiles(const TileStream& w, const float* xt, int64_t rows, const float* bias,
+                int64_t t0, int64_t t1, float* y, int64_t ldy);
+
+// Dequantizes the tiles [t0, t1) into wt [kp][ldw] (transposed: column (t - t0) * 16 + lane;
+// rows past n are written as zeros): wt[k][c] = W[t0 * 16 + c, k] in the kernel order.
+void dequant_tiles(const TileStream& w, int64_t t0, int64_t t1, float* wt, int64_t ldw);
+
+// Sum of n floats with SIMD (a streaming read: the memory-bandwidth probe of the benchmark).
+float sum_floats(const float* p, size_t n);
+
+// Name of the target the dispatcher picks now (e.g. "AVX3", "AVX2", "EMU128").
+const char* dispatch_target_name();
+
+}  // namespace gptq::kernels

@@ -1,0 +1,254 @@
+#include "model/convert.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "io/safetensors.h"
+#include "util/error.h"
+
+namespace gptq {
+
+const std::vector<std::string>& block_patterns() {
+  static const std::vector<std::string> patterns{
+      "transformer.h", "model.decoder.layers", "gpt_neox.layers", "model.layers",
+      "model.language_model.layers", "h", "decoder.layers", "layers"};
+  return patterns;
+}
+
+std::vector<std::string> module_names_from_tensors(const std::vector<std::string>& tensor_names) {
+  std::set<std::string> mods;
+  for (const auto& t : tensor_names) {
+    for (size_t pos = t.find('.'); pos != std::string::npos; pos = t.find('.', pos + 1))
+      mods.insert(t.substr(0, pos));
+  }
+  return {mods.begin(), mods.end()};
+}
+
+std::string detect_block_pattern(const std::vector<std::string>& module_names) {
+  for (const auto& p : block_patterns())
+    for (const auto& m : module_names)
+      if (m.starts_with(p)) return p;
+  return {};
+}
+
+bool matches_modules_in_block(const std::string& name,
+                              const std::vector<std::vector<std::string>>& modules_in_block) {
+  for (const auto& group : modules_in_block)
+    for (const auto& suffix : group)
+      if (name.ends_with(suffix)) return true;
+  return false;
+}
+
+std::vector<int64_t> QuantLayer::qweight_shape() const {
+  return {(in_features * bits + 31) / 32, out_features};
+}
+std::vector<int64_t> QuantLayer::qzeros_shape() const {
+  return {groups, (out_features * bits + 31) / 32};
+}
+std::vector<int64_t> QuantLayer::scales_shape() const { return {groups, out_features}; }
+
+std::vector<const QuantLayer*> ModelPlan::block_layers(int64_t block) const {
+  std::vector<const QuantLayer*> out;
+  for (const auto& l : layers)
+    if (l.block == block) out.push_back(&l);
+  return out;
+}
+
+namespace {
+
+bool is_digits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Block indices present under `block_name` ("<block_name>.<i>.").
+std::vector<int64_t> find_block_indices(const std::vector<std::string>& tensor_names,
+                                        const std::string& block_name) {
+  std::set<int64_t> idx;
+  const std::string prefix = block_name + ".";
+  for (const auto& t : tensor_names) {
+    if (!t.starts_with(prefix)) continue;
+    const auto end = t.find('.', prefix.size());
+    if (end == std::string::npos) continue;
+    const std::string part = t.substr(prefix.size(), end - prefix.size());
+    if (is_digits(part) && part.size() < 10) idx.insert(std::stoll(part));
+  }
+  return {idx.begin(), idx.end()};
+}
+
+// The weight parameters of a block that are layers Optimum would replace, as local module names
+// in registration order: the architecture's list first, then (generic / unknown extras) 2-D and
+// 4-D weights in name order.
+struct FoundLayer {
+  std::string local;
+  LinearKind kind;
+  std::string input_group;
+};
+
+std::vector<FoundLayer> layers_of_block(const ArchSpec* arch, const TensorStore& store,
+                                        const std::string& block_prefix, std::vector<std::string>* warnings) {
+  std::vector<FoundLayer> out;
+  std::set<std::string> seen;
+  if (arch) {
+    for (const auto& l : arch->linears) {
+      if (store.find(block_prefix + l.name + ".weight")) {
+        out.push_back({l.name, l.kind, l.input_group});
+        seen.insert(l.name);
+      }
+    }
+  }
+  for (const auto& n : store.names()) {
+    if (!n.starts_with(block_prefix) || !n.ends_with(".weight")) continue;
+    const std::string local = n.substr(block_prefix.size(), n.size() - block_prefix.size() - 7);
+    if (seen.count(local)) continue;
+    const auto& t = store.get(n);
+    if (t.shape.size() != 2 && t.shape.size() != 4) continue;  // norms, biases, scalars
+    if (local.find("embed") != std::string::npos) continue;     // embeddings are not replaced
+    const LinearKind kind = t.shape.size() == 4 ? LinearKind::kConv2d : LinearKind::kLinear;
+    out.push_back({local, kind, "own:" + local});
+    seen.insert(local);
+    if (arch && warnings)
+      warnings->push_back(fmt::format("{}{}: not in the '{}' architecture description; treated as a "
+                                      "Linear layer of its own",
+                                      block_prefix, local, arch->name));
+  }
+  return out;
+}
+
+}  // namespace
+
+ModelPlan convert_model(const ModelConfig& config, const TensorStore& store, const ConvertOptions& opt) {
+  if (opt.bits != 2 && opt.bits != 3 && opt.bits != 4 && opt.bits != 8)
+    fail_code(ExitCode::kUsage, "--bits {}: must be one of 2, 3, 4, 8", opt.bits);
+  if (opt.group_size == 0 || opt.group_size < -1)
+    fail_code(ExitCode::kUsage, "--group-size {}: must be -1 (one group per row) or a positive number",
+              opt.group_size);
+
+  ModelPlan plan;
+  plan.bits = opt.bits;
+  plan.group_size = opt.group_size;
+  const std::vector<std::string> names = store.names();
+
+  if (!opt.block_name.empty()) {
+    plan.block_name = opt.block_name;
+    plan.block_name_detected = false;
+  } else {
+    plan.block_name = detect_block_pattern(module_names_from_tensors(names));
+    if (plan.block_name.empty())
+      fail("{}: no transformer block list found (tried Optimum's patterns transformer.h, "
+           "model.decoder.layers, gpt_neox.layers, model.layers, model.language_model.layers, h, "
+           "decoder.layers, layers); pass --block-name with the path of the block list",
+           store.root().string());
+  }
+  const std::vector<int64_t> blocks = find_block_indices(names, plan.block_name);
+  if (blocks.empty()) {
+    std::string hint;
+    for (const auto& m : module_names_from_tensors(names))
+      if (m.starts_with(plan.block_name)) {
+        hint = m;
+        break;
+      }
+    fail("block list '{}' {}has no numbered blocks ('{}.0.*'){}; pass --block-name with the path of "
+         "the list of transformer blocks",
+         plan.block_name, plan.block_name_detected ? "(detected by Optimum's prefix patterns) " : "",
+         plan.block_name,
+         hint.empty() ? "" : fmt::format(": the pattern matched module '{}' by prefix", hint));
+  }
+  for (size_t i = 0; i < blocks.size(); ++i)
+    if (blocks[i] != static_cast<int64_t>(i))
+      fail("block list '{}': block {} is missing (blocks must be numbered 0..n-1)", plan.block_name, i);
+  plan.num_blocks = static_cast<int64_t>(blocks.size());
+  if (config.arch && config.hp.layers != plan.num_blocks)
+    plan.warnings.push_back(fmt::format("config.json says {} layers but the checkpoint has {} blocks",
+                                        config.hp.layers, plan.num_blocks));
+
+  const int64_t gs_check = opt.group_size;
+  for (int64_t b = 0; b < plan.num_blocks; ++b) {
+    const std::string prefix = fmt::format("{}.{}.", plan.block_name, b);
+    for (const auto& found : layers_of_block(config.arch, store, prefix, b == 0 ? &plan.warnings : nullptr)) {
+      QuantLayer q;
+      q.name = prefix + found.local;
+      q.local_name = found.local;
+      q.block = b;
+      q.kind = found.kind;
+      q.input_group = found.input_group;
+      q.bits = opt.bits;
+      const TensorInfo& w = store.get(q.name + ".weight");
+      q.weight_dtype = w.dtype;
+      if (!is_float(w.dtype))
+        fail("{}.weight has dtype {}: a float (F32/F16/BF16) weight is needed; is this checkpoint "
+             "already quantized?",
+             q.name, dtype_name(w.dtype));
+      if (q.kind == LinearKind::kConv1D) {
+        if (w.shape.size() != 2) fail("{}.weight: Conv1D weight must be 2-D, got {}", q.name, w.shape_str());
+        q.in_features = w.shape[0];
+        q.out_features = w.shape[1];
+      } else if (q.kind == LinearKind::kConv2d) {
+        q.in_features = w.shape[1];
+        q.out_features = w.shape[0];
+        if (w.shape[2] != 1 || w.shape[3] != 1) {
+          q.quantize = false;
+          q.skip_reason = "Conv2d with a kernel larger than 1x1 (QuantLinear cannot represent it)";
+        }
+      } else {
+        if (w.shape.size() != 2) fail("{}.weight: Linear weight must be 2-D, got {}", q.name, w.shape_str());
+        q.in_features = w.shape[1];
+        q.out_features = w.shape[0];
+      }
+      q.has_bias = store.find(q.name + ".bias") != nullptr;
+      const int64_t gs = gs_check == -1 ? q.in_features : gs_check;
+      q.groups = (q.in_features + gs - 1) / gs;
+      if (q.quantize && !opt.modules_in_block.empty() && !matches_modules_in_block(q.name, opt.modules_in_block)) {
+        q.quantize = false;
+        q.skip_reason = "not in modules_in_block_to_quantize";
+      }
+      if (q.quantize && !opt.allow_unaligned && (q.in_features % 32 != 0 || q.out_features % 32 != 0)) {
+        q.quantize = false;
+        q.skip_reason = "in/out features not multiples of 32 (AutoGPTQ/exllama/vLLM cannot load it)";
+        plan.warnings.push_back(fmt::format("{}: {}x{} stays float: {}; --allow-unaligned packs it "
+                                            "anyway (GPTQModel-only checkpoint)",
+                                            q.name, q.out_features, q.in_features, q.skip_reason));
+      }
+      plan.layers.push_back(std::move(q));
+    }
+  }
+  if (std::none_of(plan.layers.begin(), plan.layers.end(), [](const QuantLayer& l) { return l.quantize; }))
+    plan.warnings.push_back("no layer is selected for quantization");
+
+  // Sequential groups (Optimum quantize_model step 3).
+  std::vector<std::string> block0;
+  for (const auto* l : plan.block_layers(0))
+    if (l->quantize) block0.push_back(l->local_name);
+  if (!opt.modules_in_block.empty()) {
+    if (opt.true_sequential) {
+      plan.sequential_groups = opt.modules_in_block;
+    } else {
+      std::vector<std::string> all;
+      for (const auto& g : opt.modules_in_block) all.insert(all.end(), g.begin(), g.end());
+      plan.sequential_groups = {all};
+    }
+  } else if (opt.true_sequential) {
+    for (const auto& n : block0) plan.sequential_groups.push_back({n});
+  } else {
+    plan.sequential_groups = {block0};
+  }
+
+  // Sizes: parameters, input bytes and the estimated output.
+  std::set<std::string> quantized_weights;
+  for (const auto& l : plan.layers) {
+    if (!l.quantize) continue;
+    quantized_weights.insert(l.name + ".weight");
+    plan.params_quantized += l.in_features * l.out_features;
+    const auto qw = l.qweight_shape(), qz = l.qzeros_shape();
+    plan.estimated_output_bytes += 4 * (qw[0] * qw[1] + qz[0] * qz[1] + l.in_features) + 2 * l.groups * l.out_features;
+  }
+  for (const auto& n : names) {
+    const auto& t = store.get(n);
+    plan.params_total += t.numel();
+    plan.input_bytes += t.nbytes;
+    if (!quantized_weights.count(n)) plan.estimated_output_bytes += t.nbytes;
+  }
+  return plan;
+}
+
+}  // namespace gptq

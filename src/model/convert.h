@@ -1,0 +1,80 @@
+// Optimum's convert_model on a checkpoint: find the list of transformer blocks (BLOCK_PATTERNS,
+// spec 1.10), collect the linear layers inside them (Linear, GPT-2 Conv1D, 1x1 Conv2d; spec 1.5),
+// apply modules_in_block_to_quantize (suffix match, spec 1.6) and describe each selected layer
+// as a QuantLinear placeholder with the packed tensor shapes it will get.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io/dtype.h"
+#include "model/arch.h"
+#include "model/model_config.h"
+
+namespace gptq {
+
+class TensorStore;
+
+// Optimum's BLOCK_PATTERNS, in order (OPT-HEAD).
+const std::vector<std::string>& block_patterns();
+
+// Every module path implied by parameter names: "a.b.c.weight" -> "a", "a.b", "a.b.c".
+std::vector<std::string> module_names_from_tensors(const std::vector<std::string>& tensor_names);
+
+// Optimum's get_block_name_with_pattern: the first pattern p (in order) such that some module
+// name starts with p (a plain prefix test: "h" also matches "head"). Empty if none matches.
+std::string detect_block_pattern(const std::vector<std::string>& module_names);
+
+// True if `name` ends with any of the entries (Optimum's filter, spec 1.6).
+bool matches_modules_in_block(const std::string& name,
+                              const std::vector<std::vector<std::string>>& modules_in_block);
+
+struct ConvertOptions {
+  std::string block_name;  // --block-name; "" = detect
+  std::vector<std::vector<std::string>> modules_in_block;  // empty = every layer
+  int bits = 4;
+  int group_size = 128;
+  // Quantize layers whose in/out features are not multiples of 32 (loadable by GPTQModel only).
+  bool allow_unaligned = false;
+  bool true_sequential = true;
+};
+
+struct QuantLayer {
+  std::string name;        // full module path, e.g. "model.layers.0.self_attn.q_proj"
+  std::string local_name;  // inside the block, e.g. "self_attn.q_proj"
+  int64_t block = 0;
+  LinearKind kind = LinearKind::kLinear;
+  int64_t in_features = 0, out_features = 0;
+  bool has_bias = false;
+  DType weight_dtype = DType::F32;
+  std::string input_group;  // layers of a block with the same group read the same input
+  bool quantize = true;     // false: stays float (reason in skip_reason)
+  std::string skip_reason;
+  int64_t groups = 0;       // G = ceil(K / group_size_eff)
+
+  std::vector<int64_t> qweight_shape() const;  // [ceil(K*b/32), N] int32
+  std::vector<int64_t> qzeros_shape() const;   // [G, ceil(N*b/32)] int32
+  std::vector<int64_t> scales_shape() const;   // [G, N] fp16
+  int bits = 4;
+};
+
+struct ModelPlan {
+  std::string block_name;     // e.g. "model.layers"
+  bool block_name_detected = true;
+  int64_t num_blocks = 0;
+  std::vector<QuantLayer> layers;  // block-major; registration order inside a block
+  // Sequential groups of local layer names (Optimum's true_sequential / modules_in_block).
+  std::vector<std::vector<std::string>> sequential_groups;
+  int bits = 4, group_size = 128;
+  int64_t params_total = 0, params_quantized = 0;
+  uint64_t input_bytes = 0, estimated_output_bytes = 0;
+  std::vector<std::string> warnings;
+
+  std::vector<const QuantLayer*> block_layers(int64_t block) const;
+};
+
+ModelPlan convert_model(const ModelConfig& config, const TensorStore& tensors,
+                        const ConvertOptions& options);
+
+}  // namespace gptq

@@ -1,0 +1,70 @@
+#include "model/json_util.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace gptq {
+
+nlohmann::json read_json_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail_code(ExitCode::kIo, "cannot open {}: check that the file exists and is readable", path.string());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    return nlohmann::json::parse(ss.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    fail("{} is not valid JSON ({}): the file is damaged; download it again", path.string(), e.what());
+  }
+}
+
+const nlohmann::json& JsonObject::get(const std::string& key) const {
+  if (!has(key)) fail("{}: key '{}' is missing", source_, key);
+  return j_.at(key);
+}
+
+int64_t JsonObject::integer(const std::string& key) const {
+  const auto& v = get(key);
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())))
+    return static_cast<int64_t>(v.get<double>());
+  fail("{}: '{}' must be an integer, got {}", source_, key, v.dump());
+}
+
+double JsonObject::number(const std::string& key) const {
+  const auto& v = get(key);
+  if (!v.is_number()) fail("{}: '{}' must be a number, got {}", source_, key, v.dump());
+  return v.get<double>();
+}
+
+std::string JsonObject::string(const std::string& key) const {
+  const auto& v = get(key);
+  if (!v.is_string()) fail("{}: '{}' must be a string, got {}", source_, key, v.dump());
+  return v.get<std::string>();
+}
+
+bool JsonObject::boolean(const std::string& key) const {
+  const auto& v = get(key);
+  if (!v.is_boolean()) fail("{}: '{}' must be true or false, got {}", source_, key, v.dump());
+  return v.get<bool>();
+}
+
+int64_t JsonObject::integer_or(const std::string& key, int64_t def) const {
+  return has(key) ? integer(key) : def;
+}
+double JsonObject::number_or(const std::string& key, double def) const {
+  return has(key) ? number(key) : def;
+}
+std::string JsonObject::string_or(const std::string& key, const std::string& def) const {
+  return has(key) ? string(key) : def;
+}
+bool JsonObject::boolean_or(const std::string& key, bool def) const {
+  return has(key) ? boolean(key) : def;
+}
+
+std::optional<int64_t> JsonObject::first_integer(std::initializer_list<const char*> keys) const {
+  for (const char* k : keys)
+    if (has(k)) return integer(k);
+  return std::nullopt;
+}
+
+}  // namespace gptq

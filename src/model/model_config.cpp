@@ -1,0 +1,90 @@
+#include "model/model_config.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+
+#include "model/json_util.h"
+
+namespace gptq {
+
+namespace fs = std::filesystem;
+
+ModelConfig ModelConfig::load(const fs::path& dir) {
+  ModelConfig c;
+  c.dir = dir;
+  const fs::path file = dir / "config.json";
+  if (!fs::exists(file))
+    fail("{} not found: a Hugging Face model directory needs config.json next to its "
+         "*.safetensors files",
+         file.string());
+  c.raw = read_json_file(file);
+  if (!c.raw.is_object()) fail("{}: expected a JSON object", file.string());
+  JsonObject cfg(c.raw, file.string());
+  c.model_type = cfg.string_or("model_type", "");
+  if (cfg.has("architectures") && c.raw["architectures"].is_array() && !c.raw["architectures"].empty() &&
+      c.raw["architectures"][0].is_string())
+    c.architecture = c.raw["architectures"][0].get<std::string>();
+  c.torch_dtype = cfg.string_or("torch_dtype", cfg.string_or("dtype", ""));
+  c.arch = find_arch(c.model_type);
+  if (c.arch) c.hp = c.arch->read_hparams(c.raw);
+  return c;
+}
+
+const ArchSpec& ModelConfig::require_arch() const {
+  if (arch) return *arch;
+  std::string known;
+  for (const ArchSpec* a : all_archs())
+    for (const auto& t : a->model_types) known += (known.empty() ? "" : ", ") + t;
+  fail("{}: model_type '{}' ({}) is not supported; supported: {}. A new family is one file in "
+       "src/arch/ plus a registry line",
+       (dir / "config.json").string(), model_type, architecture.empty() ? "no architectures" : architecture,
+       known);
+}
+
+int64_t ModelConfig::default_seqlen() const {
+  JsonObject cfg(raw, "config.json");
+  const auto n = cfg.first_integer({"max_position_embeddings", "seq_length", "n_positions"});
+  return std::min<int64_t>(4028, n.value_or(2048));
+}
+
+namespace {
+fs::path hub_cache_dir() {
+  if (const char* p = std::getenv("HF_HUB_CACHE"); p && *p) return p;
+  if (const char* p = std::getenv("HUGGINGFACE_HUB_CACHE"); p && *p) return p;
+  if (const char* p = std::getenv("HF_HOME"); p && *p) return fs::path(p) / "hub";
+  if (const char* p = std::getenv("XDG_CACHE_HOME"); p && *p) return fs::path(p) / "huggingface" / "hub";
+  if (const char* p = std::getenv("HOME"); p && *p) return fs::path(p) / ".cache" / "huggingface" / "hub";
+  return {};
+}
+}  // namespace
+
+fs::path resolve_model_path(const std::string& model) {
+  if (fs::exists(model)) return fs::path(model);
+  const auto slash = model.find('/');
+  const bool looks_like_id = slash != std::string::npos && slash > 0 && slash + 1 < model.size() &&
+                             model.find('/', slash + 1) == std::string::npos &&
+                             model.find("..") == std::string::npos && model[0] != '.';
+  if (!looks_like_id)
+    fail_code(ExitCode::kIo, "model '{}' not found: give a model directory or a Hugging Face id (org/name)",
+              model);
+  const fs::path cache = hub_cache_dir();
+  const fs::path repo = cache / ("models--" + model.substr(0, slash) + "--" + model.substr(slash + 1));
+  std::string revision;
+  if (std::ifstream ref(repo / "refs" / "main"); ref) std::getline(ref, revision);
+  if (!revision.empty() && fs::is_directory(repo / "snapshots" / revision))
+    return repo / "snapshots" / revision;
+  // No refs/main: a single snapshot is unambiguous.
+  if (fs::is_directory(repo / "snapshots")) {
+    std::vector<fs::path> snaps;
+    for (const auto& e : fs::directory_iterator(repo / "snapshots"))
+      if (e.is_directory()) snaps.push_back(e.path());
+    if (snaps.size() == 1) return snaps[0];
+  }
+  fail_code(ExitCode::kIo,
+            "model '{}' is neither a local directory nor in the Hugging Face cache ({}): download it "
+            "first (e.g. `huggingface-cli download {}`), or set HF_HUB_CACHE / HF_HOME",
+            model, repo.string(), model);
+}
+
+}  // namespace gptq

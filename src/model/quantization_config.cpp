@@ -1,0 +1,96 @@
+#include "model/quantization_config.h"
+
+#include <fstream>
+
+#include "model/json_util.h"
+
+namespace gptq {
+
+namespace fs = std::filesystem;
+
+std::string format_name(CheckpointFormat f) { return f == CheckpointFormat::kGptq ? "gptq" : "gptq_v2"; }
+
+nlohmann::json QuantizationConfig::to_json() const {
+  nlohmann::json j{{"quant_method", "gptq"},
+                   {"bits", bits},
+                   {"group_size", group_size},
+                   {"desc_act", desc_act},
+                   {"sym", sym},
+                   {"damp_percent", damp_percent},
+                   {"true_sequential", true_sequential},
+                   {"static_groups", static_groups},
+                   {"act_group_aware", act_group_aware},
+                   {"checkpoint_format", format_name(format)},
+                   {"format", format_name(format)},
+                   {"pack_dtype", "int32"},
+                   {"lm_head", false},
+                   {"modules_in_block_to_quantize", nullptr},
+                   {"meta", meta}};
+  if (!modules_in_block_to_quantize.empty()) j["modules_in_block_to_quantize"] = modules_in_block_to_quantize;
+  if (!block_name_to_quantize.empty()) j["block_name_to_quantize"] = block_name_to_quantize;
+  if (model_seqlen > 0) j["model_seqlen"] = model_seqlen;
+  return j;
+}
+
+QuantizationConfig QuantizationConfig::from_json(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) fail("{}: the quantization config must be a JSON object", source);
+  JsonObject o(j, source);
+  QuantizationConfig q;
+  std::string method = o.string_or("quant_method", o.string_or("method", "gptq"));
+  for (auto& c : method) c = static_cast<char>(std::tolower(c));
+  if (method != "gptq")
+    fail("{}: quant_method '{}' is not GPTQ; only GPTQ checkpoints (quant_method \"gptq\") are supported", source,
+         method);
+  q.bits = static_cast<int>(o.has("bits") ? o.integer("bits") : o.integer_or("w_bit", 4));
+  if (q.bits != 2 && q.bits != 3 && q.bits != 4 && q.bits != 8)
+    fail("{}: bits {} is not supported (2, 3, 4 or 8)", source, q.bits);
+  q.group_size = static_cast<int>(o.has("group_size") ? o.integer("group_size") : o.integer_or("q_group_size", -1));
+  if (q.group_size == 0 || q.group_size < -1)
+    fail("{}: group_size {} is invalid (-1 or a positive number)", source, q.group_size);
+  q.desc_act = o.boolean_or("desc_act", false);
+  q.sym = o.boolean_or("sym", true);
+  q.static_groups = o.boolean_or("static_groups", false);
+  q.true_sequential = o.boolean_or("true_sequential", true);
+  q.act_group_aware = o.boolean_or("act_group_aware", false);
+  q.damp_percent = o.number_or("damp_percent", 0.01);
+  std::string fmt = o.string_or("checkpoint_format", o.string_or("format", "gptq"));
+  for (auto& c : fmt) c = static_cast<char>(std::tolower(c));
+  if (o.boolean_or("is_marlin_format", false)) fmt = "marlin";
+  if (fmt == "gptq") {
+    q.format = CheckpointFormat::kGptq;
+  } else if (fmt == "gptq_v2") {
+    q.format = CheckpointFormat::kGptqV2;
+  } else {
+    fail("{}: checkpoint_format '{}' is not supported (gptq or gptq_v2); repack the model in the GPTQ format",
+         source, fmt);
+  }
+  if (o.has("modules_in_block_to_quantize")) {
+    for (const auto& g : j["modules_in_block_to_quantize"]) {
+      std::vector<std::string> group;
+      if (g.is_string()) group.push_back(g.get<std::string>());
+      else
+        for (const auto& s : g) group.push_back(s.get<std::string>());
+      q.modules_in_block_to_quantize.push_back(std::move(group));
+    }
+  }
+  q.block_name_to_quantize = o.string_or("block_name_to_quantize", "");
+  q.model_seqlen = o.integer_or("model_seqlen", 0);
+  if (o.has("meta") && j["meta"].is_object()) q.meta = j["meta"];
+  return q;
+}
+
+std::optional<QuantizationConfig> QuantizationConfig::find_in_model_dir(const fs::path& dir) {
+  const fs::path config = dir / "config.json";
+  if (fs::exists(config)) {
+    const auto j = read_json_file(config);
+    if (j.contains("quantization_config") && !j["quantization_config"].is_null())
+      return from_json(j["quantization_config"], config.string() + " quantization_config");
+  }
+  for (const char* name : {"quantize_config.json", "quant_config.json"}) {
+    const fs::path p = dir / name;
+    if (fs::exists(p)) return from_json(read_json_file(p), p.string());
+  }
+  return std::nullopt;
+}
+
+}  // namespace gptq

@@ -1,0 +1,43 @@
+#include "nn/attention.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "nn/vec_math.h"
+
+namespace gptq::nn {
+
+void causal_softmax_inplace(float* s, int64_t tokens) {
+  for (int64_t i = 0; i < tokens; ++i) {
+    float* row = s + i * tokens;
+    const float mx = max_value(row, i + 1);
+    const float inv = static_cast<float>(1.0 / exp_shifted(row, i + 1, mx, row));
+    for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
+    std::fill(row + i + 1, row + tokens, 0.0f);
+  }
+}
+
+void causal_attention(const AttentionShape& shape, const HeadsView& q, const HeadsView& k,
+                      const HeadsView& v, int64_t tokens, float* out, std::vector<float>& scores) {
+  const int64_t t = tokens, d = shape.head_dim;
+  const int64_t group = shape.heads / shape.kv_heads;  // query heads per kv head
+  const int64_t out_stride = shape.heads * d;
+  scores.resize(static_cast<size_t>(t * t));
+  for (int64_t h = 0; h < shape.heads; ++h) {
+    const int64_t g = h / group;
+    // S = scale * Q_h K_g^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(t), static_cast<int>(t),
+                static_cast<int>(d), shape.scale, q.head(h), static_cast<int>(q.row_stride),
+                k.head(g), static_cast<int>(k.row_stride), 0.0f, scores.data(),
+                static_cast<int>(t));
+    causal_softmax_inplace(scores.data(), t);
+    // O_h = P V_g, written into the head's columns of out.
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(t), static_cast<int>(d),
+                static_cast<int>(t), 1.0f, scores.data(), static_cast<int>(t), v.head(g),
+                static_cast<int>(v.row_stride), 0.0f, out + h * d, static_cast<int>(out_stride));
+  }
+}
+
+}  // namespace gptq::nn

@@ -1,0 +1,36 @@
+// Causal multi-head attention with grouped KV heads (GQA/MQA), fp32:
+//   for each query head h (kv head g = h / (heads / kv_heads), as transformers' repeat_kv):
+//     S = scale * Q_h K_g^T            [T, T]  (sgemm)
+//     P = softmax(S) over j <= i        (causal; masked entries are exactly 0)
+//     O_h = P V_g                       [T, head_dim]  (sgemm)
+//   out = [O_0 | O_1 | ... ]            [T, heads * head_dim]
+// Q, K and V are read through strided views, so separate q/k/v outputs and fused qkv outputs
+// (GPT-2 [q | k | v], GPT-NeoX per-head [q_h | k_h | v_h]) are used in place.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace gptq::nn {
+
+// Head h of token t starts at data + t * row_stride + h * head_stride.
+struct HeadsView {
+  float* data = nullptr;
+  int64_t row_stride = 0;
+  int64_t head_stride = 0;
+  float* head(int64_t h) const { return data + h * head_stride; }
+};
+
+struct AttentionShape {
+  int64_t heads = 0, kv_heads = 0, head_dim = 0;
+  float scale = 1.0f;  // usually 1 / sqrt(head_dim)
+};
+
+// out [T, heads * head_dim]; `scores` is scratch, resized to T * T.
+void causal_attention(const AttentionShape& shape, const HeadsView& q, const HeadsView& k,
+                      const HeadsView& v, int64_t tokens, float* out, std::vector<float>& scores);
+
+// Row-wise causal softmax of s [T, T] in place: row i over columns 0..i, columns > i set to 0.
+void causal_softmax_inplace(float* s, int64_t tokens);
+
+}  // namespace gptq::nn

@@ -1,0 +1,378 @@
+// BlockForward: one transformer block assembled from the shared pieces (norm, rotary, attention,
+// activation, dense linears) as its ArchSpec and ModelHparams describe it.
+#include "nn/block_forward.h"
+
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+#include "io/safetensors.h"
+#include "nn/activation.h"
+#include "nn/attention.h"
+#include "nn/dense_linear.h"
+#include "nn/norm.h"
+#include "nn/rotary.h"
+#include "nn/weight_loader.h"
+#include "util/error.h"
+
+namespace gptq {
+
+namespace {
+
+// What a linear computes inside the block (from the BlockLayout names).
+enum class Role { kQ, kK, kV, kQkv, kO, kGate, kUp, kDown };
+
+struct Slot {
+  std::string name;  // local, e.g. "self_attn.q_proj"
+  LinearKind kind = LinearKind::kLinear;
+  LinearGroup group = LinearGroup::kAttnIn;
+  Role role = Role::kQ;
+  int64_t n = 0, k = 0;     // out, in features
+  std::vector<float> bias;  // [n] or empty
+  std::unique_ptr<LinearOp> op;
+  nn::DenseLinear* dense = nullptr;  // op when it is the dense fp32 linear
+};
+
+LinearGroup parse_group(const std::string& g, const std::string& arch, const std::string& linear) {
+  if (g == "attn_in") return LinearGroup::kAttnIn;
+  if (g == "attn_out") return LinearGroup::kAttnOut;
+  if (g == "mlp_in") return LinearGroup::kMlpIn;
+  if (g == "mlp_mid") return LinearGroup::kMlpMid;
+  fail("architecture '{}': linear '{}' has input group '{}'; expected attn_in, attn_out, mlp_in or "
+       "mlp_mid",
+       arch, linear, g);
+}
+
+Role role_of(const BlockLayout& b, const std::string& name, const std::string& arch) {
+  const std::pair<const std::string*, Role> roles[] = {
+      {&b.q, Role::kQ},     {&b.k, Role::kK},       {&b.v, Role::kV},   {&b.qkv, Role::kQkv},
+      {&b.o, Role::kO},     {&b.gate, Role::kGate}, {&b.up, Role::kUp}, {&b.down, Role::kDown}};
+  for (const auto& [n, r] : roles)
+    if (!n->empty() && *n == name) return r;
+  fail("architecture '{}': linear '{}' is none of the block layout's modules", arch, name);
+}
+
+struct LinearShape {
+  int64_t n, k;
+  bool has_bias;
+};
+
+// Shape [out, in] of each role and whether it has a bias, from the hyper-parameters.
+LinearShape linear_shape(Role r, const ModelHparams& hp) {
+  const int64_t q_w = hp.heads * hp.head_dim, kv_w = hp.kv_heads * hp.head_dim;
+  switch (r) {
+    case Role::kQ: return {q_w, hp.hidden, hp.qkv_bias};
+    case Role::kK:
+    case Role::kV: return {kv_w, hp.hidden, hp.qkv_bias};
+    case Role::kQkv: return {q_w + 2 * kv_w, hp.hidden, hp.qkv_bias};
+    case Role::kO: return {hp.hidden, q_w, hp.o_bias};
+    case Role::kGate:
+    case Role::kUp: return {hp.intermediate, hp.hidden, hp.mlp_bias};
+    case Role::kDown: return {hp.hidden, hp.intermediate, hp.mlp_bias};
+  }
+  return {0, 0, false};
+}
+
+}  // namespace
+
+struct BlockForward::Impl {
+  const ArchSpec* arch = nullptr;
+  ModelHparams hp;
+  int64_t index = 0;
+  std::string prefix;
+  nn::Norm attn_norm, mlp_norm;
+  std::vector<Slot> slots;  // ArchSpec::linears order
+  std::vector<std::string> names;
+  std::array<std::vector<std::string>, kNumLinearGroups> groups;
+  std::array<int, 8> by_role{-1, -1, -1, -1, -1, -1, -1, -1};
+  bool rotary_on = false;
+  nn::RotaryTable rotary;
+  nn::AttentionShape attn;
+
+  int64_t q_width() const { return hp.heads * hp.head_dim; }
+
+  Slot& slot(const std::string& name) {
+    for (auto& s : slots)
+      if (s.name == name) return s;
+    fail("block {} ({}): no linear '{}' (linears: {})", index, arch->name, name,
+         fmt::join(names, ", "));
+  }
+  const Slot& slot(const std::string& name) const { return const_cast<Impl*>(this)->slot(name); }
+
+  const LinearOp& op(Role r) const {
+    const Slot& s = slots[by_role[static_cast<int>(r)]];
+    if (!s.op)
+      fail("block {}: linear '{}{}' has no implementation (not loaded; call set_linear first)", index,
+           prefix, s.name);
+    return *s.op;
+  }
+  bool has(Role r) const { return by_role[static_cast<int>(r)] >= 0; }
+
+  // y [T, n] = linear(x [T, k])
+  void apply(Role r, const float* x, int64_t tokens, std::vector<float>& y) const {
+    const LinearOp& l = op(r);
+    y.resize(static_cast<size_t>(tokens * l.out_features()));
+    l.forward(x, tokens, y.data());
+  }
+
+  void load_norm(const TensorStore& store, const std::string& module, NormType type, nn::Norm& norm) {
+    norm.type = type;
+    norm.dim = hp.hidden;
+    norm.eps = static_cast<float>(hp.norm_eps);
+    const std::string what = type == NormType::kRmsNorm ? "RMSNorm weight" : "LayerNorm weight";
+    norm.weight = nn::load_param(store, prefix + module + ".weight", {hp.hidden}, what);
+    if (type == NormType::kLayerNorm)
+      norm.bias = nn::load_param(store, prefix + module + ".bias", {hp.hidden}, "LayerNorm bias");
+  }
+
+  void check_state(const SequenceState& s, const std::vector<float>& v, int64_t width,
+                   const char* what) const {
+    if (s.tokens <= 0 || v.size() != static_cast<size_t>(s.tokens * width))
+      fail_code(ExitCode::kInternal,
+                "block {}: {} has {} values; expected tokens ({}) x {} (stages run out of order?)",
+                index, what, v.size(), s.tokens, width);
+  }
+};
+
+BlockForward::BlockForward(const ModelConfig& config, const TensorStore& store, int64_t index)
+    : BlockForward(config, store, index, BlockOptions{}) {}
+
+BlockForward::BlockForward(const ModelConfig& config, const TensorStore& store, int64_t index,
+                           const BlockOptions& options)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.arch = &config.require_arch();
+  m.hp = config.hp;
+  m.index = index;
+  const ArchSpec& a = *m.arch;
+  const ModelHparams& hp = m.hp;
+  if (index < 0 || index >= hp.layers)
+    fail("block index {} out of range: the model has {} blocks", index, hp.layers);
+  if (!hp.norm_before)
+    fail("{}: post-LayerNorm blocks (do_layer_norm_before=false) are not supported",
+         config.model_type);
+  if (hp.heads <= 0 || hp.kv_heads <= 0 || hp.heads % hp.kv_heads != 0 || hp.head_dim <= 0)
+    fail("{}: attention heads {} / key-value heads {} / head_dim {} are inconsistent",
+         config.model_type, hp.heads, hp.kv_heads, hp.head_dim);
+  if (a.qkv == QkvLayout::kFusedPerHead && hp.kv_heads != hp.heads)
+    fail("{}: the per-head fused qkv layout needs as many key-value heads as heads", a.name);
+  m.prefix = nn::block_prefix(store, index, options.block_name);
+
+  m.load_norm(store, a.block.attn_norm, a.norm, m.attn_norm);
+  m.load_norm(store, a.block.mlp_norm, a.norm, m.mlp_norm);
+
+  for (const LinearSpec& spec : a.linears) {
+    Slot s;
+    s.name = spec.name;
+    s.kind = spec.kind;
+    s.group = parse_group(spec.input_group, a.name, spec.name);
+    s.role = role_of(a.block, spec.name, a.name);
+    const auto [n, k, has_bias] = linear_shape(s.role, hp);
+    s.n = n;
+    s.k = k;
+    const std::string full = m.prefix + spec.name;
+    if (has_bias) s.bias = nn::load_param(store, full + ".bias", {s.n}, "linear bias");
+    if (options.load_linears) {
+      auto dense = std::make_unique<nn::DenseLinear>(
+          nn::load_linear_weight(store, full + ".weight", s.kind, s.n, s.k), s.bias, s.n, s.k);
+      s.dense = dense.get();
+      s.op = std::move(dense);
+    }
+    m.by_role[static_cast<int>(s.role)] = static_cast<int>(m.slots.size());
+    m.groups[static_cast<int>(s.group)].push_back(s.name);
+    m.names.push_back(s.name);
+    m.slots.push_back(std::move(s));
+  }
+  // The layout must provide every piece the forward needs.
+  const bool separate = a.qkv == QkvLayout::kSeparate;
+  const bool qkv_ok = separate ? m.has(Role::kQ) && m.has(Role::kK) && m.has(Role::kV)
+                               : m.has(Role::kQkv);
+  const bool mlp_ok = m.has(Role::kUp) && m.has(Role::kDown) &&
+                      (a.mlp == MlpType::kPlain || m.has(Role::kGate));
+  if (!qkv_ok || !m.has(Role::kO) || !mlp_ok)
+    fail("architecture '{}': the block's linears ({}) do not cover its qkv / o / MLP layout",
+         a.name, fmt::join(m.names, ", "));
+
+  if (a.positions == PositionType::kRotary) {
+    // transformers: rotary_ndims = int(head_dim * rotary_pct)
+    const auto rot = static_cast<int64_t>(static_cast<double>(hp.head_dim) * hp.rotary_pct);
+    if (rot > hp.head_dim) fail("{}: rotary_pct {} exceeds 1", a.name, hp.rotary_pct);
+    if (rot > 0) {
+      m.rotary_on = true;
+      m.rotary = nn::RotaryTable(rot, hp.rope_theta, std::max<int64_t>(hp.max_positions, 1));
+    }
+  }
+  m.attn = {hp.heads, hp.kv_heads, hp.head_dim,
+            static_cast<float>(1.0 / std::sqrt(static_cast<double>(hp.head_dim)))};
+}
+
+BlockForward::~BlockForward() = default;
+
+int64_t BlockForward::index() const { return impl_->index; }
+const std::string& BlockForward::prefix() const { return impl_->prefix; }
+const std::vector<std::string>& BlockForward::linears() const { return impl_->names; }
+
+const std::vector<std::string>& BlockForward::group_linears(LinearGroup g) const {
+  return impl_->groups.at(static_cast<size_t>(g));
+}
+
+LinearGroup BlockForward::group_of(const std::string& local_linear) const {
+  return impl_->slot(local_linear).group;
+}
+
+const std::vector<float>& BlockForward::weight(const std::string& local_linear) const {
+  const Slot& s = impl_->slot(local_linear);
+  if (!s.dense)
+    fail("block {}: linear '{}' has no dense fp32 weight (not loaded, or replaced by set_linear)",
+         impl_->index, local_linear);
+  return s.dense->weight();
+}
+
+void BlockForward::set_weight(const std::string& local_linear, std::vector<float> w_nk) {
+  Slot& s = impl_->slot(local_linear);
+  if (w_nk.size() != static_cast<size_t>(s.n * s.k))
+    fail("block {}: set_weight('{}') got {} values; expected [{}, {}]", impl_->index, local_linear,
+         w_nk.size(), s.n, s.k);
+  if (s.dense) {
+    s.dense->set_weight(std::move(w_nk));
+  } else {
+    auto dense = std::make_unique<nn::DenseLinear>(std::move(w_nk), s.bias, s.n, s.k);
+    s.dense = dense.get();
+    s.op = std::move(dense);
+  }
+}
+
+const std::vector<float>& BlockForward::bias(const std::string& local_linear) const {
+  return impl_->slot(local_linear).bias;
+}
+
+void BlockForward::set_linear(const std::string& local_linear, std::unique_ptr<LinearOp> op) {
+  Slot& s = impl_->slot(local_linear);
+  if (!op || op->in_features() != s.k || op->out_features() != s.n)
+    fail("block {}: set_linear('{}') needs a linear {} -> {} features, got {}", impl_->index,
+         local_linear, s.k, s.n,
+         op ? fmt::format("{} -> {}", op->in_features(), op->out_features()) : "none");
+  s.op = std::move(op);
+  s.dense = nullptr;
+}
+
+const LinearOp& BlockForward::linear(const std::string& local_linear) const {
+  const Slot& s = impl_->slot(local_linear);
+  return impl_->op(s.role);
+}
+
+void BlockForward::run_stage(LinearGroup g, SequenceState& st) const {
+  const Impl& m = *impl_;
+  const ModelHparams& hp = m.hp;
+  const int64_t t = st.tokens, hidden = hp.hidden;
+  switch (g) {
+    case LinearGroup::kAttnIn: {
+      m.check_state(st, st.resid, hidden, "state.resid (block input)");
+      st.h.resize(static_cast<size_t>(t * hidden));
+      m.attn_norm.apply(st.resid.data(), t, st.h.data());
+      return;
+    }
+    case LinearGroup::kAttnOut: {
+      m.check_state(st, st.h, hidden, "state.h (attention input)");
+      const int64_t d = hp.head_dim, heads = hp.heads, kvh = hp.kv_heads;
+      std::vector<float> qb, kb, vb;
+      nn::HeadsView q, k, v;
+      switch (m.arch->qkv) {
+        case QkvLayout::kSeparate:
+          m.apply(Role::kQ, st.h.data(), t, qb);
+          m.apply(Role::kK, st.h.data(), t, kb);
+          m.apply(Role::kV, st.h.data(), t, vb);
+          q = {qb.data(), heads * d, d};
+          k = {kb.data(), kvh * d, d};
+          v = {vb.data(), kvh * d, d};
+          break;
+        case QkvLayout::kFusedConcat: {  // [q (heads*d) | k (kv*d) | v (kv*d)]
+          m.apply(Role::kQkv, st.h.data(), t, qb);
+          const int64_t w = (heads + 2 * kvh) * d;
+          q = {qb.data(), w, d};
+          k = {qb.data() + heads * d, w, d};
+          v = {qb.data() + (heads + kvh) * d, w, d};
+          break;
+        }
+        case QkvLayout::kFusedPerHead: {  // view [T, heads, 3d]: head h = [q_h | k_h | v_h]
+          m.apply(Role::kQkv, st.h.data(), t, qb);
+          const int64_t w = 3 * heads * d;
+          q = {qb.data(), w, 3 * d};
+          k = {qb.data() + d, w, 3 * d};
+          v = {qb.data() + 2 * d, w, 3 * d};
+          break;
+        }
+      }
+      if (m.rotary_on) {
+        m.rotary.apply(q.data, t, heads, q.row_stride, q.head_stride);
+        m.rotary.apply(k.data, t, kvh, k.row_stride, k.head_stride);
+      }
+      st.h.resize(static_cast<size_t>(t * heads * d));
+      std::vector<float> scores;
+      nn::causal_attention(m.attn, q, k, v, t, st.h.data(), scores);
+      return;
+    }
+    case LinearGroup::kMlpIn: {
+      m.check_state(st, st.h, m.q_width(), "state.h (attention output)");
+      m.check_state(st, st.resid, hidden, "state.resid");
+      std::vector<float> a;
+      m.apply(Role::kO, st.h.data(), t, a);
+      if (hp.parallel_residual) {
+        st.aux = std::move(a);  // added in finish(): x + attn(ln1(x)) + mlp(ln2(x))
+      } else {
+        for (size_t i = 0; i < a.size(); ++i) st.resid[i] += a[i];
+      }
+      st.h.resize(static_cast<size_t>(t * hidden));
+      m.mlp_norm.apply(st.resid.data(), t, st.h.data());
+      return;
+    }
+    case LinearGroup::kMlpMid: {
+      m.check_state(st, st.h, hidden, "state.h (MLP input)");
+      std::vector<float> first;
+      if (m.arch->mlp == MlpType::kGated) {
+        std::vector<float> up;
+        m.apply(Role::kGate, st.h.data(), t, first);
+        m.apply(Role::kUp, st.h.data(), t, up);
+        nn::gated_activation_inplace(hp.act, first.data(), up.data(),
+                                     static_cast<int64_t>(first.size()));
+      } else {
+        m.apply(Role::kUp, st.h.data(), t, first);
+        nn::activation_inplace(hp.act, first.data(), static_cast<int64_t>(first.size()));
+      }
+      st.h = std::move(first);
+      return;
+    }
+  }
+}
+
+void BlockForward::finish(SequenceState& st) const {
+  const Impl& m = *impl_;
+  m.check_state(st, st.h, m.hp.intermediate, "state.h (MLP hidden)");
+  m.check_state(st, st.resid, m.hp.hidden, "state.resid");
+  std::vector<float> out;
+  m.apply(Role::kDown, st.h.data(), st.tokens, out);
+  if (m.hp.parallel_residual) {
+    m.check_state(st, st.aux, m.hp.hidden, "state.aux (attention output)");
+    for (size_t i = 0; i < out.size(); ++i) st.resid[i] = (out[i] + st.aux[i]) + st.resid[i];
+  } else {
+    for (size_t i = 0; i < out.size(); ++i) st.resid[i] += out[i];
+  }
+}
+
+void BlockForward::forward(SequenceState& state) const {
+  for (int g = 0; g < kNumLinearGroups; ++g) run_stage(static_cast<LinearGroup>(g), state);
+  finish(state);
+}
+
+void BlockForward::forward(float* x, int64_t tokens) const {
+  SequenceState st;
+  st.tokens = tokens;
+  const size_t n = static_cast<size_t>(tokens * impl_->hp.hidden);
+  st.resid.assign(x, x + n);
+  forward(st);
+  std::copy(st.resid.begin(), st.resid.end(), x);
+}
+
+}  // namespace gptq

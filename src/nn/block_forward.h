@@ -1,0 +1,116 @@
+// The forward pass of one transformer block, split into stages so that GPTQ can take each
+// linear group's Hessian with the earlier groups already quantized while running every
+// calibration sequence through the block only once (Optimum's true-sequential semantics).
+//
+// Every supported block has the same four linear groups, in this order:
+//   kAttnIn  (q, k, v  or fused qkv)   input: attn_norm(x)
+//   kAttnOut (o / dense / out_proj)    input: attention output (heads concatenated)
+//   kMlpIn   (gate, up  or fc1)        input: mlp_norm(x + attn)  (parallel residual: mlp_norm(x))
+//   kMlpMid  (down / fc2)              input: act(gate) * up  or  act(fc1)
+// run_stage(g, state) computes the input of group g from the state left by stage g-1 (stage 0
+// starts from the block input); finish(state) applies the last group and the residual and leaves
+// the block output in state.resid.
+//
+// Usage: state.tokens = T; state.resid = block input [T, hidden]; then run_stage(kAttnIn),
+// run_stage(kAttnOut), run_stage(kMlpIn), run_stage(kMlpMid) (each leaves the input of that group
+// in state.h, where a hook may read it, e.g. for the Hessians), finish() -> state.resid = output.
+// What each stage does (transformers semantics, fp32):
+//   kAttnIn : h = attn_norm(resid)                       (resid keeps the block input x)
+//   kAttnOut: q, k, v = attn_in linears(h); rotary on q, k; causal GQA attention;
+//             h = heads concatenated [T, heads * head_dim]
+//   kMlpIn  : a = o(h); sequential: resid += a, h = mlp_norm(resid);
+//             parallel residual: aux = a, h = mlp_norm(resid)
+//   kMlpMid : gated: h = act(gate(h)) * up(h); plain: h = act(fc1(h))
+//   finish  : m = down(h); resid += m (parallel: resid = (m + aux) + resid)
+// The linears used are the current ones (after set_weight / set_linear).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/model_config.h"
+
+namespace gptq {
+
+class TensorStore;
+
+enum class LinearGroup : int { kAttnIn = 0, kAttnOut = 1, kMlpIn = 2, kMlpMid = 3 };
+constexpr int kNumLinearGroups = 4;
+
+// A linear layer y = x W^T + b as the forward uses it (dense fp32 now; QuantLinear later).
+class LinearOp {
+ public:
+  virtual ~LinearOp() = default;
+  virtual int64_t in_features() const = 0;
+  virtual int64_t out_features() const = 0;
+  // x [rows, in] -> y [rows, out] (overwritten).
+  virtual void forward(const float* x, int64_t rows, float* y) const = 0;
+};
+
+// Per-sequence state carried between stages.
+struct SequenceState {
+  int64_t tokens = 0;
+  std::vector<float> resid;  // [T, hidden]: block input, then the residual stream, then the output
+  std::vector<float> h;      // [T, width]: input of the current linear group
+  std::vector<float> aux;    // [T, hidden]: attention output kept for the parallel residual
+};
+
+struct BlockOptions {
+  // false: the linears are not loaded (e.g. a quantized checkpoint): each must be given with
+  // set_linear() before the block runs; norms and biases are still loaded.
+  bool load_linears = true;
+  // The block list ("model.layers"); "" = detected from the tensor names (Optimum's patterns).
+  std::string block_name;
+};
+
+class BlockForward {
+ public:
+  // Loads block `index` (weights converted to fp32 from the mmap'ed checkpoint). Only this block's
+  // tensors are read; the store may be closed afterwards.
+  BlockForward(const ModelConfig& config, const TensorStore& store, int64_t index);
+  BlockForward(const ModelConfig& config, const TensorStore& store, int64_t index,
+               const BlockOptions& options);
+  ~BlockForward();
+  BlockForward(const BlockForward&) = delete;
+  BlockForward& operator=(const BlockForward&) = delete;
+
+  int64_t index() const;
+  const std::string& prefix() const;  // full name prefix of the block, e.g. "model.layers.3."
+  // All linears in registration order (ArchSpec::linears).
+  const std::vector<std::string>& linears() const;
+
+  // Linear modules of the block (local names, e.g. "self_attn.q_proj") in each group.
+  const std::vector<std::string>& group_linears(LinearGroup g) const;
+  LinearGroup group_of(const std::string& local_linear) const;
+
+  // Dense weight of a linear as the math matrix W [N, K] (Conv1D transposed) and its bias.
+  const std::vector<float>& weight(const std::string& local_linear) const;
+  // Replaces the weight (e.g. by the GPTQ dequantized one), same shape [N, K].
+  void set_weight(const std::string& local_linear, std::vector<float> w_nk);
+  // Bias of a linear ([N], empty if it has none), as loaded from the checkpoint.
+  const std::vector<float>& bias(const std::string& local_linear) const;
+  // Replaces the linear by another implementation (QuantLinear at inference); the op computes
+  // x W^T + b including the bias. weight() is unavailable afterwards (set_weight restores a dense
+  // linear with the loaded bias).
+  void set_linear(const std::string& local_linear, std::unique_ptr<LinearOp> op);
+  // The linear as the forward uses it (throws if it has not been set).
+  const LinearOp& linear(const std::string& local_linear) const;
+
+  // stage g in 0..3: compute the input of group g into state.h (width = in_features of the group).
+  void run_stage(LinearGroup g, SequenceState& state) const;
+  // Applies kMlpMid and the residual: the block output ends in state.resid.
+  void finish(SequenceState& state) const;
+  // Whole block: x [T, hidden] in place.
+  void forward(float* x, int64_t tokens) const;
+  // Whole block on a state whose resid holds the input (reuses the state's buffers).
+  void forward(SequenceState& state) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gptq

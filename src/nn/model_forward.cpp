@@ -1,0 +1,160 @@
+#include "nn/model_forward.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "io/safetensors.h"
+#include "nn/norm.h"
+#include "nn/weight_loader.h"
+#include "util/error.h"
+
+namespace gptq {
+
+struct ModelForward::FinalNorm {
+  nn::Norm norm;
+};
+
+ModelForward::ModelForward(const ModelConfig& config, const TensorStore& store,
+                           const ModelForwardOptions& options)
+    : config_(config), store_(&store), block_name_(options.block_name),
+      final_norm_(std::make_unique<FinalNorm>()) {
+  const ArchSpec& a = config_.require_arch();
+  const ModelHparams& hp = config_.hp;
+  if (!hp.norm_before)
+    fail("{}: post-LayerNorm models (do_layer_norm_before=false) are not supported",
+         config_.model_type);
+  if (block_name_.empty()) block_name_ = nn::detect_block_name(store);
+
+  vocab_ = hp.vocab;
+  embed_ = nn::load_param(store, a.model.embed + ".weight", {vocab_, hp.hidden}, "token embedding");
+  if (!a.model.pos_embed.empty()) {
+    pos_rows_ = hp.max_positions + hp.pos_offset;
+    pos_embed_ = nn::load_param(store, a.model.pos_embed + ".weight", {pos_rows_, hp.hidden},
+                                "learned position embedding");
+  }
+  nn::Norm& fn = final_norm_->norm;
+  fn.type = a.norm;
+  fn.dim = hp.hidden;
+  fn.eps = static_cast<float>(hp.norm_eps);
+  fn.weight = nn::load_param(store, a.model.final_norm + ".weight", {hp.hidden}, "final norm weight");
+  if (a.norm == NormType::kLayerNorm)
+    fn.bias = nn::load_param(store, a.model.final_norm + ".bias", {hp.hidden}, "final norm bias");
+  // transformers ties lm_head to the input embedding when tie_word_embeddings is set; a checkpoint
+  // without the head tensor is tied too.
+  const std::string head_name = a.model.lm_head + ".weight";
+  if (!hp.tie_word_embeddings && !a.model.lm_head.empty() && nn::find_param(store, head_name))
+    lm_head_ = nn::load_param(store, head_name, {vocab_, hp.hidden}, "LM head");
+
+  if (options.load_blocks) {
+    blocks_.resize(static_cast<size_t>(hp.layers));
+    for (int64_t i = 0; i < hp.layers; ++i) blocks_[i] = load_block(i);
+  }
+}
+
+ModelForward::~ModelForward() = default;
+
+int64_t ModelForward::max_tokens() const {
+  return pos_embed_.empty() ? std::numeric_limits<int64_t>::max()
+                            : pos_rows_ - config_.hp.pos_offset;
+}
+
+void ModelForward::embed(const int32_t* ids, int64_t tokens, float* x) const {
+  const int64_t d = hidden();
+  if (tokens > max_tokens())
+    fail("a sequence of {} tokens exceeds the model's {} learned positions", tokens, max_tokens());
+  for (int64_t t = 0; t < tokens; ++t) {
+    const int32_t id = ids[t];
+    if (id < 0 || id >= vocab_)
+      fail("token id {} at position {} is outside the vocabulary [0, {})", id, t, vocab_);
+    const float* e = embed_.data() + static_cast<int64_t>(id) * d;
+    float* xr = x + t * d;
+    if (pos_embed_.empty()) {
+      std::copy(e, e + d, xr);
+    } else {
+      const float* p = pos_embed_.data() + (t + config_.hp.pos_offset) * d;
+      for (int64_t i = 0; i < d; ++i) xr[i] = e[i] + p[i];
+    }
+  }
+}
+
+void ModelForward::head(const float* x, int64_t rows, float* logits) const {
+  if (rows == 0) return;
+  const int64_t d = hidden();
+  std::vector<float> normed(static_cast<size_t>(rows * d));
+  final_norm_->norm.apply(x, rows, normed.data());
+  const std::vector<float>& w = lm_head_.empty() ? embed_ : lm_head_;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
+              static_cast<int>(vocab_), static_cast<int>(d), 1.0f, normed.data(),
+              static_cast<int>(d), w.data(), static_cast<int>(d), 0.0f, logits,
+              static_cast<int>(vocab_));
+}
+
+bool ModelForward::blocks_resident() const { return !blocks_.empty(); }
+
+BlockForward& ModelForward::block(int64_t index) {
+  if (!blocks_resident() || index < 0 || index >= num_blocks() || !blocks_[index])
+    fail("block {} is not resident in this ModelForward ({} blocks, built on demand: {})", index,
+         num_blocks(), !blocks_resident());
+  return *blocks_[index];
+}
+
+const BlockForward& ModelForward::block(int64_t index) const {
+  return const_cast<ModelForward*>(this)->block(index);
+}
+
+void ModelForward::set_block(int64_t index, std::unique_ptr<BlockForward> block) {
+  if (index < 0 || index >= num_blocks()) fail("set_block: index {} out of range", index);
+  if (blocks_.empty()) blocks_.resize(static_cast<size_t>(num_blocks()));
+  blocks_[index] = std::move(block);
+}
+
+void ModelForward::set_block_provider(BlockProvider provider) {
+  blocks_.clear();
+  provider_ = std::move(provider);
+}
+
+std::unique_ptr<BlockForward> ModelForward::load_block(int64_t index) const {
+  BlockOptions o;
+  o.block_name = block_name_;
+  return std::make_unique<BlockForward>(config_, *store_, index, o);
+}
+
+std::vector<float> ModelForward::logits(const std::vector<int32_t>& ids) const {
+  std::vector<float> out(ids.size() * static_cast<size_t>(vocab_));
+  logits(ids.data(), static_cast<int64_t>(ids.size()), out.data());
+  return out;
+}
+
+void ModelForward::logits(const int32_t* ids, int64_t tokens, float* out) const {
+  std::vector<float> x(static_cast<size_t>(tokens * hidden()));
+  forward_windows(ids, 1, tokens, x.data());
+  head(x.data(), tokens, out);
+}
+
+void ModelForward::forward_windows(const int32_t* ids, int64_t n, int64_t tokens, float* x) const {
+  const int64_t stride = tokens * hidden();
+  for (int64_t w = 0; w < n; ++w) embed(ids + w * tokens, tokens, x + w * stride);
+  SequenceState st;  // buffers reused across windows
+  st.tokens = tokens;
+  auto run = [&](const BlockForward& b, float* xw) {
+    st.resid.assign(xw, xw + stride);
+    b.forward(st);
+    std::copy(st.resid.begin(), st.resid.end(), xw);
+  };
+  if (blocks_resident()) {
+    for (const auto& b : blocks_)
+      if (!b) fail("ModelForward: some blocks are neither resident nor provided");
+    for (int64_t w = 0; w < n; ++w)
+      for (const auto& b : blocks_) run(*b, x + w * stride);
+    return;
+  }
+  for (int64_t i = 0; i < num_blocks(); ++i) {
+    std::unique_ptr<BlockForward> b = provider_ ? provider_(i) : load_block(i);
+    if (!b) fail("ModelForward: the block provider returned no block {}", i);
+    for (int64_t w = 0; w < n; ++w) run(*b, x + w * stride);
+  }
+}
+
+}  // namespace gptq

@@ -1,0 +1,38 @@
+// Reading the parameters the forward pass needs from a checkpoint, converted exactly to fp32,
+// with shape checks whose errors name the tensor and the expected shape.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/arch.h"
+
+namespace gptq {
+class TensorStore;
+struct TensorInfo;
+}  // namespace gptq
+
+namespace gptq::nn {
+
+// The tensor `name`, or, for checkpoints saved from the base model (e.g. GPT-2 "wte.weight" for
+// "transformer.wte.weight"), the name without its first component. nullptr if neither exists.
+const TensorInfo* find_param(const TensorStore& store, const std::string& name);
+
+// fp32 copy of a parameter of exactly `shape`; throws gptq::Error naming the tensor if it is
+// missing, not a float tensor, or of another shape. `what` says what it is used for.
+std::vector<float> load_param(const TensorStore& store, const std::string& name,
+                              const std::vector<int64_t>& shape, const std::string& what);
+
+// Weight of a linear module as the math matrix W [n, k]: nn.Linear [n, k] as stored, Conv1D
+// (stored [k, n]) transposed, 1x1 Conv2d [n, k, 1, 1] reshaped.
+std::vector<float> load_linear_weight(const TensorStore& store, const std::string& name,
+                                      LinearKind kind, int64_t n, int64_t k);
+
+// The prefix of block `index` ("model.layers.3."): Optimum's block pattern detected from the
+// tensor names unless `block_name` is given.
+std::string block_prefix(const TensorStore& store, int64_t index, const std::string& block_name = "");
+// The detected block list name ("model.layers", "transformer.h", ...); throws if none.
+std::string detect_block_name(const TensorStore& store);
+
+}  // namespace gptq::nn

@@ -1,0 +1,477 @@
+#include "pipeline/quantize.h"
+
+#include <cblas.h>
+#include <fmt/core.h>
+
+#include <cmath>
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "calib/tokenizer.h"
+#include "io/safetensors.h"
+#include "io/safetensors_writer.h"
+#include "model/convert.h"
+#include "model/quantization_config.h"
+#include "nn/block_forward.h"
+#include "pipeline/calibration_inputs.h"
+#include "pipeline/output_layout.h"
+#include "pipeline/run_state.h"
+#include "pipeline/sequential_plan.h"
+#include "quant/gptq.h"
+#include "quant/pack.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+#include "util/fp16.h"
+#include "util/hash.h"
+#include "util/progress.h"
+
+namespace gptq {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+nlohmann::json options_json(const QuantizeOptions& o) {
+  const QuantConfig& q = o.quant;
+  return {{"method", o.method == QuantMethod::kGptq ? "gptq" : "rtn"},
+          {"bits", q.bits},
+          {"group_size", q.group_size},
+          {"damp_percent", q.damp_percent},
+          {"damp_auto_increment", q.damp_auto_increment},
+          {"desc_act", q.desc_act},
+          {"static_groups", q.static_groups},
+          {"sym", q.sym},
+          {"act_group_aware", q.act_group_aware},
+          {"mse", q.mse_norm},
+          {"true_sequential", o.true_sequential},
+          {"format", format_name(o.effective_format())},
+          {"modules_in_block", o.modules_in_block},
+          {"block_name", o.block_name},
+          {"allow_unaligned", o.allow_unaligned},
+          {"zero_bias", o.zero_bias},
+          {"nsamples", o.calib.nsamples},
+          {"seqlen", o.calib.seqlen},
+          {"seed", o.calib.seed},
+          {"max_shard_bytes", o.max_shard_bytes}};
+}
+
+std::string fingerprint_of(const ModelConfig& cfg, const TensorStore& store, const nlohmann::json& options,
+                           const std::vector<TokenSequence>& calib) {
+  Fnv64 h;
+  h.add("gptq.cpp " GPTQ_VERSION).add(cfg.raw.dump()).add(options.dump());
+  for (const auto& n : store.names()) {
+    const auto& t = store.get(n);
+    h.add(n).add(dtype_name(t.dtype)).add_u64(t.nbytes);
+    for (int64_t d : t.shape) h.add_u64(static_cast<uint64_t>(d));
+  }
+  for (const auto& s : calib) {
+    h.add_u64(s.size());
+    h.add(s.data(), s.size() * sizeof(int32_t));
+  }
+  return h.hex();
+}
+
+void check_paths(const fs::path& model_dir, const fs::path& out, const fs::path& staging, bool resume) {
+  const fs::path m = fs::weakly_canonical(model_dir), o = fs::weakly_canonical(out);
+  auto inside = [](const fs::path& a, const fs::path& b) {  // a inside (or equal to) b
+    auto ai = a.begin(), bi = b.begin();
+    for (; bi != b.end(); ++ai, ++bi)
+      if (ai == a.end() || *ai != *bi) return false;
+    return true;
+  };
+  if (inside(o, m) || inside(m, o))
+    fail_code(ExitCode::kUsage, "output {} is inside the model directory {} (or contains it): choose an output "
+              "outside the input", out.string(), model_dir.string());
+  if (fs::exists(out))
+    fail_code(ExitCode::kUsage, "output directory {} already exists: choose a new path or delete it first",
+              out.string());
+  if (resume && !fs::exists(RunState::dir(staging) / "state.json"))
+    fail_code(ExitCode::kUsage, "--resume: no interrupted run found in {}; start without --resume", staging.string());
+  if (!resume && fs::exists(staging))
+    fail_code(ExitCode::kUsage, "{} holds an interrupted run: add --resume to continue it, or delete it to start "
+              "again", staging.string());
+}
+
+// Creates the staging directory and proves it is writable before any expensive work.
+void prepare_staging(const fs::path& staging) {
+  std::error_code ec;
+  fs::create_directories(staging, ec);
+  if (ec)
+    fail_code(ExitCode::kIo, "cannot create {}: {} (is the output location writable?)", staging.string(),
+              ec.message());
+  write_file_atomic(staging / ".write-test", "ok");
+  fs::remove(staging / ".write-test");
+}
+
+void copy_aux_files(const fs::path& model_dir, const fs::path& staging) {
+  static const std::set<std::string> skip{"config.json", "model.safetensors.index.json", "README.md",
+                                          "quantize_config.json", "quant_config.json"};
+  for (const auto& e : fs::directory_iterator(model_dir)) {
+    if (!e.is_regular_file()) continue;
+    const std::string name = e.path().filename().string();
+    const std::string ext = e.path().extension().string();
+    if (skip.count(name) || ext == ".safetensors" || ext == ".bin" || ext == ".pt" || ext == ".pth" ||
+        ext == ".gguf" || ext == ".partial" || name.ends_with(".index.json"))
+      continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    write_file_atomic(staging / name, bytes);
+  }
+}
+
+class QuantizeRun {
+ public:
+  QuantizeRun(const fs::path& model_dir, const fs::path& out, const QuantizeOptions& opt,
+              const std::function<void(const std::string&)>& log)
+      : model_dir_(model_dir), out_(out), staging_(out.string() + ".partial"), opt_(opt), log_(log) {}
+
+  QuantizeSummary run();
+
+ private:
+  void setup();
+  void copy_float_tensors();
+  void quantize_block(int64_t b);
+  nlohmann::json quantize_layer(const QuantLayer& layer, BlockForward& bf, const std::vector<float>* hessian);
+  void finalize();
+  nlohmann::json quantization_config_json() const;
+
+  fs::path model_dir_, out_, staging_;
+  const QuantizeOptions& opt_;
+  const std::function<void(const std::string&)>& log_;
+  QuantConfig qc_;
+  ModelConfig cfg_;
+  TensorStore store_;
+  ModelPlan plan_;
+  OutputLayout layout_;
+  std::vector<TokenSequence> calib_;
+  std::unique_ptr<SafetensorsWriter> writer_;
+  RunState state_;
+  Activations acts_;
+  std::unique_ptr<ProgressBar> bar_;
+  Stopwatch clock_;
+  double flops_ = 0;
+  int64_t seqlen_ = 0;
+};
+
+void QuantizeRun::setup() {
+  qc_ = opt_.quant;
+  qc_.validate();
+  check_paths(model_dir_, out_, staging_, opt_.resume);
+  cfg_ = ModelConfig::load(model_dir_);
+  cfg_.require_arch();
+  if (cfg_.is_quantized())
+    fail("{} is already a quantized checkpoint (config.json has quantization_config); quantize the float model",
+         model_dir_.string());
+  store_ = TensorStore::open(model_dir_);
+  ConvertOptions co;
+  co.bits = qc_.bits;
+  co.group_size = qc_.group_size;
+  co.block_name = opt_.block_name;
+  co.modules_in_block = opt_.modules_in_block;
+  co.allow_unaligned = opt_.allow_unaligned;
+  co.true_sequential = opt_.true_sequential;
+  plan_ = convert_model(cfg_, store_, co);
+  for (const auto& w : plan_.warnings) log_("warning: " + w);
+  // Calibration data (not needed for round-to-nearest).
+  seqlen_ = opt_.calib.seqlen > 0 ? opt_.calib.seqlen : cfg_.default_seqlen();
+  if (seqlen_ > cfg_.hp.max_positions)
+    fail_code(ExitCode::kUsage, "--seqlen {} exceeds the model's maximum of {} positions", seqlen_,
+              cfg_.hp.max_positions);
+  if (opt_.method == QuantMethod::kGptq) {
+    if (opt_.calib.file.empty())
+      fail_code(ExitCode::kUsage, "--calib FILE is required for GPTQ (a text file, .jsonl or pre-tokenized .json)");
+    CalibOptions c = opt_.calib;
+    c.seqlen = seqlen_;
+    std::unique_ptr<Tokenizer> tok;
+    if (c.file.extension() != ".json") tok = Tokenizer::from_model_dir(model_dir_);
+    calib_ = load_calibration(c, tok.get(), cfg_.hp.vocab);
+  }
+  layout_ = make_output_layout(store_, plan_, opt_.zero_bias);
+  const std::string fp = fingerprint_of(cfg_, store_, options_json(opt_), calib_);
+  if (opt_.resume) {
+    state_ = *RunState::load(staging_);
+    if (state_.fingerprint != fp)
+      fail_code(ExitCode::kUsage, "--resume: the interrupted run in {} was made with another model, calibration or "
+                "options (fingerprint {} != {}); rerun with the same arguments, or delete it to start again",
+                staging_.string(), state_.fingerprint, fp);
+    if (state_.blocks_done < plan_.num_blocks) acts_ = load_activations(staging_);
+    log_(fmt::format("resuming: {} of {} blocks already done", state_.blocks_done, plan_.num_blocks));
+  } else {
+    prepare_staging(staging_);
+    state_.fingerprint = fp;
+  }
+  SafetensorsWriter::Options wo;
+  wo.max_shard_bytes = opt_.max_shard_bytes;
+  wo.metadata = {{"format", "pt"}, {"quantizer", "gptq.cpp " GPTQ_VERSION}};
+  wo.keep_partial = true;
+  wo.resume = opt_.resume;
+  writer_ = std::make_unique<SafetensorsWriter>(staging_, layout_.specs, wo);
+  if (opt_.resume) {
+    if (state_.copied)
+      for (const auto& n : layout_.copied) writer_->mark_written(n);
+    for (const auto& l : plan_.layers)
+      if (l.quantize && l.block < state_.blocks_done) {
+        for (const char* s : {".qweight", ".qzeros", ".scales", ".g_idx"}) writer_->mark_written(l.name + s);
+        if (l.has_bias || opt_.zero_bias) writer_->mark_written(l.name + ".bias");
+      }
+  }
+}
+
+void QuantizeRun::copy_float_tensors() {
+  if (state_.copied) return;
+  for (const auto& n : layout_.copied) {
+    const auto& t = store_.get(n);
+    writer_->write(n, t.data, t.nbytes);
+  }
+  writer_->sync();
+  state_.copied = true;
+  state_.save(staging_);
+}
+
+nlohmann::json QuantizeRun::quantize_layer(const QuantLayer& layer, BlockForward& bf,
+                                           const std::vector<float>* hessian) {
+  Stopwatch sw;
+  const int64_t n = layer.out_features, k = layer.in_features;
+  const std::vector<float>& w = bf.weight(layer.local_name);
+  const GptqResult r =
+      hessian ? gptq_quantize(w.data(), n, k, hessian->data(), static_cast<int64_t>(calib_.size()), qc_, layer.name)
+              : rtn_quantize(w.data(), n, k, qc_);
+  if (hessian) flops_ += static_cast<double>(k) * k * k + 2.0 * n * k * k;
+  const PackedLinear p = pack_linear(r.codes.data(), r.scales.data(), r.zeros.data(), r.g_idx.data(), n, k, r.groups,
+                                     qc_.bits, qc_.group_size, opt_.effective_format());
+  writer_->write(layer.name + ".qweight", p.qweight.data(), p.qweight.size() * 4);
+  writer_->write(layer.name + ".qzeros", p.qzeros.data(), p.qzeros.size() * 4);
+  writer_->write(layer.name + ".scales", p.scales.data(), p.scales.size() * 2);
+  writer_->write(layer.name + ".g_idx", p.g_idx.data(), p.g_idx.size() * 4);
+  if (layer.has_bias || opt_.zero_bias) {
+    std::vector<uint16_t> b16(static_cast<size_t>(n), 0);
+    if (layer.has_bias) {
+      const std::vector<float> b = tensor_to_f32(store_.get(layer.name + ".bias"));
+      f32_to_f16(b.data(), b16.data(), b16.size());
+    }
+    writer_->write(layer.name + ".bias", b16.data(), b16.size() * 2);
+  }
+  // The next layers see what a loader will compute: fp16 scales times (code - zero).
+  bf.set_weight(layer.local_name, dequantize_linear(p));
+  const double secs = sw.seconds();
+  if (!opt_.quiet) {
+    if (bar_) bar_->clear();
+    log_(fmt::format("{:<40} {:>5}x{:<5} loss {:10.4e}  damp {:.4f}{}  {:6.2f}s", layer.name, n, k, r.loss, r.damp,
+                     r.damp_retries ? fmt::format(" ({} raises)", r.damp_retries) : "", secs));
+  }
+  return {{"name", layer.name},   {"block", layer.block}, {"out_features", n},      {"in_features", k},
+          {"loss", r.loss},       {"damp", r.damp},        {"damp_retries", r.damp_retries},
+          {"dead_columns", r.dead_columns}, {"seconds", secs}};
+}
+
+void QuantizeRun::quantize_block(int64_t b) {
+  BlockForward bf(cfg_, store_, b);
+  std::map<std::string, const QuantLayer*> layers;
+  for (const QuantLayer* l : plan_.block_layers(b))
+    if (l->quantize) layers[l->local_name] = l;
+  auto stage_of = [&](const std::string& local) { return static_cast<int>(bf.group_of(local)); };
+
+  if (opt_.method == QuantMethod::kRtn || calib_.empty()) {
+    for (const QuantLayer* l : plan_.block_layers(b))
+      if (l->quantize) state_.layers.push_back(quantize_layer(*l, bf, nullptr));
+    return;
+  }
+
+  // Sequential groups restricted to this block's quantized layers (suffix match, Optimum).
+  std::vector<std::vector<std::string>> groups;
+  std::set<std::string> grouped;
+  for (const auto& g : plan_.sequential_groups) {
+    std::vector<std::string> members;
+    for (const QuantLayer* l : plan_.block_layers(b))
+      if (l->quantize && !grouped.count(l->local_name))
+        for (const auto& suffix : g)
+          if (l->name.ends_with(suffix)) {
+            members.push_back(l->local_name);
+            grouped.insert(l->local_name);
+            break;
+          }
+    if (!members.empty()) groups.push_back(std::move(members));
+  }
+  const std::vector<QuantPass> passes = plan_passes(groups, stage_of);
+
+  const int64_t hidden = cfg_.hp.hidden;
+  std::vector<SequenceState> states(calib_.size());
+  auto reset_states = [&] {
+    for (size_t s = 0; s < states.size(); ++s) {
+      states[s].tokens = static_cast<int64_t>(acts_.seqs[s].size()) / hidden;
+      states[s].resid = acts_.seqs[s];
+    }
+  };
+  reset_states();
+  int next_stage = 0;
+  bool stale = false;
+  double block_params = 0;
+  for (const auto& [name, l] : layers) block_params += static_cast<double>(l->in_features) * l->out_features;
+  for (const auto& pass : passes) {
+    if (stale || pass.first_stage < next_stage) {
+      reset_states();
+      next_stage = 0;
+    }
+    std::map<int, std::vector<float>> hessian_of_stage;
+    while (next_stage <= pass.last_stage) {
+      const int s = next_stage++;
+      bool need = false;
+      for (const auto& g : pass.groups)
+        for (int st : g.stages) need |= st == s;
+      std::unique_ptr<HessianAccumulator> acc;
+      for (auto& st : states) {
+        bf.run_stage(static_cast<LinearGroup>(s), st);
+        if (!need) continue;
+        const int64_t width = static_cast<int64_t>(st.h.size()) / st.tokens;
+        if (!acc) acc = std::make_unique<HessianAccumulator>(width);
+        acc->add(st.h.data(), st.tokens, 1);
+        flops_ += static_cast<double>(st.tokens) * width * width;
+      }
+      for (const auto& st : states) flops_ += 2.0 * st.tokens * block_params / 4;
+      if (need) hessian_of_stage[s] = acc->finalize();
+      if (pass.single_stage_groups) {
+        for (const auto& g : pass.groups)
+          if (g.stages[0] == s)
+            for (const auto& name : g.layers) state_.layers.push_back(quantize_layer(*layers.at(name), bf, &hessian_of_stage[s]));
+      }
+    }
+    if (!pass.single_stage_groups) {
+      for (const auto& g : pass.groups)
+        for (size_t i = 0; i < g.layers.size(); ++i)
+          state_.layers.push_back(quantize_layer(*layers.at(g.layers[i]), bf, &hessian_of_stage[g.stages[i]]));
+      stale = true;
+    }
+  }
+  // Block outputs with every layer quantized: the inputs of the next block.
+  if (stale) {
+    reset_states();
+    next_stage = 0;
+  }
+  for (auto& st : states) {
+    for (int s = next_stage; s < kNumLinearGroups; ++s) bf.run_stage(static_cast<LinearGroup>(s), st);
+    bf.finish(st);
+  }
+  for (size_t s = 0; s < states.size(); ++s) {
+    for (float v : states[s].resid)
+      if (!std::isfinite(v))
+        fail_code(ExitCode::kNumerical, "block {} produced a non-finite activation for calibration sequence {}: the "
+                  "model weights or the calibration data hold NaN/Inf",
+                  b, s);
+    acts_.seqs[s] = std::move(states[s].resid);
+  }
+}
+
+nlohmann::json QuantizeRun::quantization_config_json() const {
+  QuantizationConfig q;
+  q.bits = qc_.bits;
+  q.group_size = qc_.group_size;
+  q.desc_act = qc_.desc_act;
+  q.sym = qc_.sym;
+  q.static_groups = qc_.static_groups;
+  q.true_sequential = opt_.true_sequential;
+  q.act_group_aware = qc_.act_group_aware;
+  q.damp_percent = qc_.damp_percent;
+  q.format = opt_.effective_format();
+  q.block_name_to_quantize = plan_.block_name;
+  q.model_seqlen = seqlen_;
+  // modules_in_block_to_quantize: the user's groups, or, when some layers stay float, exactly the
+  // quantized ones (one per group, registration order), so loaders replace only those.
+  bool all_quantized = true;
+  std::vector<std::vector<std::string>> quantized;
+  for (const QuantLayer* l : plan_.block_layers(0)) {
+    all_quantized &= l->quantize;
+    if (l->quantize) quantized.push_back({l->local_name});
+  }
+  if (!opt_.modules_in_block.empty()) q.modules_in_block_to_quantize = opt_.modules_in_block;
+  else if (!all_quantized) q.modules_in_block_to_quantize = quantized;
+  q.meta = {{"quantizer", {"gptq.cpp:" GPTQ_VERSION}},
+            {"method", opt_.method == QuantMethod::kGptq ? "gptq" : "rtn"},
+            {"damp_auto_increment", qc_.damp_auto_increment},
+            {"mse", qc_.mse_norm},
+            {"calibration", {{"nsamples", calib_.size()}, {"seqlen", seqlen_}, {"seed", opt_.calib.seed}}}};
+  return q.to_json();
+}
+
+void QuantizeRun::finalize() {
+  writer_->finish();
+  nlohmann::json config = cfg_.raw;
+  const nlohmann::json qcfg = quantization_config_json();
+  config["quantization_config"] = qcfg;
+  write_file_atomic(staging_ / "config.json", config.dump(2) + "\n");
+  write_file_atomic(staging_ / "quantize_config.json", qcfg.dump(2) + "\n");
+  copy_aux_files(model_dir_, staging_);
+  fs::remove_all(RunState::dir(staging_));
+  sync_directory(staging_);
+  std::error_code ec;
+  fs::rename(staging_, out_, ec);
+  if (ec)
+    fail_code(ExitCode::kIo, "cannot rename {} to {}: {}", staging_.string(), out_.string(), ec.message());
+  sync_directory(out_.parent_path().empty() ? fs::path(".") : out_.parent_path());
+}
+
+QuantizeSummary QuantizeRun::run() {
+  setup();
+  const int threads = opt_.threads > 0 ? opt_.threads : static_cast<int>(std::thread::hardware_concurrency());
+  openblas_set_num_threads(threads);
+  copy_float_tensors();
+  if (!opt_.resume && !calib_.empty()) {
+    acts_.hidden = cfg_.hp.hidden;
+    acts_.seqs = embed_sequences(cfg_, store_, calib_);
+  } else if (calib_.empty()) {
+    acts_.hidden = cfg_.hp.hidden;
+  }
+  const char* kill_env = std::getenv("GPTQ_TEST_KILL_AFTER_BLOCK");
+  const int64_t kill_after = kill_env ? std::atoll(kill_env) : -1;
+  bar_ = std::make_unique<ProgressBar>("quantizing", plan_.num_blocks);
+  for (int64_t b = state_.blocks_done; b < plan_.num_blocks; ++b) {
+    bar_->update(b, fmt::format("block {}/{}", b + 1, plan_.num_blocks));
+    quantize_block(b);
+    writer_->sync();
+    if (!calib_.empty()) save_activations(staging_, acts_);
+    state_.blocks_done = b + 1;
+    state_.save(staging_);
+    if (kill_after == b + 1) std::raise(SIGKILL);
+    if (opt_.stop_after_blocks == b + 1)
+      fail_code(ExitCode::kInterrupted, "stopped after {} blocks as asked; continue with --resume", b + 1);
+  }
+  bar_.reset();
+  finalize();
+
+  QuantizeSummary sum;
+  sum.seconds = clock_.seconds();
+  sum.peak_rss = peak_rss_bytes();
+  int64_t nq = 0;
+  for (const auto& l : plan_.layers) nq += l.quantize;
+  sum.report = {{"tool", "gptq.cpp " GPTQ_VERSION},
+                {"model", model_dir_.string()},
+                {"output", out_.string()},
+                {"options", options_json(opt_)},
+                {"block_name", plan_.block_name},
+                {"num_blocks", plan_.num_blocks},
+                {"layers", state_.layers},
+                {"totals",
+                 {{"layers_quantized", nq},
+                  {"seconds", sum.seconds},
+                  {"peak_rss_bytes", sum.peak_rss},
+                  {"gflop", flops_ / 1e9},
+                  {"gflops_per_second", flops_ / 1e9 / std::max(sum.seconds, 1e-9)},
+                  {"calibration_sequences", calib_.size()},
+                  {"calibration_seqlen", seqlen_},
+                  {"output_files", writer_->file_names()}}},
+                {"quantization_config", quantization_config_json()}};
+  return sum;
+}
+
+}  // namespace
+
+QuantizeSummary quantize_model(const fs::path& model_dir, const fs::path& out_dir, const QuantizeOptions& options,
+                               const std::function<void(const std::string&)>& log) {
+  QuantizeRun run(model_dir, out_dir, options, log);
+  return run.run();
+}
+
+}  // namespace gptq

@@ -1,0 +1,83 @@
+#include "pipeline/run_state.h"
+
+#include <cstring>
+#include <fstream>
+
+#include "model/json_util.h"
+#include "util/atomic_file.h"
+#include "util/error.h"
+
+namespace gptq {
+
+namespace fs = std::filesystem;
+
+namespace {
+constexpr char kActsMagic[8] = {'G', 'P', 'T', 'Q', 'A', 'C', 'T', '1'};
+
+template <typename T>
+void put(std::string& out, const T& v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+}  // namespace
+
+fs::path RunState::dir(const fs::path& staging) { return staging / ".gptq-run"; }
+
+std::optional<RunState> RunState::load(const fs::path& staging) {
+  const fs::path p = dir(staging) / "state.json";
+  if (!fs::exists(p)) return std::nullopt;
+  const auto j = read_json_file(p);
+  RunState s;
+  try {
+    s.fingerprint = j.at("fingerprint").get<std::string>();
+    s.blocks_done = j.at("blocks_done").get<int64_t>();
+    s.copied = j.at("copied").get<bool>();
+    s.layers = j.at("layers");
+  } catch (const nlohmann::json::exception& e) {
+    fail("{} is damaged ({}); delete {} and start again without --resume", p.string(), e.what(), staging.string());
+  }
+  return s;
+}
+
+void RunState::save(const fs::path& staging) const {
+  fs::create_directories(dir(staging));
+  const nlohmann::json j{{"fingerprint", fingerprint}, {"blocks_done", blocks_done}, {"copied", copied}, {"layers", layers}};
+  write_file_atomic(dir(staging) / "state.json", j.dump(1));
+}
+
+void save_activations(const fs::path& staging, const Activations& acts) {
+  std::string out(kActsMagic, sizeof kActsMagic);
+  put(out, static_cast<int64_t>(acts.hidden));
+  put(out, static_cast<int64_t>(acts.seqs.size()));
+  for (const auto& s : acts.seqs) put(out, static_cast<int64_t>(s.size()));
+  for (const auto& s : acts.seqs) out.append(reinterpret_cast<const char*>(s.data()), s.size() * sizeof(float));
+  fs::create_directories(RunState::dir(staging));
+  write_file_atomic(RunState::dir(staging) / "acts.bin", out);
+}
+
+Activations load_activations(const fs::path& staging) {
+  const fs::path p = RunState::dir(staging) / "acts.bin";
+  std::ifstream in(p, std::ios::binary);
+  auto bad = [&](const char* what) -> Activations {
+    fail("{} is damaged ({}); delete {} and start again without --resume", p.string(), what, staging.string());
+  };
+  char magic[8];
+  if (!in.read(magic, 8) || std::memcmp(magic, kActsMagic, 8) != 0) return bad("bad magic");
+  int64_t hidden = 0, n = 0;
+  if (!in.read(reinterpret_cast<char*>(&hidden), 8) || !in.read(reinterpret_cast<char*>(&n), 8) || n < 0 ||
+      n > (1 << 24) || hidden <= 0)
+    return bad("bad header");
+  Activations a;
+  a.hidden = hidden;
+  std::vector<int64_t> sizes(static_cast<size_t>(n));
+  for (auto& s : sizes)
+    if (!in.read(reinterpret_cast<char*>(&s), 8) || s < 0 || s % hidden != 0) return bad("bad sizes");
+  for (int64_t s : sizes) {
+    std::vector<float> v(static_cast<size_t>(s));
+    if (!in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(s * sizeof(float))))
+      return bad("truncated");
+    a.seqs.push_back(std::move(v));
+  }
+  return a;
+}
+
+}  // namespace gptq

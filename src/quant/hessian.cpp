@@ -1,0 +1,77 @@
+// HessianAccumulator: H = 2/n * X^T X (spec 2.2), kept as the raw sum X^T X in fp32 plus counts so
+// that partial accumulators merge exactly (GPTQModel style sum-then-scale, spec 2.6). AutoGPTQ's
+// running average H = H*n/(n+t) + 2/(n+t) X X^T is the same matrix up to fp32 rounding, and GPTQ is
+// invariant to a positive scale of H anyway (damping is relative to mean(diag H)).
+#include <cblas.h>
+
+#include <algorithm>
+
+#include "quant/gptq.h"
+#include "util/error.h"
+
+namespace gptq {
+
+HessianAccumulator::HessianAccumulator(int64_t k) : k_(k) {
+  if (k <= 0)
+    fail_code(ExitCode::kInternal, "HessianAccumulator: in_features must be > 0, got {}", k);
+  xtx_.assign(static_cast<size_t>(k * k), 0.0f);
+}
+
+void HessianAccumulator::add(const float* x, int64_t rows, int64_t nseq) {
+  if (rows < 0 || nseq < 0) {
+    fail_code(ExitCode::kInternal, "HessianAccumulator::add: negative rows ({}) or nseq ({})", rows,
+              nseq);
+  }
+  if (rows > 0) {
+    // Upper triangle of C += A^T A with A = x [rows, k] row-major: one SYRK (half the flops of a
+    // GEMM). Row-major upper == column-major lower of the same buffer; finalize() mirrors it.
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<blasint>(k_),
+                static_cast<blasint>(rows), 1.0f, x, static_cast<blasint>(k_), 1.0f, xtx_.data(),
+                static_cast<blasint>(k_));
+  }
+  rows_ += rows;
+  nseq_ += nseq;
+}
+
+void HessianAccumulator::merge(const HessianAccumulator& other) {
+  if (other.k_ != k_) {
+    fail_code(ExitCode::kInternal, "HessianAccumulator::merge: in_features differ ({} vs {})", k_,
+              other.k_);
+  }
+  // Only the upper triangles are meaningful; adding the full buffers is simplest and cheap.
+  float* dst = xtx_.data();
+  const float* src = other.xtx_.data();
+  const size_t n = xtx_.size();
+  for (size_t i = 0; i < n; ++i) dst[i] += src[i];
+  rows_ += other.rows_;
+  nseq_ += other.nseq_;
+}
+
+std::vector<float> HessianAccumulator::finalize() const {
+  if (nseq_ <= 0) {
+    fail_code(ExitCode::kBadInput,
+              "Hessian of a layer with in_features {} saw no calibration sequences ({} rows): "
+              "feed calibration data before quantizing",
+              k_, rows_);
+  }
+  const float f = static_cast<float>(2.0 / static_cast<double>(nseq_));
+  std::vector<float> h(xtx_.size());
+  for (int64_t i = 0; i < k_; ++i) {
+    const float* src = xtx_.data() + i * k_;
+    float* dst = h.data() + i * k_;
+    for (int64_t j = i; j < k_; ++j) dst[j] = f * src[j];
+  }
+  // Mirror the upper triangle to the lower one, in tiles for cache friendliness.
+  constexpr int64_t kT = 64;
+  for (int64_t i0 = 0; i0 < k_; i0 += kT) {
+    for (int64_t j0 = 0; j0 <= i0; j0 += kT) {
+      const int64_t i1 = std::min(i0 + kT, k_), j1 = std::min(j0 + kT, k_);
+      for (int64_t i = i0; i < i1; ++i) {
+        for (int64_t j = j0; j < j1 && j < i; ++j) h[i * k_ + j] = h[j * k_ + i];
+      }
+    }
+  }
+  return h;
+}
+
+}  // namespace gptq

@@ -1,0 +1,858 @@
+// fp32 forward pass and evaluation: the bundled fixtures against their transformers references
+// (logits of the first positions, perplexity), random tiny checkpoints of every architecture
+// against a plain-loop reference written here, the staged block API, and the KL / top-1 math.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <numbers>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "io/safetensors_writer.h"
+#include "model/model_config.h"
+#include "nn/block_forward.h"
+#include "nn/eval.h"
+#include "nn/model_forward.h"
+#include "support/fixtures.h"
+#include "util/error.h"
+#include "util/fp16.h"
+
+namespace gptq {
+namespace {
+
+namespace fs = std::filesystem;
+using ::gptq::testing::fixture_model;
+using ::gptq::testing::read_file;
+using ::gptq::testing::scratch_dir;
+using json = nlohmann::json;
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+std::vector<int32_t> eval_ids(const std::string& model) {
+  const json j = json::parse(read_file(fixture_model(model) / "reference" / "eval_ids.json"));
+  return j.get<std::vector<int32_t>>();
+}
+
+json reference_json(const std::string& model, const std::string& file) {
+  return json::parse(read_file(fixture_model(model) / "reference" / file));
+}
+
+struct Loaded {
+  ModelConfig config;
+  TensorStore store;
+  explicit Loaded(const fs::path& dir)
+      : config(ModelConfig::load(dir)), store(TensorStore::open(dir)) {}
+};
+
+class FixtureLogits : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FixtureLogits, FirstPositionsMatchTransformers) {
+  const std::string name = GetParam();
+  Loaded m(fixture_model(name));
+  ModelForward model(m.config, m.store);
+  const json ref = reference_json(name, "logits_head.json");
+  const auto ref_ids = ref.at("input_ids").get<std::vector<int32_t>>();
+  std::vector<int32_t> ids = eval_ids(name);
+  ASSERT_GE(ids.size(), 256u);
+  ids.resize(256);  // the whole first window runs; positions 0..7 are compared
+  for (size_t i = 0; i < ref_ids.size(); ++i) ASSERT_EQ(ids[i], ref_ids[i]);
+  const std::vector<float> logits = model.logits(ids);
+  const auto rows = ref.at("logits").get<std::vector<std::vector<float>>>();
+  ASSERT_EQ(static_cast<int64_t>(rows[0].size()), model.vocab());
+  double max_err = 0;
+  for (size_t t = 0; t < rows.size(); ++t)
+    for (size_t v = 0; v < rows[t].size(); ++v)
+      max_err = std::max(max_err, std::abs(static_cast<double>(logits[t * model.vocab() + v]) -
+                                           rows[t][v]));
+  std::printf("[ %s ] logits positions 0..%zu: max abs error %.3g\n", name.c_str(), rows.size() - 1,
+              max_err);
+  EXPECT_LE(max_err, 1e-3);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureLogits,
+                         ::testing::Values("tiny-llama", "tiny-llama-sharded", "tiny-gpt2",
+                                           "tiny-llama-outliers"),
+                         [](const auto& p) {
+                           std::string s = p.param;
+                           for (char& c : s)
+                             if (c == '-') c = '_';
+                           return s;
+                         });
+
+class FixturePerplexity : public ::testing::TestWithParam<std::string> {};
+
+// All 156 windows as in expected.json, and the first 40 as in quality.json (same run).
+TEST_P(FixturePerplexity, MatchesReference) {
+  const std::string name = GetParam();
+  Loaded m(fixture_model(name));
+  ModelForward model(m.config, m.store);
+  const json expected = reference_json(name, "expected.json");
+  const json quality = reference_json(name, "quality.json");
+  EvalOptions opt;
+  opt.seqlen = expected.at("protocol").at("seqlen").get<int64_t>();
+  const PerplexityResult r = evaluate_perplexity(model, eval_ids(name), opt);
+  EXPECT_EQ(r.windows, expected.at("n_windows").get<int64_t>());
+  EXPECT_EQ(r.predictions, expected.at("n_predicted_tokens").get<int64_t>());
+  const double ref_ppl = expected.at("fp").at("ppl").get<double>();
+  const PerplexityResult r40 = r.first_windows(40);
+  const double ref40 = quality.at("fp_ppl").get<double>();
+  std::printf("[ %s ] fp ppl %.6f (reference %.6f, rel %.2g); first 40 windows %.6f (reference "
+              "%.6f, rel %.2g)\n",
+              name.c_str(), r.ppl, ref_ppl, std::abs(r.ppl / ref_ppl - 1), r40.ppl, ref40,
+              std::abs(r40.ppl / ref40 - 1));
+  EXPECT_NEAR(r.ppl / ref_ppl, 1.0, 1e-4);
+  EXPECT_NEAR(r.mean_nll, expected.at("fp").at("mean_nll").get<double>(), 1e-4);
+  EXPECT_EQ(r40.windows, 40);
+  EXPECT_NEAR(r40.ppl / ref40, 1.0, 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, FixturePerplexity,
+                         ::testing::Values("tiny-llama", "tiny-gpt2", "tiny-llama-outliers"),
+                         [](const auto& p) {
+                           std::string s = p.param;
+                           for (char& c : s)
+                             if (c == '-') c = '_';
+                           return s;
+                         });
+
+// The sharded copy, streamed block by block (blocks on demand) with max_windows = 40.
+TEST(FixturePerplexityStreaming, ShardedFirst40Windows) {
+  Loaded m(fixture_model("tiny-llama-sharded"));
+  ModelForwardOptions mo;
+  mo.load_blocks = false;
+  ModelForward model(m.config, m.store, mo);
+  EXPECT_FALSE(model.blocks_resident());
+  EvalOptions opt;
+  opt.max_windows = 40;
+  int64_t last_progress = 0;
+  opt.progress = [&](int64_t done, int64_t total) {
+    EXPECT_EQ(total, 40);
+    last_progress = done;
+  };
+  const PerplexityResult r = evaluate_perplexity(model, eval_ids("tiny-llama-sharded"), opt);
+  EXPECT_EQ(r.windows, 40);
+  EXPECT_EQ(last_progress, 40);
+  const double ref = reference_json("tiny-llama-sharded", "quality.json").at("fp_ppl").get<double>();
+  EXPECT_NEAR(r.ppl / ref, 1.0, 1e-4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// KL divergence and top-1 agreement
+
+TEST(EvalMath, RowFunctions) {
+  const float l[3] = {1.0f, 2.0f, 3.0f};
+  const double lse = std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0));
+  EXPECT_NEAR(log_sum_exp(l, 3), lse, 1e-12);
+  EXPECT_NEAR(token_nll(l, 3, 0), lse - 1.0, 1e-12);
+  const float big[2] = {1000.0f, 1000.0f};  // no overflow
+  EXPECT_NEAR(log_sum_exp(big, 2), 1000.0 + std::log(2.0), 1e-9);
+  EXPECT_EQ(argmax(l, 3), 2);
+  const float tie[3] = {5.0f, 5.0f, 1.0f};
+  EXPECT_EQ(argmax(tie, 3), 0);  // first maximum, as torch.argmax
+  const float m[3] = {3.0f, 2.0f, 1.0f};
+  double kl = 0;
+  const double lse_m = log_sum_exp(m, 3);
+  for (int v = 0; v < 3; ++v) {
+    const double pb = std::exp(l[v] - lse), pm = std::exp(m[v] - lse_m);
+    kl += pb * std::log(pb / pm);
+  }
+  EXPECT_NEAR(kl_divergence(l, m, 3), kl, 1e-12);
+  EXPECT_EQ(kl_divergence(l, l, 3), 0.0);
+  EXPECT_THROW(token_nll(l, 3, 3), Error);
+}
+
+TEST(EvalCompare, SelfIsZeroPerturbedIsPositive) {
+  Loaded m(fixture_model("tiny-llama"));
+  ModelForward base(m.config, m.store);
+  ModelForward other(m.config, m.store);
+  const std::vector<int32_t> ids = eval_ids("tiny-llama");
+  EvalOptions opt;
+  opt.max_windows = 3;
+  const ComparisonResult self = compare_models(base, other, ids, opt);
+  EXPECT_EQ(self.predictions, 3 * 255);
+  EXPECT_NEAR(self.mean_kl, 0.0, 1e-9);
+  EXPECT_EQ(self.top1_agreement, 1.0);
+  EXPECT_EQ(self.base.ppl, self.model.ppl);
+  EXPECT_EQ(self.model.ppl, evaluate_perplexity(base, ids, opt).ppl);
+
+  // Perturb one weight of block 0 by 10%.
+  BlockForward& b = other.block(0);
+  std::vector<float> w = b.weight("mlp.down_proj");
+  for (float& x : w) x *= 1.1f;
+  b.set_weight("mlp.down_proj", std::move(w));
+  const ComparisonResult pert = compare_models(base, other, ids, opt);
+  std::printf("[ tiny-llama ] perturbed down_proj(0) x1.1: KL %.3g, top-1 %.4f, ppl %.4f vs %.4f\n",
+              pert.mean_kl, pert.top1_agreement, pert.model.ppl, pert.base.ppl);
+  EXPECT_GT(pert.mean_kl, 1e-7);
+  EXPECT_LE(pert.top1_agreement, 1.0);
+  EXPECT_GT(pert.top1_agreement, 0.5);
+  EXPECT_NE(pert.model.ppl, pert.base.ppl);
+  EXPECT_EQ(pert.base.ppl, self.base.ppl);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random tiny checkpoints of each architecture
+
+struct TensorGen {
+  std::string name;
+  std::vector<int64_t> shape;
+  float scale = 1.0f;   // value = offset + scale * N(0, 1)
+  float offset = 0.0f;
+};
+
+struct TinyModel {
+  std::string family;  // "llama" (llama, mistral, qwen2), "gpt2", "opt", "gpt_neox"
+  json config;
+  std::vector<TensorGen> tensors;
+};
+
+void add_linear(TinyModel& m, const std::string& name, int64_t n, int64_t k, bool bias,
+                bool conv1d = false) {
+  const float s = 1.0f / std::sqrt(static_cast<float>(k));
+  m.tensors.push_back({name + ".weight", conv1d ? std::vector<int64_t>{k, n} : std::vector<int64_t>{n, k}, s});
+  if (bias) m.tensors.push_back({name + ".bias", {n}, 0.1f});
+}
+void add_norm(TinyModel& m, const std::string& name, int64_t d, bool bias) {
+  m.tensors.push_back({name + ".weight", {d}, 0.1f, 1.0f});
+  if (bias) m.tensors.push_back({name + ".bias", {d}, 0.1f});
+}
+
+constexpr int64_t kVocab = 50, kLayers = 2, kMaxPos = 64;
+
+TinyModel llama_like(const std::string& type, int64_t hidden, int64_t heads, int64_t kv,
+                     int64_t head_dim, bool qkv_bias, bool tied, double theta) {
+  TinyModel m;
+  m.family = "llama";
+  const int64_t inter = 2 * hidden + 8;
+  m.config = {{"model_type", type},      {"hidden_size", hidden},     {"num_attention_heads", heads},
+              {"num_key_value_heads", kv}, {"head_dim", head_dim},  {"intermediate_size", inter},
+              {"num_hidden_layers", kLayers}, {"vocab_size", kVocab}, {"rms_norm_eps", 1e-6},
+              {"rope_theta", theta},     {"max_position_embeddings", kMaxPos},
+              {"hidden_act", "silu"},    {"tie_word_embeddings", tied}};
+  m.tensors.push_back({"model.embed_tokens.weight", {kVocab, hidden}, 1.0f});
+  for (int64_t i = 0; i < kLayers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    add_norm(m, p + "input_layernorm", hidden, false);
+    add_linear(m, p + "self_attn.q_proj", heads * head_dim, hidden, qkv_bias);
+    add_linear(m, p + "self_attn.k_proj", kv * head_dim, hidden, qkv_bias);
+    add_linear(m, p + "self_attn.v_proj", kv * head_dim, hidden, qkv_bias);
+    add_linear(m, p + "self_attn.o_proj", hidden, heads * head_dim, false);
+    add_norm(m, p + "post_attention_layernorm", hidden, false);
+    add_linear(m, p + "mlp.gate_proj", inter, hidden, false);
+    add_linear(m, p + "mlp.up_proj", inter, hidden, false);
+    add_linear(m, p + "mlp.down_proj", hidden, inter, false);
+  }
+  add_norm(m, "model.norm", hidden, false);
+  if (!tied) add_linear(m, "lm_head", kVocab, hidden, false);
+  return m;
+}
+
+TinyModel gpt2_model(int64_t hidden, int64_t heads) {
+  TinyModel m;
+  m.family = "gpt2";
+  m.config = {{"model_type", "gpt2"},      {"n_embd", hidden},         {"n_layer", kLayers},
+              {"n_head", heads},           {"vocab_size", kVocab},     {"n_positions", kMaxPos},
+              {"layer_norm_epsilon", 1e-5}, {"activation_function", "gelu_new"}};
+  m.tensors.push_back({"transformer.wte.weight", {kVocab, hidden}, 1.0f});
+  m.tensors.push_back({"transformer.wpe.weight", {kMaxPos, hidden}, 0.5f});
+  for (int64_t i = 0; i < kLayers; ++i) {
+    const std::string p = "transformer.h." + std::to_string(i) + ".";
+    add_norm(m, p + "ln_1", hidden, true);
+    add_linear(m, p + "attn.c_attn", 3 * hidden, hidden, true, true);
+    add_linear(m, p + "attn.c_proj", hidden, hidden, true, true);
+    add_norm(m, p + "ln_2", hidden, true);
+    add_linear(m, p + "mlp.c_fc", 4 * hidden, hidden, true, true);
+    add_linear(m, p + "mlp.c_proj", hidden, 4 * hidden, true, true);
+  }
+  add_norm(m, "transformer.ln_f", hidden, true);
+  return m;
+}
+
+TinyModel opt_model(int64_t hidden, int64_t heads, bool norm_before = true) {
+  TinyModel m;
+  m.family = "opt";
+  const int64_t ffn = 3 * hidden;
+  m.config = {{"model_type", "opt"},        {"hidden_size", hidden},
+              {"num_attention_heads", heads}, {"ffn_dim", ffn},
+              {"num_hidden_layers", kLayers}, {"vocab_size", kVocab},
+              {"max_position_embeddings", kMaxPos}, {"do_layer_norm_before", norm_before},
+              {"activation_function", "relu"}, {"word_embed_proj_dim", hidden}};
+  m.tensors.push_back({"model.decoder.embed_tokens.weight", {kVocab, hidden}, 1.0f});
+  m.tensors.push_back({"model.decoder.embed_positions.weight", {kMaxPos + 2, hidden}, 0.5f});
+  for (int64_t i = 0; i < kLayers; ++i) {
+    const std::string p = "model.decoder.layers." + std::to_string(i) + ".";
+    add_linear(m, p + "self_attn.k_proj", hidden, hidden, true);
+    add_linear(m, p + "self_attn.v_proj", hidden, hidden, true);
+    add_linear(m, p + "self_attn.q_proj", hidden, hidden, true);
+    add_linear(m, p + "self_attn.out_proj", hidden, hidden, true);
+    add_norm(m, p + "self_attn_layer_norm", hidden, true);
+    add_linear(m, p + "fc1", ffn, hidden, true);
+    add_linear(m, p + "fc2", hidden, ffn, true);
+    add_norm(m, p + "final_layer_norm", hidden, true);
+  }
+  add_norm(m, "model.decoder.final_layer_norm", hidden, true);
+  return m;
+}
+
+TinyModel neox_model(int64_t hidden, int64_t heads, bool parallel) {
+  TinyModel m;
+  m.family = "gpt_neox";
+  const int64_t inter = 4 * hidden;
+  m.config = {{"model_type", "gpt_neox"},   {"hidden_size", hidden},
+              {"num_attention_heads", heads}, {"intermediate_size", inter},
+              {"num_hidden_layers", kLayers}, {"vocab_size", kVocab},
+              {"max_position_embeddings", kMaxPos}, {"rotary_pct", 0.25},
+              {"rotary_emb_base", 10000},   {"layer_norm_eps", 1e-5},
+              {"hidden_act", "gelu"},       {"use_parallel_residual", parallel}};
+  m.tensors.push_back({"gpt_neox.embed_in.weight", {kVocab, hidden}, 1.0f});
+  for (int64_t i = 0; i < kLayers; ++i) {
+    const std::string p = "gpt_neox.layers." + std::to_string(i) + ".";
+    add_norm(m, p + "input_layernorm", hidden, true);
+    add_norm(m, p + "post_attention_layernorm", hidden, true);
+    add_linear(m, p + "attention.query_key_value", 3 * hidden, hidden, true);
+    add_linear(m, p + "attention.dense", hidden, hidden, true);
+    add_linear(m, p + "mlp.dense_h_to_4h", inter, hidden, true);
+    add_linear(m, p + "mlp.dense_4h_to_h", hidden, inter, true);
+  }
+  add_norm(m, "gpt_neox.final_layer_norm", hidden, true);
+  add_linear(m, "embed_out", kVocab, hidden, false);
+  return m;
+}
+
+// Writes config.json + model.safetensors with random values stored as `dtype`.
+fs::path write_tiny(const TinyModel& m, DType dtype, uint32_t seed,
+                    const std::string& skip_tensor = "") {
+  const fs::path dir = scratch_dir(m.config.at("model_type").get<std::string>());
+  {
+    std::FILE* f = std::fopen((dir / "config.json").c_str(), "w");
+    const std::string s = m.config.dump(2);
+    std::fwrite(s.data(), 1, s.size(), f);
+    std::fclose(f);
+  }
+  std::vector<TensorSpec> specs;
+  for (const auto& t : m.tensors)
+    if (t.name != skip_tensor) specs.push_back({t.name, dtype, t.shape});
+  SafetensorsWriter w(dir, specs, {});
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (const auto& t : m.tensors) {
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = t.offset + t.scale * nd(rng);
+    if (t.name == skip_tensor) continue;
+    if (dtype == DType::F32) {
+      w.write(t.name, v.data(), v.size() * 4);
+    } else {
+      std::vector<uint16_t> h(v.size());
+      if (dtype == DType::F16)
+        f32_to_f16(v.data(), h.data(), v.size());
+      else
+        f32_to_bf16(v.data(), h.data(), v.size());
+      w.write(t.name, h.data(), h.size() * 2);
+    }
+  }
+  w.finish();
+  return dir;
+}
+
+// ---- The reference: plain loops in double, one code path per family, straight from the
+// transformers modeling files. ----
+
+using Vec = std::vector<double>;
+
+class RefModel {
+ public:
+  RefModel(const TinyModel& m, const TensorStore& store) : fam_(m.family), cfg_(m.config) {
+    for (const auto& name : store.names()) {
+      const std::vector<float> f = tensor_to_f32(store.get(name));
+      w_[name] = Vec(f.begin(), f.end());
+    }
+    if (fam_ == "gpt2") {
+      hidden_ = cfg_["n_embd"];
+      heads_ = cfg_["n_head"];
+      layers_ = cfg_["n_layer"];
+    } else {
+      hidden_ = cfg_["hidden_size"];
+      heads_ = cfg_["num_attention_heads"];
+      layers_ = cfg_["num_hidden_layers"];
+    }
+    kv_ = cfg_.value("num_key_value_heads", heads_);
+    hd_ = cfg_.value("head_dim", hidden_ / heads_);
+  }
+
+  // Replaces the weight of `full` (a module path) by the math matrix w [n, k].
+  void set_linear(const std::string& full, const std::vector<float>& w, int64_t n, int64_t k) {
+    Vec& dst = w_.at(full + ".weight");
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < k; ++j)
+        (fam_ == "gpt2" ? dst[j * n + i] : dst[i * k + j]) = w[i * k + j];
+  }
+
+  Vec block(int64_t i, Vec x, int64_t T) const {
+    if (fam_ == "llama") return llama_block(i, std::move(x), T);
+    if (fam_ == "gpt2") return gpt2_block(i, std::move(x), T);
+    if (fam_ == "opt") return opt_block(i, std::move(x), T);
+    return neox_block(i, std::move(x), T);
+  }
+
+  Vec logits(const std::vector<int32_t>& ids) const {
+    const int64_t T = static_cast<int64_t>(ids.size()), d = hidden_;
+    std::string embed, pos, norm, head;
+    int64_t offset = 0;
+    if (fam_ == "llama") {
+      embed = "model.embed_tokens.weight", norm = "model.norm";
+      head = w_.count("lm_head.weight") ? "lm_head.weight" : embed;
+    } else if (fam_ == "gpt2") {
+      embed = "transformer.wte.weight", pos = "transformer.wpe.weight", norm = "transformer.ln_f";
+      head = embed;
+    } else if (fam_ == "opt") {
+      embed = "model.decoder.embed_tokens.weight", pos = "model.decoder.embed_positions.weight";
+      norm = "model.decoder.final_layer_norm", head = embed, offset = 2;
+    } else {
+      embed = "gpt_neox.embed_in.weight", norm = "gpt_neox.final_layer_norm";
+      head = "embed_out.weight";
+    }
+    Vec x(T * d);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t j = 0; j < d; ++j)
+        x[t * d + j] = W(embed)[ids[t] * d + j] + (pos.empty() ? 0.0 : W(pos)[(t + offset) * d + j]);
+    for (int64_t i = 0; i < layers_; ++i) x = block(i, std::move(x), T);
+    x = fam_ == "llama" ? rms(x, T, norm) : ln(x, T, norm);
+    Vec out(T * kVocab, 0.0);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t v = 0; v < kVocab; ++v)
+        for (int64_t j = 0; j < d; ++j) out[t * kVocab + v] += x[t * d + j] * W(head)[v * d + j];
+    return out;
+  }
+
+ private:
+  const Vec& W(const std::string& n) const { return w_.at(n); }
+  bool has(const std::string& n) const { return w_.count(n) > 0; }
+
+  // nn.Linear: y = x W^T + b, W [n, k].
+  Vec linear(const Vec& x, int64_t T, const std::string& mod) const {
+    const Vec& w = W(mod + ".weight");
+    const int64_t k = static_cast<int64_t>(x.size()) / T, n = static_cast<int64_t>(w.size()) / k;
+    Vec y(T * n, 0.0);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t j = 0; j < n; ++j) {
+        double s = has(mod + ".bias") ? W(mod + ".bias")[j] : 0.0;
+        for (int64_t c = 0; c < k; ++c) s += x[t * k + c] * w[j * k + c];
+        y[t * n + j] = s;
+      }
+    return y;
+  }
+  // GPT-2 Conv1D: y = x W + b, W [k, n].
+  Vec conv1d(const Vec& x, int64_t T, const std::string& mod) const {
+    const Vec& w = W(mod + ".weight");
+    const int64_t k = static_cast<int64_t>(x.size()) / T, n = static_cast<int64_t>(w.size()) / k;
+    Vec y(T * n, 0.0);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t j = 0; j < n; ++j) {
+        double s = W(mod + ".bias")[j];
+        for (int64_t c = 0; c < k; ++c) s += x[t * k + c] * w[c * n + j];
+        y[t * n + j] = s;
+      }
+    return y;
+  }
+  Vec rms(const Vec& x, int64_t T, const std::string& mod) const {
+    const double eps = cfg_.value("rms_norm_eps", 1e-6);
+    const int64_t d = hidden_;
+    Vec y(x.size());
+    for (int64_t t = 0; t < T; ++t) {
+      double ss = 0;
+      for (int64_t j = 0; j < d; ++j) ss += x[t * d + j] * x[t * d + j];
+      const double r = 1.0 / std::sqrt(ss / d + eps);
+      for (int64_t j = 0; j < d; ++j) y[t * d + j] = x[t * d + j] * r * W(mod + ".weight")[j];
+    }
+    return y;
+  }
+  Vec ln(const Vec& x, int64_t T, const std::string& mod) const {
+    const double eps = cfg_.value("layer_norm_epsilon", cfg_.value("layer_norm_eps", 1e-5));
+    const int64_t d = hidden_;
+    Vec y(x.size());
+    for (int64_t t = 0; t < T; ++t) {
+      double mean = 0, var = 0;
+      for (int64_t j = 0; j < d; ++j) mean += x[t * d + j];
+      mean /= d;
+      for (int64_t j = 0; j < d; ++j) var += (x[t * d + j] - mean) * (x[t * d + j] - mean);
+      var /= d;
+      for (int64_t j = 0; j < d; ++j)
+        y[t * d + j] = (x[t * d + j] - mean) / std::sqrt(var + eps) * W(mod + ".weight")[j] +
+                       W(mod + ".bias")[j];
+    }
+    return y;
+  }
+  // rotate_half RoPE on the first `rot` dims of one head vector at position `pos`.
+  static void rope(double* v, int64_t rot, int64_t pos, double theta) {
+    const int64_t half = rot / 2;
+    Vec emb(rot), rotated(rot), orig(v, v + rot);
+    for (int64_t j = 0; j < rot; ++j) {
+      emb[j] = pos / std::pow(theta, 2.0 * (j % half) / rot);  // cat(freqs, freqs)
+      rotated[j] = j < half ? -orig[j + half] : orig[j - half];  // cat(-x2, x1)
+    }
+    for (int64_t j = 0; j < rot; ++j) v[j] = orig[j] * std::cos(emb[j]) + rotated[j] * std::sin(emb[j]);
+  }
+  // q [T, H, hd], k/v [T, KV, hd] (contiguous) -> [T, H * hd]; explicit causal softmax.
+  Vec attention(const Vec& q, const Vec& k, const Vec& v, int64_t T, double scale) const {
+    const int64_t H = heads_, KV = kv_, hd = hd_;
+    Vec out(T * H * hd, 0.0);
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t g = h / (H / KV);
+      for (int64_t i = 0; i < T; ++i) {
+        Vec s(i + 1);
+        double mx = -1e300;
+        for (int64_t j = 0; j <= i; ++j) {
+          double dot = 0;
+          for (int64_t c = 0; c < hd; ++c) dot += q[(i * H + h) * hd + c] * k[(j * KV + g) * hd + c];
+          s[j] = dot * scale;
+          mx = std::max(mx, s[j]);
+        }
+        double sum = 0;
+        for (auto& e : s) sum += (e = std::exp(e - mx));
+        for (int64_t j = 0; j <= i; ++j)
+          for (int64_t c = 0; c < hd; ++c)
+            out[(i * H + h) * hd + c] += s[j] / sum * v[(j * KV + g) * hd + c];
+      }
+    }
+    return out;
+  }
+  static void add(Vec& x, const Vec& y) {
+    for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
+  }
+
+  Vec llama_block(int64_t i, Vec x, int64_t T) const {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    const double theta = cfg_.value("rope_theta", 10000.0);
+    Vec h = rms(x, T, p + "input_layernorm");
+    Vec q = linear(h, T, p + "self_attn.q_proj"), k = linear(h, T, p + "self_attn.k_proj"),
+        v = linear(h, T, p + "self_attn.v_proj");
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t hh = 0; hh < heads_; ++hh) rope(&q[(t * heads_ + hh) * hd_], hd_, t, theta);
+      for (int64_t hh = 0; hh < kv_; ++hh) rope(&k[(t * kv_ + hh) * hd_], hd_, t, theta);
+    }
+    add(x, linear(attention(q, k, v, T, 1.0 / std::sqrt(static_cast<double>(hd_))), T,
+                  p + "self_attn.o_proj"));
+    h = rms(x, T, p + "post_attention_layernorm");
+    Vec g = linear(h, T, p + "mlp.gate_proj");
+    const Vec u = linear(h, T, p + "mlp.up_proj");
+    for (size_t j = 0; j < g.size(); ++j) g[j] = g[j] / (1.0 + std::exp(-g[j])) * u[j];
+    add(x, linear(g, T, p + "mlp.down_proj"));
+    return x;
+  }
+
+  Vec gpt2_block(int64_t i, Vec x, int64_t T) const {
+    const std::string p = "transformer.h." + std::to_string(i) + ".";
+    const int64_t d = hidden_;
+    const Vec qkv = conv1d(ln(x, T, p + "ln_1"), T, p + "attn.c_attn");
+    Vec q(T * d), k(T * d), v(T * d);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t j = 0; j < d; ++j) {
+        q[t * d + j] = qkv[t * 3 * d + j];
+        k[t * d + j] = qkv[t * 3 * d + d + j];
+        v[t * d + j] = qkv[t * 3 * d + 2 * d + j];
+      }
+    add(x, conv1d(attention(q, k, v, T, 1.0 / std::sqrt(static_cast<double>(hd_))), T,
+                  p + "attn.c_proj"));
+    Vec f = conv1d(ln(x, T, p + "ln_2"), T, p + "mlp.c_fc");
+    for (double& e : f)
+      e = 0.5 * e * (1.0 + std::tanh(std::sqrt(2.0 / std::numbers::pi) * (e + 0.044715 * e * e * e)));
+    add(x, conv1d(f, T, p + "mlp.c_proj"));
+    return x;
+  }
+
+  Vec opt_block(int64_t i, Vec x, int64_t T) const {
+    const std::string p = "model.decoder.layers." + std::to_string(i) + ".";
+    const Vec h = ln(x, T, p + "self_attn_layer_norm");
+    Vec q = linear(h, T, p + "self_attn.q_proj");
+    for (double& e : q) e *= 1.0 / std::sqrt(static_cast<double>(hd_));  // OPT scales q
+    add(x, linear(attention(q, linear(h, T, p + "self_attn.k_proj"),
+                            linear(h, T, p + "self_attn.v_proj"), T, 1.0),
+                  T, p + "self_attn.out_proj"));
+    Vec f = linear(ln(x, T, p + "final_layer_norm"), T, p + "fc1");
+    for (double& e : f) e = std::max(e, 0.0);
+    add(x, linear(f, T, p + "fc2"));
+    return x;
+  }
+
+  Vec neox_block(int64_t i, Vec x, int64_t T) const {
+    const std::string p = "gpt_neox.layers." + std::to_string(i) + ".";
+    const int64_t H = heads_, hd = hd_;
+    const auto rot = static_cast<int64_t>(hd * cfg_.value("rotary_pct", 0.25));
+    const double theta = cfg_.value("rotary_emb_base", 10000.0);
+    const Vec qkv = linear(ln(x, T, p + "input_layernorm"), T, p + "attention.query_key_value");
+    Vec q(T * H * hd), k(T * H * hd), v(T * H * hd);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < H; ++h) {
+        for (int64_t c = 0; c < hd; ++c) {  // view [T, H, 3 * hd]
+          q[(t * H + h) * hd + c] = qkv[t * 3 * H * hd + h * 3 * hd + c];
+          k[(t * H + h) * hd + c] = qkv[t * 3 * H * hd + h * 3 * hd + hd + c];
+          v[(t * H + h) * hd + c] = qkv[t * 3 * H * hd + h * 3 * hd + 2 * hd + c];
+        }
+        rope(&q[(t * H + h) * hd], rot, t, theta);
+        rope(&k[(t * H + h) * hd], rot, t, theta);
+      }
+    const Vec a = linear(attention(q, k, v, T, 1.0 / std::sqrt(static_cast<double>(hd))), T,
+                         p + "attention.dense");
+    auto mlp = [&](const Vec& in) {
+      Vec f = linear(ln(in, T, p + "post_attention_layernorm"), T, p + "mlp.dense_h_to_4h");
+      for (double& e : f) e = 0.5 * e * (1.0 + std::erf(e / std::sqrt(2.0)));
+      return linear(f, T, p + "mlp.dense_4h_to_h");
+    };
+    if (cfg_.value("use_parallel_residual", true)) {
+      const Vec m = mlp(x);
+      add(x, a);
+      add(x, m);
+    } else {
+      add(x, a);
+      add(x, mlp(x));
+    }
+    return x;
+  }
+
+  std::string fam_;
+  json cfg_;
+  std::map<std::string, Vec> w_;
+  int64_t hidden_ = 0, heads_ = 0, kv_ = 0, hd_ = 0, layers_ = 0;
+};
+
+double max_abs(const Vec& v) {
+  double m = 0;
+  for (double e : v) m = std::max(m, std::abs(e));
+  return m;
+}
+
+template <typename A>
+double max_diff(const A& got, const Vec& ref) {
+  double m = 0;
+  for (size_t i = 0; i < ref.size(); ++i)
+    m = std::max(m, std::abs(static_cast<double>(got[i]) - ref[i]));
+  return m;
+}
+
+struct TinyCase {
+  std::string name;
+  std::function<TinyModel()> make;
+  DType dtype;
+};
+void PrintTo(const TinyCase& c, std::ostream* os) { *os << c.name; }
+
+class TinyArch : public ::testing::TestWithParam<TinyCase> {
+ protected:
+  void SetUp() override {
+    model_ = GetParam().make();
+    dir_ = write_tiny(model_, GetParam().dtype, 1234);
+    config_ = ModelConfig::load(dir_);
+    store_ = std::make_unique<TensorStore>(TensorStore::open(dir_));
+    ref_ = std::make_unique<RefModel>(model_, *store_);
+  }
+  Vec random_input(int64_t T, uint32_t seed) const {
+    std::mt19937 rng(seed);
+    std::normal_distribution<double> nd(0.0, 1.0);
+    Vec x(T * config_.hp.hidden);
+    for (double& e : x) e = static_cast<float>(nd(rng));  // representable in float
+    return x;
+  }
+  std::vector<int32_t> random_ids(int64_t n, uint32_t seed) const {
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int32_t> u(0, kVocab - 1);
+    std::vector<int32_t> ids(n);
+    for (auto& e : ids) e = u(rng);
+    return ids;
+  }
+
+  TinyModel model_;
+  fs::path dir_;
+  ModelConfig config_;
+  std::unique_ptr<TensorStore> store_;
+  std::unique_ptr<RefModel> ref_;
+};
+
+constexpr int64_t kT = 11;
+
+TEST_P(TinyArch, BlockMatchesReference) {
+  for (int64_t i = 0; i < kLayers; ++i) {
+    BlockForward block(config_, *store_, i);
+    const Vec x = random_input(kT, 7 + i);
+    std::vector<float> xf(x.begin(), x.end());
+    block.forward(xf.data(), kT);
+    const Vec ref = ref_->block(i, x, kT);
+    const double err = max_diff(xf, ref), scale = std::max(1.0, max_abs(ref));
+    EXPECT_LE(err, 1e-4 * scale) << "block " << i << " max abs diff " << err;
+  }
+}
+
+TEST_P(TinyArch, StagedEqualsForwardAndGroupWidths) {
+  BlockForward block(config_, *store_, 1);
+  const Vec x = random_input(kT, 3);
+  std::vector<float> xf(x.begin(), x.end());
+  SequenceState st;
+  st.tokens = kT;
+  st.resid = xf;
+  std::vector<std::string> all;
+  for (int g = 0; g < kNumLinearGroups; ++g) {
+    const auto group = static_cast<LinearGroup>(g);
+    block.run_stage(group, st);
+    ASSERT_FALSE(block.group_linears(group).empty());
+    for (const auto& name : block.group_linears(group)) {
+      EXPECT_EQ(block.group_of(name), group);
+      const int64_t k = block.linear(name).in_features();
+      EXPECT_EQ(st.h.size(), static_cast<size_t>(kT * k)) << name;
+      EXPECT_EQ(block.weight(name).size(),
+                static_cast<size_t>(k * block.linear(name).out_features()));
+      all.push_back(name);
+    }
+  }
+  block.finish(st);
+  EXPECT_EQ(all.size(), block.linears().size());
+  block.forward(xf.data(), kT);
+  ASSERT_EQ(st.resid.size(), xf.size());
+  for (size_t j = 0; j < xf.size(); ++j) ASSERT_EQ(st.resid[j], xf[j]) << j;
+  EXPECT_THROW(block.group_of("no.such_linear"), Error);
+}
+
+TEST_P(TinyArch, SetWeightChangesOutput) {
+  BlockForward block(config_, *store_, 0);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 0.05f);
+  // One linear of each group gets a perturbed weight; the reference gets the same.
+  for (int g = 0; g < kNumLinearGroups; ++g) {
+    const std::string name = block.group_linears(static_cast<LinearGroup>(g)).front();
+    std::vector<float> w = block.weight(name);
+    for (float& e : w) e += nd(rng);
+    const LinearOp& op = block.linear(name);
+    ref_->set_linear(block.prefix() + name, w, op.out_features(), op.in_features());
+    block.set_weight(name, w);
+    EXPECT_EQ(block.weight(name), w);
+  }
+  const Vec x = random_input(kT, 11);
+  std::vector<float> xf(x.begin(), x.end());
+  block.forward(xf.data(), kT);
+  const Vec ref = ref_->block(0, x, kT);
+  EXPECT_LE(max_diff(xf, ref), 1e-4 * std::max(1.0, max_abs(ref)));
+  EXPECT_THROW(block.set_weight(block.linears().front(), std::vector<float>(3)), Error);
+}
+
+TEST_P(TinyArch, ModelLogitsMatchReference) {
+  ModelForward model(config_, *store_);
+  const std::vector<int32_t> ids = random_ids(kT, 17);
+  const std::vector<float> logits = model.logits(ids);
+  const Vec ref = ref_->logits(ids);
+  ASSERT_EQ(logits.size(), ref.size());
+  const double err = max_diff(logits, ref), scale = std::max(1.0, max_abs(ref));
+  EXPECT_LE(err, 1e-4 * scale) << "max abs diff " << err << " scale " << scale;
+}
+
+TEST_P(TinyArch, PerplexityFiniteAndStreamingIdentical) {
+  ModelForward resident(config_, *store_);
+  ModelForwardOptions mo;
+  mo.load_blocks = false;
+  ModelForward streamed(config_, *store_, mo);
+  const std::vector<int32_t> ids = random_ids(3 * kT + 5, 23);
+  EvalOptions opt;
+  opt.seqlen = kT;
+  const PerplexityResult a = evaluate_perplexity(resident, ids, opt);
+  const PerplexityResult b = evaluate_perplexity(streamed, ids, opt);
+  EXPECT_EQ(a.windows, 3);
+  EXPECT_EQ(a.predictions, 3 * (kT - 1));
+  EXPECT_TRUE(std::isfinite(a.ppl));
+  EXPECT_GT(a.ppl, 1.0);
+  EXPECT_EQ(a.ppl, b.ppl);
+  // A custom provider (here: blocks with perturbed weights) is used block by block.
+  int64_t provided = 0;
+  streamed.set_block_provider([&](int64_t i) {
+    ++provided;
+    auto blk = streamed.load_block(i);
+    const std::string name = blk->linears().back();
+    std::vector<float> w = blk->weight(name);
+    for (float& e : w) e *= 0.5f;
+    blk->set_weight(name, std::move(w));
+    return blk;
+  });
+  const ComparisonResult c = compare_models(resident, streamed, ids, opt);
+  EXPECT_EQ(provided, kLayers);  // all windows in one pass: each block built once
+  EXPECT_GT(c.mean_kl, 0.0);
+  EXPECT_EQ(c.base.ppl, a.ppl);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Archs, TinyArch,
+    ::testing::Values(
+        TinyCase{"llama_gqa_bf16", [] { return llama_like("llama", 48, 4, 2, 16, false, false, 10000.0); },
+                 DType::BF16},
+        TinyCase{"mistral_mqa_tied_f16",
+                 [] { return llama_like("mistral", 32, 4, 1, 8, false, true, 1e6); }, DType::F16},
+        TinyCase{"qwen2_bias_f32", [] { return llama_like("qwen2", 32, 4, 2, 8, true, true, 1e6); },
+                 DType::F32},
+        TinyCase{"gpt2_f32", [] { return gpt2_model(32, 4); }, DType::F32},
+        TinyCase{"opt_f16", [] { return opt_model(32, 4); }, DType::F16},
+        TinyCase{"gpt_neox_parallel_f16", [] { return neox_model(64, 4, true); }, DType::F16},
+        TinyCase{"gpt_neox_sequential_f32", [] { return neox_model(64, 4, false); }, DType::F32}),
+    [](const auto& p) { return p.param.name; });
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+TEST(ForwardErrors, OptPostNormRejected) {
+  const fs::path dir = write_tiny(opt_model(32, 4, false), DType::F32, 1);
+  const ModelConfig cfg = ModelConfig::load(dir);
+  const TensorStore store = TensorStore::open(dir);
+  try {
+    ModelForward m(cfg, store);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("do_layer_norm_before"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(BlockForward(cfg, store, 0), Error);
+}
+
+TEST(ForwardErrors, MissingTensorNamed) {
+  const fs::path dir = write_tiny(llama_like("llama", 32, 4, 2, 8, false, false, 1e4), DType::F32,
+                                  1, "model.layers.1.mlp.down_proj.weight");
+  const ModelConfig cfg = ModelConfig::load(dir);
+  const TensorStore store = TensorStore::open(dir);
+  EXPECT_NO_THROW(BlockForward(cfg, store, 0));
+  try {
+    BlockForward b(cfg, store, 1);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.layers.1.mlp.down_proj.weight"), std::string::npos)
+        << e.what();
+  }
+  // Without the linears (e.g. a quantized checkpoint) the block loads; running it needs set_linear.
+  BlockOptions o;
+  o.load_linears = false;
+  BlockForward b(cfg, store, 1, o);
+  std::vector<float> x(2 * 32, 0.5f);
+  EXPECT_THROW(b.forward(x.data(), 2), Error);
+  EXPECT_THROW(BlockForward(cfg, store, 2), Error);  // out of range
+}
+
+TEST(ForwardErrors, WrongShapeNamed) {
+  TinyModel m = llama_like("llama", 32, 4, 2, 8, false, false, 1e4);
+  for (auto& t : m.tensors)
+    if (t.name == "model.layers.0.self_attn.k_proj.weight") t.shape = {32, 32};  // expects [16, 32]
+  const fs::path dir = write_tiny(m, DType::F32, 1);
+  const ModelConfig cfg = ModelConfig::load(dir);
+  const TensorStore store = TensorStore::open(dir);
+  try {
+    BlockForward b(cfg, store, 0);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("model.layers.0.self_attn.k_proj.weight"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("[out=16, in=32]"), std::string::npos) << msg;
+  }
+}
+
+}  // namespace
+}  // namespace gptq
