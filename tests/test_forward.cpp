@@ -20,6 +20,7 @@
 #include "nn/block_forward.h"
 #include "nn/eval.h"
 #include "nn/model_forward.h"
+#include "nn/rotary.h"
 #include "support/fixtures.h"
 #include "util/error.h"
 #include "util/fp16.h"
@@ -70,8 +71,8 @@ TEST_P(FixtureLogits, FirstPositionsMatchTransformers) {
   double max_err = 0;
   for (size_t t = 0; t < rows.size(); ++t)
     for (size_t v = 0; v < rows[t].size(); ++v)
-      max_err = std::max(max_err, std::abs(static_cast<double>(logits[t * model.vocab() + v]) -
-                                           rows[t][v]));
+      max_err = std::max(max_err,
+                         std::abs(static_cast<double>(logits[t * model.vocab() + v]) - rows[t][v]));
   std::printf("[ %s ] logits positions 0..%zu: max abs error %.3g\n", name.c_str(), rows.size() - 1,
               max_err);
   EXPECT_LE(max_err, 1e-3);
@@ -104,10 +105,11 @@ TEST_P(FixturePerplexity, MatchesReference) {
   const double ref_ppl = expected.at("fp").at("ppl").get<double>();
   const PerplexityResult r40 = r.first_windows(40);
   const double ref40 = quality.at("fp_ppl").get<double>();
-  std::printf("[ %s ] fp ppl %.6f (reference %.6f, rel %.2g); first 40 windows %.6f (reference "
-              "%.6f, rel %.2g)\n",
-              name.c_str(), r.ppl, ref_ppl, std::abs(r.ppl / ref_ppl - 1), r40.ppl, ref40,
-              std::abs(r40.ppl / ref40 - 1));
+  std::printf(
+      "[ %s ] fp ppl %.6f (reference %.6f, rel %.2g); first 40 windows %.6f (reference "
+      "%.6f, rel %.2g)\n",
+      name.c_str(), r.ppl, ref_ppl, std::abs(r.ppl / ref_ppl - 1), r40.ppl, ref40,
+      std::abs(r40.ppl / ref40 - 1));
   EXPECT_NEAR(r.ppl / ref_ppl, 1.0, 1e-4);
   EXPECT_NEAR(r.mean_nll, expected.at("fp").at("mean_nll").get<double>(), 1e-4);
   EXPECT_EQ(r40.windows, 40);
@@ -140,7 +142,8 @@ TEST(FixturePerplexityStreaming, ShardedFirst40Windows) {
   const PerplexityResult r = evaluate_perplexity(model, eval_ids("tiny-llama-sharded"), opt);
   EXPECT_EQ(r.windows, 40);
   EXPECT_EQ(last_progress, 40);
-  const double ref = reference_json("tiny-llama-sharded", "quality.json").at("fp_ppl").get<double>();
+  const double ref =
+      reference_json("tiny-llama-sharded", "quality.json").at("fp_ppl").get<double>();
   EXPECT_NEAR(r.ppl / ref, 1.0, 1e-4);
 }
 
@@ -150,10 +153,10 @@ TEST(FixturePerplexityStreaming, ShardedFirst40Windows) {
 TEST(EvalMath, RowFunctions) {
   const float l[3] = {1.0f, 2.0f, 3.0f};
   const double lse = std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0));
-  EXPECT_NEAR(log_sum_exp(l, 3), lse, 1e-12);
-  EXPECT_NEAR(token_nll(l, 3, 0), lse - 1.0, 1e-12);
+  EXPECT_NEAR(log_sum_exp(l, 3), lse, 1e-6);  // float exp (1 ULP), double sums
+  EXPECT_NEAR(token_nll(l, 3, 0), lse - 1.0, 1e-6);
   const float big[2] = {1000.0f, 1000.0f};  // no overflow
-  EXPECT_NEAR(log_sum_exp(big, 2), 1000.0 + std::log(2.0), 1e-9);
+  EXPECT_NEAR(log_sum_exp(big, 2), 1000.0 + std::log(2.0), 1e-6);
   EXPECT_EQ(argmax(l, 3), 2);
   const float tie[3] = {5.0f, 5.0f, 1.0f};
   EXPECT_EQ(argmax(tie, 3), 0);  // first maximum, as torch.argmax
@@ -164,7 +167,7 @@ TEST(EvalMath, RowFunctions) {
     const double pb = std::exp(l[v] - lse), pm = std::exp(m[v] - lse_m);
     kl += pb * std::log(pb / pm);
   }
-  EXPECT_NEAR(kl_divergence(l, m, 3), kl, 1e-12);
+  EXPECT_NEAR(kl_divergence(l, m, 3), kl, 1e-6);
   EXPECT_EQ(kl_divergence(l, l, 3), 0.0);
   EXPECT_THROW(token_nll(l, 3, 3), Error);
 }
@@ -204,7 +207,7 @@ TEST(EvalCompare, SelfIsZeroPerturbedIsPositive) {
 struct TensorGen {
   std::string name;
   std::vector<int64_t> shape;
-  float scale = 1.0f;   // value = offset + scale * N(0, 1)
+  float scale = 1.0f;  // value = offset + scale * N(0, 1)
   float offset = 0.0f;
 };
 
@@ -217,7 +220,8 @@ struct TinyModel {
 void add_linear(TinyModel& m, const std::string& name, int64_t n, int64_t k, bool bias,
                 bool conv1d = false) {
   const float s = 1.0f / std::sqrt(static_cast<float>(k));
-  m.tensors.push_back({name + ".weight", conv1d ? std::vector<int64_t>{k, n} : std::vector<int64_t>{n, k}, s});
+  m.tensors.push_back(
+      {name + ".weight", conv1d ? std::vector<int64_t>{k, n} : std::vector<int64_t>{n, k}, s});
   if (bias) m.tensors.push_back({name + ".bias", {n}, 0.1f});
 }
 void add_norm(TinyModel& m, const std::string& name, int64_t d, bool bias) {
@@ -232,11 +236,19 @@ TinyModel llama_like(const std::string& type, int64_t hidden, int64_t heads, int
   TinyModel m;
   m.family = "llama";
   const int64_t inter = 2 * hidden + 8;
-  m.config = {{"model_type", type},      {"hidden_size", hidden},     {"num_attention_heads", heads},
-              {"num_key_value_heads", kv}, {"head_dim", head_dim},  {"intermediate_size", inter},
-              {"num_hidden_layers", kLayers}, {"vocab_size", kVocab}, {"rms_norm_eps", 1e-6},
-              {"rope_theta", theta},     {"max_position_embeddings", kMaxPos},
-              {"hidden_act", "silu"},    {"tie_word_embeddings", tied}};
+  m.config = {{"model_type", type},
+              {"hidden_size", hidden},
+              {"num_attention_heads", heads},
+              {"num_key_value_heads", kv},
+              {"head_dim", head_dim},
+              {"intermediate_size", inter},
+              {"num_hidden_layers", kLayers},
+              {"vocab_size", kVocab},
+              {"rms_norm_eps", 1e-6},
+              {"rope_theta", theta},
+              {"max_position_embeddings", kMaxPos},
+              {"hidden_act", "silu"},
+              {"tie_word_embeddings", tied}};
   m.tensors.push_back({"model.embed_tokens.weight", {kVocab, hidden}, 1.0f});
   for (int64_t i = 0; i < kLayers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
@@ -258,8 +270,9 @@ TinyModel llama_like(const std::string& type, int64_t hidden, int64_t heads, int
 TinyModel gpt2_model(int64_t hidden, int64_t heads) {
   TinyModel m;
   m.family = "gpt2";
-  m.config = {{"model_type", "gpt2"},      {"n_embd", hidden},         {"n_layer", kLayers},
-              {"n_head", heads},           {"vocab_size", kVocab},     {"n_positions", kMaxPos},
+  m.config = {{"model_type", "gpt2"},       {"n_embd", hidden},
+              {"n_layer", kLayers},         {"n_head", heads},
+              {"vocab_size", kVocab},       {"n_positions", kMaxPos},
               {"layer_norm_epsilon", 1e-5}, {"activation_function", "gelu_new"}};
   m.tensors.push_back({"transformer.wte.weight", {kVocab, hidden}, 1.0f});
   m.tensors.push_back({"transformer.wpe.weight", {kMaxPos, hidden}, 0.5f});
@@ -280,11 +293,16 @@ TinyModel opt_model(int64_t hidden, int64_t heads, bool norm_before = true) {
   TinyModel m;
   m.family = "opt";
   const int64_t ffn = 3 * hidden;
-  m.config = {{"model_type", "opt"},        {"hidden_size", hidden},
-              {"num_attention_heads", heads}, {"ffn_dim", ffn},
-              {"num_hidden_layers", kLayers}, {"vocab_size", kVocab},
-              {"max_position_embeddings", kMaxPos}, {"do_layer_norm_before", norm_before},
-              {"activation_function", "relu"}, {"word_embed_proj_dim", hidden}};
+  m.config = {{"model_type", "opt"},
+              {"hidden_size", hidden},
+              {"num_attention_heads", heads},
+              {"ffn_dim", ffn},
+              {"num_hidden_layers", kLayers},
+              {"vocab_size", kVocab},
+              {"max_position_embeddings", kMaxPos},
+              {"do_layer_norm_before", norm_before},
+              {"activation_function", "relu"},
+              {"word_embed_proj_dim", hidden}};
   m.tensors.push_back({"model.decoder.embed_tokens.weight", {kVocab, hidden}, 1.0f});
   m.tensors.push_back({"model.decoder.embed_positions.weight", {kMaxPos + 2, hidden}, 0.5f});
   for (int64_t i = 0; i < kLayers; ++i) {
@@ -306,12 +324,18 @@ TinyModel neox_model(int64_t hidden, int64_t heads, bool parallel) {
   TinyModel m;
   m.family = "gpt_neox";
   const int64_t inter = 4 * hidden;
-  m.config = {{"model_type", "gpt_neox"},   {"hidden_size", hidden},
-              {"num_attention_heads", heads}, {"intermediate_size", inter},
-              {"num_hidden_layers", kLayers}, {"vocab_size", kVocab},
-              {"max_position_embeddings", kMaxPos}, {"rotary_pct", 0.25},
-              {"rotary_emb_base", 10000},   {"layer_norm_eps", 1e-5},
-              {"hidden_act", "gelu"},       {"use_parallel_residual", parallel}};
+  m.config = {{"model_type", "gpt_neox"},
+              {"hidden_size", hidden},
+              {"num_attention_heads", heads},
+              {"intermediate_size", inter},
+              {"num_hidden_layers", kLayers},
+              {"vocab_size", kVocab},
+              {"max_position_embeddings", kMaxPos},
+              {"rotary_pct", 0.25},
+              {"rotary_emb_base", 10000},
+              {"layer_norm_eps", 1e-5},
+              {"hidden_act", "gelu"},
+              {"use_parallel_residual", parallel}};
   m.tensors.push_back({"gpt_neox.embed_in.weight", {kVocab, hidden}, 1.0f});
   for (int64_t i = 0; i < kLayers; ++i) {
     const std::string p = "gpt_neox.layers." + std::to_string(i) + ".";
@@ -424,7 +448,8 @@ class RefModel {
     Vec x(T * d);
     for (int64_t t = 0; t < T; ++t)
       for (int64_t j = 0; j < d; ++j)
-        x[t * d + j] = W(embed)[ids[t] * d + j] + (pos.empty() ? 0.0 : W(pos)[(t + offset) * d + j]);
+        x[t * d + j] =
+            W(embed)[ids[t] * d + j] + (pos.empty() ? 0.0 : W(pos)[(t + offset) * d + j]);
     for (int64_t i = 0; i < layers_; ++i) x = block(i, std::move(x), T);
     x = fam_ == "llama" ? rms(x, T, norm) : ln(x, T, norm);
     Vec out(T * kVocab, 0.0);
@@ -497,10 +522,11 @@ class RefModel {
     const int64_t half = rot / 2;
     Vec emb(rot), rotated(rot), orig(v, v + rot);
     for (int64_t j = 0; j < rot; ++j) {
-      emb[j] = pos / std::pow(theta, 2.0 * (j % half) / rot);  // cat(freqs, freqs)
+      emb[j] = pos / std::pow(theta, 2.0 * (j % half) / rot);    // cat(freqs, freqs)
       rotated[j] = j < half ? -orig[j + half] : orig[j - half];  // cat(-x2, x1)
     }
-    for (int64_t j = 0; j < rot; ++j) v[j] = orig[j] * std::cos(emb[j]) + rotated[j] * std::sin(emb[j]);
+    for (int64_t j = 0; j < rot; ++j)
+      v[j] = orig[j] * std::cos(emb[j]) + rotated[j] * std::sin(emb[j]);
   }
   // q [T, H, hd], k/v [T, KV, hd] (contiguous) -> [T, H * hd]; explicit causal softmax.
   Vec attention(const Vec& q, const Vec& k, const Vec& v, int64_t T, double scale) const {
@@ -513,7 +539,8 @@ class RefModel {
         double mx = -1e300;
         for (int64_t j = 0; j <= i; ++j) {
           double dot = 0;
-          for (int64_t c = 0; c < hd; ++c) dot += q[(i * H + h) * hd + c] * k[(j * KV + g) * hd + c];
+          for (int64_t c = 0; c < hd; ++c)
+            dot += q[(i * H + h) * hd + c] * k[(j * KV + g) * hd + c];
           s[j] = dot * scale;
           mx = std::max(mx, s[j]);
         }
@@ -565,7 +592,8 @@ class RefModel {
                   p + "attn.c_proj"));
     Vec f = conv1d(ln(x, T, p + "ln_2"), T, p + "mlp.c_fc");
     for (double& e : f)
-      e = 0.5 * e * (1.0 + std::tanh(std::sqrt(2.0 / std::numbers::pi) * (e + 0.044715 * e * e * e)));
+      e = 0.5 * e *
+          (1.0 + std::tanh(std::sqrt(2.0 / std::numbers::pi) * (e + 0.044715 * e * e * e)));
     add(x, conv1d(f, T, p + "mlp.c_proj"));
     return x;
   }
@@ -644,7 +672,9 @@ struct TinyCase {
   std::function<TinyModel()> make;
   DType dtype;
 };
-void PrintTo(const TinyCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const TinyCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class TinyArch : public ::testing::TestWithParam<TinyCase> {
  protected:
@@ -784,10 +814,55 @@ TEST_P(TinyArch, PerplexityFiniteAndStreamingIdentical) {
   EXPECT_EQ(c.base.ppl, a.ppl);
 }
 
+// Linears given from outside (the inference path: a quantized checkpoint has no fp32 weights).
+TEST_P(TinyArch, SetLinearReplacesDense) {
+  struct Wrapped : LinearOp {
+    std::vector<float> w, b;
+    int64_t n, k;
+    int64_t in_features() const override { return k; }
+    int64_t out_features() const override { return n; }
+    void forward(const float* x, int64_t rows, float* y) const override {
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < n; ++j) {
+          double acc = b.empty() ? 0.0 : b[j];
+          for (int64_t c = 0; c < k; ++c) acc += static_cast<double>(x[r * k + c]) * w[j * k + c];
+          y[r * n + j] = static_cast<float>(acc);
+        }
+    }
+  };
+  const BlockForward dense(config_, *store_, 1);
+  BlockOptions o;
+  o.load_linears = false;
+  BlockForward custom(config_, *store_, 1, o);
+  for (const auto& name : custom.linears()) {
+    EXPECT_THROW(custom.weight(name), Error);
+    EXPECT_EQ(custom.bias(name), dense.bias(name));
+    auto op = std::make_unique<Wrapped>();
+    op->w = dense.weight(name);
+    op->b = dense.bias(name);
+    op->n = dense.linear(name).out_features();
+    op->k = dense.linear(name).in_features();
+    custom.set_linear(name, std::move(op));
+  }
+  EXPECT_THROW(custom.set_linear(custom.linears().front(), nullptr), Error);
+  const Vec x = random_input(kT, 31);
+  std::vector<float> a(x.begin(), x.end()), b = a;
+  dense.forward(a.data(), kT);
+  custom.forward(b.data(), kT);
+  double err = 0;
+  for (size_t j = 0; j < a.size(); ++j) err = std::max(err, std::abs(double{a[j]} - b[j]));
+  EXPECT_LE(err, 1e-4);
+  // set_weight turns a replaced linear back into a dense one (with the loaded bias).
+  const std::string first = custom.linears().front();
+  custom.set_weight(first, dense.weight(first));
+  EXPECT_EQ(custom.weight(first), dense.weight(first));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Archs, TinyArch,
     ::testing::Values(
-        TinyCase{"llama_gqa_bf16", [] { return llama_like("llama", 48, 4, 2, 16, false, false, 10000.0); },
+        TinyCase{"llama_gqa_bf16",
+                 [] { return llama_like("llama", 48, 4, 2, 16, false, false, 10000.0); },
                  DType::BF16},
         TinyCase{"mistral_mqa_tied_f16",
                  [] { return llama_like("mistral", 32, 4, 1, 8, false, true, 1e6); }, DType::F16},
@@ -798,6 +873,21 @@ INSTANTIATE_TEST_SUITE_P(
         TinyCase{"gpt_neox_parallel_f16", [] { return neox_model(64, 4, true); }, DType::F16},
         TinyCase{"gpt_neox_sequential_f32", [] { return neox_model(64, 4, false); }, DType::F32}),
     [](const auto& p) { return p.param.name; });
+
+// Positions beyond the precomputed table are computed on the fly, identically.
+TEST(Rotary, BeyondTableMatches) {
+  const nn::RotaryTable small(8, 10000.0, 4), big(8, 10000.0, 64);
+  std::vector<float> x(20 * 2 * 12);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd;
+  for (float& e : x) e = nd(rng);
+  std::vector<float> y = x;
+  small.apply(x.data(), 20, 2, 24, 12);  // 20 tokens, 2 heads of 12 dims, first 8 rotated
+  big.apply(y.data(), 20, 2, 24, 12);
+  EXPECT_EQ(x, y);
+  // inv_freq as transformers: 1 / theta^(float(2i) / dim) in float32.
+  EXPECT_FLOAT_EQ(big.inv_freq()[1], 1.0f / std::pow(10000.0f, 0.25f));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Errors

@@ -261,6 +261,9 @@ TEST(Pack, RejectsInconsistentInputs) {
   g_idx[5] = 1;
   EXPECT_THROW(pack(4, 1), Error);  // g_idx outside [0, G)
   g_idx[5] = 0;
+  PackedLinear bad = pack(4, 1);
+  bad.qweight.pop_back();  // e.g. a truncated tensor read from a file
+  EXPECT_THROW(dequantize_linear(bad), Error);
   scales[1] = 1e6f;
   try {
     pack(4, 1);

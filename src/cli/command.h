@@ -15,5 +15,6 @@ struct Command {
 
 Command add_inspect(CLI::App& root);
 Command add_quantize(CLI::App& root);
+Command add_eval(CLI::App& root);
 
 }  // namespace gptq::cli

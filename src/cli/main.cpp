@@ -12,7 +12,8 @@ int main(int argc, char** argv) {
   CLI::App app{"gptq.cpp " GPTQ_VERSION ": GPTQ quantization of Hugging Face checkpoints on the CPU"};
   app.set_version_flag("--version", "gptq.cpp " GPTQ_VERSION);
   app.require_subcommand(1);
-  std::vector<gptq::cli::Command> commands{gptq::cli::add_inspect(app), gptq::cli::add_quantize(app)};
+  std::vector<gptq::cli::Command> commands{gptq::cli::add_inspect(app), gptq::cli::add_quantize(app),
+                                          gptq::cli::add_eval(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

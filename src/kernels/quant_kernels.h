@@ -19,8 +19,10 @@
 //       b = 2, 4, 8: word w holds the codes of the block positions [w*P, w*P + P), P = 32 / b,
 //                    position w*P + j at bits [j*b, j*b + b)  (the GPTQ qweight bitstream, one
 //                    stream per row instead of per column)
-//       b = 3:       words 0, 1: the low 2 bits of positions [16w, 16w + 16), position 16w + j
-//                    at bits [2j, 2j + 2); word 2: bit 2 of position p at bit p (bit planes)
+//       b = 3:       bit planes: words 0, 1 hold the low 2 bits of positions [16w, 16w + 16),
+//                    position 16w + j at bits [2j, 2j + 2) (as b = 2); word 2 holds bit 2 of
+//                    position p = 16w + 4i + v (i, v < 4) at bit 8i + 4w + v, so that one shift
+//                    puts it beside the low bits of the same byte lane of word w (int8 path)
 //   so a group costs 128 bytes of parameters plus 64*b bytes per block and row tile.
 //
 // ---------------------------------------------------------------------------------------------
@@ -32,6 +34,11 @@
 // GEMV (one activation row): per group g and row n,
 //   D_g = sum_{k in g} m_k x_k                           (the only per-code work: 1 FMA)
 //   y_n = sum_g S_gn * (D_g - ZF_gn * X_g),   X_g = sum_{k in g} x_k
+// GEMV with int8 dot products (AVX-512 VNNI, target AVX3_DL): x is split per segment (at most
+// 4 blocks of one group) as x = s (x0 + x1 / 2^7 + x2 / 2^14) with int8 x0 in [-127, 127] and
+// x1, x2 in [-64, 64] (|error| <= 2^-15 s = 2^-22 max|x|), codes are unpacked to bytes, and
+// vpdpbusd forms D_p = sum q * x_p exactly in int32; per group
+//   y_n += scale_gn * (sum_k q_k x_k - z_gn * X_g).
 // GEMM (R activation rows at once): the weight vector S * (m - ZF) (bit-identical to the
 // reference dequantization scale * (q - z)) is formed once per code and used by R FMAs.
 // Every output is computed by one thread in a fixed order: results do not depend on the number
@@ -59,10 +66,18 @@ struct TileStream {
   int bits = 4;
 };
 
-// GEMV for the output tiles [t0, t1): y[n] = sum_k W[n, k] x[k] (+ bias[n]).
-// x: [kp] in the kernel order; xsum: [groups] the sums of x over each group's positions.
-void gemv_tiles(const TileStream& w, const float* x, const float* xsum, const float* bias,
-                int64_t t0, int64_t t1, float* y);
+// GEMV input: the activation vector prepared once per call by gemv_prepare() into a buffer of
+// gemv_scratch_bytes(w) bytes (64-byte aligned, owned by the caller): x in the kernel order, the
+// group sums, and on targets with int8 dot products (AVX-512 VNNI) x split into three int8
+// planes (quant_kernels.cpp). perm: [kp] kernel position -> input channel (-1: padding), or
+// nullptr when the kernel order is the identity.
+size_t gemv_scratch_bytes(const TileStream& w);
+void gemv_prepare(const TileStream& w, const int32_t* perm, const float* x, uint8_t* scratch);
+
+// GEMV for the output tiles [t0, t1): y[n] = sum_k W[n, k] x[k] (+ bias[n]), from a scratch
+// prepared by gemv_prepare (on any target: a mismatch falls back to the float path).
+void gemv_tiles(const TileStream& w, const uint8_t* scratch, const float* bias, int64_t t0,
+                int64_t t1, float* y);
 
 // GEMM for the output tiles [t0, t1) and all `rows` activation rows:
 // y[r, n] = sum_k W[n, k] x[r, k] (+ bias[n]), y row stride ldy.
@@ -74,8 +89,13 @@ void gemm_tiles(const TileStream& w, const float* xt, int64_t rows, const float*
 // rows past n are written as zeros): wt[k][c] = W[t0 * 16 + c, k] in the kernel order.
 void dequant_tiles(const TileStream& w, int64_t t0, int64_t t1, float* wt, int64_t ldw);
 
-// Sum of n floats with SIMD (a streaming read: the memory-bandwidth probe of the benchmark).
-float sum_floats(const float* p, size_t n);
+// Sum of n floats with SIMD, read as `streams` (1 or 4) concurrent sequential streams (the
+// memory-bandwidth probe of the benchmark).
+float sum_floats(const float* p, size_t n, int streams = 1);
+
+// Bit mask of the Highway targets these kernels are compiled for (HWY_TARGETS of this file:
+// it adds AVX3_DL to the defaults); AND with hwy::SupportedTargets() for the ones usable here.
+int64_t compiled_targets();
 
 // Name of the target the dispatcher picks now (e.g. "AVX3", "AVX2", "EMU128").
 const char* dispatch_target_name();

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 
 #include "kernels/thread_pool.h"
 #include "util/error.h"
@@ -16,8 +17,11 @@ namespace {
 
 constexpr int64_t kParamBytes = 2 * kTileRows * sizeof(float);
 constexpr int64_t kWordBytes = kTileRows * sizeof(uint32_t);
-// Below this many weight bytes per thread a call is not split (pool hand-off costs ~1-5 us).
-constexpr int64_t kMinBytesPerThread = 32 << 10;
+// Work is cut into tasks of whole tiles that the pool's threads claim dynamically: about
+// kTasksPerThread per thread (load balance on a busy machine), none smaller than kMinTaskBytes
+// of weights (a hand-off costs ~1 us).
+constexpr int64_t kTasksPerThread = 4;
+constexpr int64_t kMinTaskBytes = 16 << 10;
 // Output rows per dequantized panel of the kDequantSgemm path.
 constexpr int64_t kPanelRows = 128;
 
@@ -193,9 +197,10 @@ void QuantLinear::build(const QuantLinearDesc& d) {
           const uint8_t* src = codes.data() + static_cast<int64_t>(k) * n_ + n0;
           for (int64_t l = 0; l < rows; ++l) {
             const uint32_t q = src[l];
-            if (b == 3) {
-              words[i / 16][l] |= (q & 3u) << (2 * (i % 16));
-              words[2][l] |= ((q >> 2) & 1u) << i;
+            if (b == 3) {  // bit planes (quant_kernels.h)
+              const int w = i / 16, j = i % 16;
+              words[w][l] |= (q & 3u) << (2 * j);
+              words[2][l] |= ((q >> 2) & 1u) << (8 * (j / 4) + 4 * w + j % 4);
             } else {
               const int per = 32 / b;
               words[i / per][l] |= q << (b * (i % per));
@@ -209,12 +214,8 @@ void QuantLinear::build(const QuantLinearDesc& d) {
       }
     }
   };
-  const int threads = std::max(1, std::min<int>(resolve_threads(), static_cast<int>(tiles_)));
-  global_pool(threads).run(threads, [&](int i) {
-    for (int64_t t = split_begin(tiles_, threads, i); t < split_begin(tiles_, threads, i + 1); ++t) {
-      fill_tile(t);
-    }
-  });
+  const int threads = resolve_threads();
+  global_pool(threads).run(tiles_, [&](int64_t t) { fill_tile(t); }, threads);
 
   stream_.data = data_.get();
   stream_.tile_bytes = tile_bytes;
@@ -253,42 +254,34 @@ void QuantLinear::forward(const float* x, int64_t rows, float* y, GemmPath path)
 }
 
 namespace {
-int split_parts(int threads, int64_t tiles, int64_t bytes) {
-  const int64_t by_size = std::max<int64_t>(1, bytes / kMinBytesPerThread);
-  return static_cast<int>(std::max<int64_t>(1, std::min({int64_t{threads}, tiles, by_size})));
+
+// Runs fn(t0, t1) over [0, tiles) cut into tasks (see kTasksPerThread) on `threads` threads.
+void for_tiles(int threads, int64_t tiles, int64_t bytes_per_tile,
+               const std::function<void(int64_t, int64_t)>& fn) {
+  const int64_t by_size = std::max<int64_t>(1, tiles * bytes_per_tile / kMinTaskBytes);
+  const int64_t tasks = std::min({tiles, by_size, threads * kTasksPerThread});
+  if (tasks <= 1 || threads <= 1) {
+    fn(0, tiles);
+    return;
+  }
+  global_pool(threads).run(
+      tasks, [&](int64_t i) { fn(split_begin(tiles, tasks, i), split_begin(tiles, tasks, i + 1)); },
+      threads);
 }
+
 }  // namespace
 
 void QuantLinear::gemv(const float* x, float* y, int threads) const {
-  const int64_t kp = stream_.kp;
-  const float* xk = x;
-  if (!identity_perm_) {
-    std::vector<float>& buf = scratch(0);
-    buf.resize(static_cast<size_t>(kp));
-    for (int64_t i = 0; i < kp; ++i) buf[i] = perm_[i] >= 0 ? x[perm_[i]] : 0.0f;
-    xk = buf.data();
-  }
-  // Group sums of x (double: they are subtracted from the per-group dot products).
-  std::vector<float>& xsum = scratch(1);
-  xsum.resize(static_cast<size_t>(groups_));
-  for (int64_t g = 0; g < groups_; ++g) {
-    double s = 0.0;
-    for (int64_t i = group_blocks_[g] * kBlock; i < group_blocks_[g + 1] * kBlock; ++i) s += xk[i];
-    xsum[g] = static_cast<float>(s);
-  }
+  // Scratch of the calling thread (forward is const and may run concurrently), 64-byte aligned.
+  thread_local std::vector<uint8_t> scratch_bytes;
+  const size_t need = gemv_scratch_bytes(stream_) + 64;
+  if (scratch_bytes.size() < need) scratch_bytes.resize(need);
+  uint8_t* scratch = scratch_bytes.data() + (64 - reinterpret_cast<uintptr_t>(scratch_bytes.data()) % 64) % 64;
+  gemv_prepare(stream_, identity_perm_ ? nullptr : perm_.data(), x, scratch);
   const float* bias = bias_.empty() ? nullptr : bias_.data();
-  const int parts = split_parts(threads, tiles_, weight_bytes());
   const TileStream& w = stream_;
-  const float* xs = xsum.data();
-  if (parts == 1) {
-    gemv_tiles(w, xk, xs, bias, 0, tiles_, y);
-    return;
-  }
-  const int64_t tiles = tiles_;
-  global_pool(parts).run(parts, [&](int i) {
-    gemv_tiles(w, xk, xs, bias, split_begin(tiles, parts, i), split_begin(tiles, parts, i + 1),
-               y);
-  });
+  for_tiles(threads, tiles_, w.tile_bytes,
+            [&](int64_t t0, int64_t t1) { gemv_tiles(w, scratch, bias, t0, t1, y); });
 }
 
 void QuantLinear::gemm_fused(const float* x, int64_t rows, float* y, int threads) const {
@@ -309,14 +302,11 @@ void QuantLinear::gemm_fused(const float* x, int64_t rows, float* y, int threads
     }
   }
   const float* bias = bias_.empty() ? nullptr : bias_.data();
-  const int parts = split_parts(threads, tiles_, weight_bytes() * rows);
   const TileStream& w = stream_;
   const float* xtp = xt.data();
-  const int64_t tiles = tiles_, n = n_;
-  global_pool(parts).run(parts, [&](int i) {
-    gemm_tiles(w, xtp, rows, bias, split_begin(tiles, parts, i), split_begin(tiles, parts, i + 1),
-               y, n);
-  });
+  const int64_t n = n_;
+  for_tiles(threads, tiles_, w.tile_bytes * rows,
+            [&](int64_t t0, int64_t t1) { gemm_tiles(w, xtp, rows, bias, t0, t1, y, n); });
 }
 
 void QuantLinear::gemm_dequant_sgemm(const float* x, int64_t rows, float* y, int threads) const {
@@ -340,10 +330,8 @@ void QuantLinear::gemm_dequant_sgemm(const float* x, int64_t rows, float* y, int
     const int64_t nt = std::min(kPanelTiles, tiles_ - t0);
     const int64_t n0 = t0 * kTileRows, cols = std::min(nt * kTileRows, n_ - n0);
     float* wtp = wt.data();
-    const int parts = static_cast<int>(std::min<int64_t>(threads, nt));
-    global_pool(parts).run(parts, [&](int i) {
-      const int64_t a = t0 + split_begin(nt, parts, i), e = t0 + split_begin(nt, parts, i + 1);
-      dequant_tiles(w, a, e, wtp + (a - t0) * kTileRows, kPanelRows);
+    for_tiles(threads, nt, w.tile_bytes, [&](int64_t a, int64_t e) {
+      dequant_tiles(w, t0 + a, t0 + e, wtp + a * kTileRows, kPanelRows);
     });
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
                 static_cast<int>(cols), static_cast<int>(kp), 1.0f, xp, static_cast<int>(kp), wtp,

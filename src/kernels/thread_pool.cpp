@@ -1,6 +1,7 @@
 #include "kernels/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -12,16 +13,27 @@ namespace {
 
 thread_local bool tls_in_task = false;
 
-// Spin iterations (~30-60 us) before sleeping on the condition variable: back-to-back kernel
-// calls (a model's consecutive linears) then reach the workers without a futex wake-up.
-constexpr int kSpinIterations = 20000;
-
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   _mm_pause();
 #else
   std::this_thread::yield();
 #endif
+}
+
+// How long a thread spins before sleeping on the condition variable: back-to-back kernel calls
+// (a model's consecutive linears) then reach the workers without a futex wake-up, while an idle
+// pool soon stops taking CPU time from other processes.
+constexpr auto kSpinTime = std::chrono::microseconds(50);
+
+// Spins until done() or kSpinTime has passed.
+template <class F>
+void spin_until(F done) {
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 1; !done(); ++i) {
+    cpu_relax();
+    if (i % 64 == 0 && std::chrono::steady_clock::now() - t0 > kSpinTime) return;
+  }
 }
 
 }  // namespace
@@ -43,10 +55,30 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run(int n, const std::function<void(int)>& fn) {
-  n = std::clamp(n, 1, size());
-  if (n == 1 || tls_in_task) {
-    for (int i = 0; i < n; ++i) fn(i);
+void ThreadPool::drain(const std::function<void(int64_t)>& fn, int64_t n) {
+  std::exception_ptr err;
+  tls_in_task = true;
+  for (int64_t i = next_.fetch_add(1, std::memory_order_relaxed); i < n;
+       i = next_.fetch_add(1, std::memory_order_relaxed)) {
+    try {
+      fn(i);
+    } catch (...) {
+      if (!err) err = std::current_exception();
+    }
+    finished_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  tls_in_task = false;
+  if (err) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!error_) error_ = err;
+  }
+}
+
+void ThreadPool::run(int64_t n, const std::function<void(int64_t)>& fn, int threads) {
+  if (n <= 0) return;
+  threads = std::clamp(threads, 1, size());
+  if (threads == 1 || n == 1 || tls_in_task) {
+    for (int64_t i = 0; i < n; ++i) fn(i);
     return;
   }
   std::lock_guard<std::mutex> run_lock(run_mutex_);
@@ -55,69 +87,51 @@ void ThreadPool::run(int n, const std::function<void(int)>& fn) {
     error_ = nullptr;
     task_ = &fn;
     task_n_ = n;
-    pending_ = n - 1;
-    spin_pending_.store(n - 1, std::memory_order_relaxed);
+    joinable_ = static_cast<int>(std::min<int64_t>(threads - 1, n - 1));
+    next_.store(0, std::memory_order_relaxed);
+    finished_.store(0, std::memory_order_relaxed);
     ++generation_;
   }
   spin_generation_.fetch_add(1, std::memory_order_release);
   wake_.notify_all();
 
-  std::exception_ptr own_error;
-  tls_in_task = true;
-  try {
-    fn(0);
-  } catch (...) {
-    own_error = std::current_exception();
-  }
-  tls_in_task = false;
-
-  for (int i = 0; i < kSpinIterations && spin_pending_.load(std::memory_order_acquire) > 0; ++i) {
-    cpu_relax();
-  }
-  std::exception_ptr worker_error;
+  drain(fn, n);
+  spin_until([&] { return finished_.load(std::memory_order_acquire) == n; });
+  std::exception_ptr err;
   {
+    // Wait for the tasks still running and for every worker that joined this call to leave it
+    // (a worker never touches a call's state after active_ drops).
     std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return pending_ == 0; });
+    done_.wait(lock, [&] { return finished_.load(std::memory_order_acquire) == n && active_ == 0; });
     task_ = nullptr;
-    worker_error = error_;
+    err = error_;
   }
-  if (own_error) std::rethrow_exception(own_error);
-  if (worker_error) std::rethrow_exception(worker_error);
+  if (err) std::rethrow_exception(err);
 }
 
-void ThreadPool::worker_loop(int index) {
+void ThreadPool::worker_loop(int /*index*/) {
   uint64_t seen = 0;
   for (;;) {
-    for (int i = 0;
-         i < kSpinIterations && spin_generation_.load(std::memory_order_acquire) == seen; ++i) {
-      cpu_relax();
-    }
-    const std::function<void(int)>* task = nullptr;
-    int n = 0;
+    spin_until([&] { return spin_generation_.load(std::memory_order_acquire) != seen; });
+    const std::function<void(int64_t)>* task = nullptr;
+    int64_t n = 0;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
       if (stop_) return;
       seen = generation_;
+      if (task_ == nullptr || joinable_ == 0) continue;
+      --joinable_;
+      ++active_;
       task = task_;
       n = task_n_;
     }
-    if (task == nullptr || index + 1 >= n) continue;
-    std::exception_ptr err;
-    tls_in_task = true;
-    try {
-      (*task)(index + 1);
-    } catch (...) {
-      err = std::current_exception();
-    }
-    tls_in_task = false;
+    drain(*task, n);
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (err && !error_) error_ = err;
-      --pending_;
-      spin_pending_.fetch_sub(1, std::memory_order_release);
-      if (pending_ == 0) done_.notify_one();
+      --active_;
     }
+    done_.notify_one();
   }
 }
 

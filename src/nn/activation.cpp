@@ -17,19 +17,27 @@ void map_gated(float* g, const float* u, int64_t n, F f) {
 
 void activation_inplace(Activation act, float* x, int64_t n) {
   switch (act) {
-    case Activation::kSilu: return map_inplace(x, n, silu);
-    case Activation::kGelu: return map_inplace(x, n, gelu_erf);
-    case Activation::kGeluTanh: return map_inplace(x, n, gelu_tanh);
-    case Activation::kRelu: return map_inplace(x, n, relu);
+    case Activation::kSilu:
+      return map_inplace(x, n, silu);
+    case Activation::kGelu:
+      return map_inplace(x, n, gelu_erf);
+    case Activation::kGeluTanh:
+      return gelu_tanh_inplace(x, n);  // vectorised
+    case Activation::kRelu:
+      return map_inplace(x, n, relu);
   }
 }
 
 void gated_activation_inplace(Activation act, float* gate, const float* up, int64_t n) {
   switch (act) {
-    case Activation::kSilu: return silu_mul_inplace(gate, up, n);  // vectorised
-    case Activation::kGelu: return map_gated(gate, up, n, gelu_erf);
-    case Activation::kGeluTanh: return map_gated(gate, up, n, gelu_tanh);
-    case Activation::kRelu: return map_gated(gate, up, n, relu);
+    case Activation::kSilu:
+      return silu_mul_inplace(gate, up, n);  // vectorised
+    case Activation::kGelu:
+      return map_gated(gate, up, n, gelu_erf);
+    case Activation::kGeluTanh:
+      return map_gated(gate, up, n, gelu_tanh);
+    case Activation::kRelu:
+      return map_gated(gate, up, n, relu);
   }
 }
 

@@ -40,15 +40,16 @@ LinearGroup parse_group(const std::string& g, const std::string& arch, const std
   if (g == "attn_out") return LinearGroup::kAttnOut;
   if (g == "mlp_in") return LinearGroup::kMlpIn;
   if (g == "mlp_mid") return LinearGroup::kMlpMid;
-  fail("architecture '{}': linear '{}' has input group '{}'; expected attn_in, attn_out, mlp_in or "
-       "mlp_mid",
-       arch, linear, g);
+  fail(
+      "architecture '{}': linear '{}' has input group '{}'; expected attn_in, attn_out, mlp_in or "
+      "mlp_mid",
+      arch, linear, g);
 }
 
 Role role_of(const BlockLayout& b, const std::string& name, const std::string& arch) {
   const std::pair<const std::string*, Role> roles[] = {
-      {&b.q, Role::kQ},     {&b.k, Role::kK},       {&b.v, Role::kV},   {&b.qkv, Role::kQkv},
-      {&b.o, Role::kO},     {&b.gate, Role::kGate}, {&b.up, Role::kUp}, {&b.down, Role::kDown}};
+      {&b.q, Role::kQ}, {&b.k, Role::kK},       {&b.v, Role::kV},   {&b.qkv, Role::kQkv},
+      {&b.o, Role::kO}, {&b.gate, Role::kGate}, {&b.up, Role::kUp}, {&b.down, Role::kDown}};
   for (const auto& [n, r] : roles)
     if (!n->empty() && *n == name) return r;
   fail("architecture '{}': linear '{}' is none of the block layout's modules", arch, name);
@@ -63,16 +64,32 @@ struct LinearShape {
 LinearShape linear_shape(Role r, const ModelHparams& hp) {
   const int64_t q_w = hp.heads * hp.head_dim, kv_w = hp.kv_heads * hp.head_dim;
   switch (r) {
-    case Role::kQ: return {q_w, hp.hidden, hp.qkv_bias};
+    case Role::kQ:
+      return {q_w, hp.hidden, hp.qkv_bias};
     case Role::kK:
-    case Role::kV: return {kv_w, hp.hidden, hp.qkv_bias};
-    case Role::kQkv: return {q_w + 2 * kv_w, hp.hidden, hp.qkv_bias};
-    case Role::kO: return {hp.hidden, q_w, hp.o_bias};
+    case Role::kV:
+      return {kv_w, hp.hidden, hp.qkv_bias};
+    case Role::kQkv:
+      return {q_w + 2 * kv_w, hp.hidden, hp.qkv_bias};
+    case Role::kO:
+      return {hp.hidden, q_w, hp.o_bias};
     case Role::kGate:
-    case Role::kUp: return {hp.intermediate, hp.hidden, hp.mlp_bias};
-    case Role::kDown: return {hp.hidden, hp.intermediate, hp.mlp_bias};
+    case Role::kUp:
+      return {hp.intermediate, hp.hidden, hp.mlp_bias};
+    case Role::kDown:
+      return {hp.hidden, hp.intermediate, hp.mlp_bias};
   }
   return {0, 0, false};
+}
+
+// Per-thread work buffers of the stages: reused across calls (no allocation or page faults per
+// sequence); they grow to the largest block shape run on the thread.
+struct Scratch {
+  std::vector<float> q, k, v, scores, a, b;
+};
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
 }
 
 }  // namespace
@@ -104,8 +121,8 @@ struct BlockForward::Impl {
   const LinearOp& op(Role r) const {
     const Slot& s = slots[by_role[static_cast<int>(r)]];
     if (!s.op)
-      fail("block {}: linear '{}{}' has no implementation (not loaded; call set_linear first)", index,
-           prefix, s.name);
+      fail("block {}: linear '{}{}' has no implementation (not loaded; call set_linear first)",
+           index, prefix, s.name);
     return *s.op;
   }
   bool has(Role r) const { return by_role[static_cast<int>(r)] >= 0; }
@@ -117,7 +134,8 @@ struct BlockForward::Impl {
     l.forward(x, tokens, y.data());
   }
 
-  void load_norm(const TensorStore& store, const std::string& module, NormType type, nn::Norm& norm) {
+  void load_norm(const TensorStore& store, const std::string& module, NormType type,
+                 nn::Norm& norm) {
     norm.type = type;
     norm.dim = hp.hidden;
     norm.eps = static_cast<float>(hp.norm_eps);
@@ -187,10 +205,10 @@ BlockForward::BlockForward(const ModelConfig& config, const TensorStore& store, 
   }
   // The layout must provide every piece the forward needs.
   const bool separate = a.qkv == QkvLayout::kSeparate;
-  const bool qkv_ok = separate ? m.has(Role::kQ) && m.has(Role::kK) && m.has(Role::kV)
-                               : m.has(Role::kQkv);
-  const bool mlp_ok = m.has(Role::kUp) && m.has(Role::kDown) &&
-                      (a.mlp == MlpType::kPlain || m.has(Role::kGate));
+  const bool qkv_ok =
+      separate ? m.has(Role::kQ) && m.has(Role::kK) && m.has(Role::kV) : m.has(Role::kQkv);
+  const bool mlp_ok =
+      m.has(Role::kUp) && m.has(Role::kDown) && (a.mlp == MlpType::kPlain || m.has(Role::kGate));
   if (!qkv_ok || !m.has(Role::kO) || !mlp_ok)
     fail("architecture '{}': the block's linears ({}) do not cover its qkv / o / MLP layout",
          a.name, fmt::join(m.names, ", "));
@@ -201,7 +219,9 @@ BlockForward::BlockForward(const ModelConfig& config, const TensorStore& store, 
     if (rot > hp.head_dim) fail("{}: rotary_pct {} exceeds 1", a.name, hp.rotary_pct);
     if (rot > 0) {
       m.rotary_on = true;
-      m.rotary = nn::RotaryTable(rot, hp.rope_theta, std::max<int64_t>(hp.max_positions, 1));
+      // Tables up to 8192 positions (later positions are computed on the fly).
+      m.rotary =
+          nn::RotaryTable(rot, hp.rope_theta, std::clamp<int64_t>(hp.max_positions, 1, 8192));
     }
   }
   m.attn = {hp.heads, hp.kv_heads, hp.head_dim,
@@ -210,9 +230,15 @@ BlockForward::BlockForward(const ModelConfig& config, const TensorStore& store, 
 
 BlockForward::~BlockForward() = default;
 
-int64_t BlockForward::index() const { return impl_->index; }
-const std::string& BlockForward::prefix() const { return impl_->prefix; }
-const std::vector<std::string>& BlockForward::linears() const { return impl_->names; }
+int64_t BlockForward::index() const {
+  return impl_->index;
+}
+const std::string& BlockForward::prefix() const {
+  return impl_->prefix;
+}
+const std::vector<std::string>& BlockForward::linears() const {
+  return impl_->names;
+}
 
 const std::vector<std::string>& BlockForward::group_linears(LinearGroup g) const {
   return impl_->groups.at(static_cast<size_t>(g));
@@ -220,6 +246,11 @@ const std::vector<std::string>& BlockForward::group_linears(LinearGroup g) const
 
 LinearGroup BlockForward::group_of(const std::string& local_linear) const {
   return impl_->slot(local_linear).group;
+}
+
+std::pair<int64_t, int64_t> BlockForward::linear_dims(const std::string& local_linear) const {
+  const Slot& s = impl_->slot(local_linear);
+  return {s.n, s.k};
 }
 
 const std::vector<float>& BlockForward::weight(const std::string& local_linear) const {
@@ -277,7 +308,8 @@ void BlockForward::run_stage(LinearGroup g, SequenceState& st) const {
     case LinearGroup::kAttnOut: {
       m.check_state(st, st.h, hidden, "state.h (attention input)");
       const int64_t d = hp.head_dim, heads = hp.heads, kvh = hp.kv_heads;
-      std::vector<float> qb, kb, vb;
+      Scratch& sc = scratch();
+      std::vector<float>&qb = sc.q, &kb = sc.k, &vb = sc.v;
       nn::HeadsView q, k, v;
       switch (m.arch->qkv) {
         case QkvLayout::kSeparate:
@@ -310,19 +342,18 @@ void BlockForward::run_stage(LinearGroup g, SequenceState& st) const {
         m.rotary.apply(k.data, t, kvh, k.row_stride, k.head_stride);
       }
       st.h.resize(static_cast<size_t>(t * heads * d));
-      std::vector<float> scores;
-      nn::causal_attention(m.attn, q, k, v, t, st.h.data(), scores);
+      nn::causal_attention(m.attn, q, k, v, t, st.h.data(), sc.scores);
       return;
     }
     case LinearGroup::kMlpIn: {
       m.check_state(st, st.h, m.q_width(), "state.h (attention output)");
       m.check_state(st, st.resid, hidden, "state.resid");
-      std::vector<float> a;
+      std::vector<float>& a = scratch().a;
       m.apply(Role::kO, st.h.data(), t, a);
       if (hp.parallel_residual) {
-        st.aux = std::move(a);  // added in finish(): x + attn(ln1(x)) + mlp(ln2(x))
+        st.aux.swap(a);  // added in finish(): x + attn(ln1(x)) + mlp(ln2(x))
       } else {
-        for (size_t i = 0; i < a.size(); ++i) st.resid[i] += a[i];
+        for (size_t i = 0; i < st.resid.size(); ++i) st.resid[i] += a[i];
       }
       st.h.resize(static_cast<size_t>(t * hidden));
       m.mlp_norm.apply(st.resid.data(), t, st.h.data());
@@ -330,9 +361,10 @@ void BlockForward::run_stage(LinearGroup g, SequenceState& st) const {
     }
     case LinearGroup::kMlpMid: {
       m.check_state(st, st.h, hidden, "state.h (MLP input)");
-      std::vector<float> first;
+      Scratch& sc = scratch();
+      std::vector<float>& first = sc.a;
       if (m.arch->mlp == MlpType::kGated) {
-        std::vector<float> up;
+        std::vector<float>& up = sc.b;
         m.apply(Role::kGate, st.h.data(), t, first);
         m.apply(Role::kUp, st.h.data(), t, up);
         nn::gated_activation_inplace(hp.act, first.data(), up.data(),
@@ -341,7 +373,7 @@ void BlockForward::run_stage(LinearGroup g, SequenceState& st) const {
         m.apply(Role::kUp, st.h.data(), t, first);
         nn::activation_inplace(hp.act, first.data(), static_cast<int64_t>(first.size()));
       }
-      st.h = std::move(first);
+      st.h.swap(first);
       return;
     }
   }
@@ -351,13 +383,14 @@ void BlockForward::finish(SequenceState& st) const {
   const Impl& m = *impl_;
   m.check_state(st, st.h, m.hp.intermediate, "state.h (MLP hidden)");
   m.check_state(st, st.resid, m.hp.hidden, "state.resid");
-  std::vector<float> out;
+  std::vector<float>& out = scratch().a;
   m.apply(Role::kDown, st.h.data(), st.tokens, out);
+  const size_t n = st.resid.size();
   if (m.hp.parallel_residual) {
     m.check_state(st, st.aux, m.hp.hidden, "state.aux (attention output)");
-    for (size_t i = 0; i < out.size(); ++i) st.resid[i] = (out[i] + st.aux[i]) + st.resid[i];
+    for (size_t i = 0; i < n; ++i) st.resid[i] = (out[i] + st.aux[i]) + st.resid[i];
   } else {
-    for (size_t i = 0; i < out.size(); ++i) st.resid[i] += out[i];
+    for (size_t i = 0; i < n; ++i) st.resid[i] += out[i];
   }
 }
 

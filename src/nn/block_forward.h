@@ -29,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/model_config.h"
@@ -86,6 +87,8 @@ class BlockForward {
   const std::vector<std::string>& group_linears(LinearGroup g) const;
   LinearGroup group_of(const std::string& local_linear) const;
 
+  // {out_features N, in_features K} of a linear, as the architecture defines it.
+  std::pair<int64_t, int64_t> linear_dims(const std::string& local_linear) const;
   // Dense weight of a linear as the math matrix W [N, K] (Conv1D transposed) and its bias.
   const std::vector<float>& weight(const std::string& local_linear) const;
   // Replaces the weight (e.g. by the GPTQ dequantized one), same shape [N, K].

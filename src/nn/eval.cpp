@@ -45,8 +45,7 @@ double window_nll(const float* logits, int64_t vocab, const int32_t* ids, int64_
 PerplexityResult PerplexityResult::first_windows(int64_t n) const {
   PerplexityResult r;
   const int64_t per = windows ? predictions / windows + 1 : 2;
-  r.window_nll.assign(window_nll.begin(),
-                      window_nll.begin() + std::clamp<int64_t>(n, 0, windows));
+  r.window_nll.assign(window_nll.begin(), window_nll.begin() + std::clamp<int64_t>(n, 0, windows));
   finalize(r, per);
   return r;
 }

@@ -20,7 +20,7 @@ class ModelForward;
 
 struct EvalOptions {
   int64_t seqlen = 256;
-  int64_t max_windows = 0;       // 0 = all complete windows
+  int64_t max_windows = 0;  // 0 = all complete windows
   // Windows per forward pass: 0 = 1 when the blocks are resident, else all windows at once (each
   // on-demand block is then built once). Memory: windows_per_pass * seqlen * hidden floats.
   int64_t windows_per_pass = 0;
@@ -29,10 +29,10 @@ struct EvalOptions {
 
 struct PerplexityResult {
   int64_t windows = 0;
-  int64_t predictions = 0;          // windows * (seqlen - 1)
+  int64_t predictions = 0;  // windows * (seqlen - 1)
   double mean_nll = 0;
-  double ppl = 0;                   // exp(mean_nll)
-  std::vector<double> window_nll;   // mean NLL of each window
+  double ppl = 0;                  // exp(mean_nll)
+  std::vector<double> window_nll;  // mean NLL of each window
 
   // The result over the first `n` windows only.
   PerplexityResult first_windows(int64_t n) const;
@@ -41,8 +41,8 @@ struct PerplexityResult {
 struct ComparisonResult {
   PerplexityResult base, model;
   int64_t predictions = 0;
-  double mean_kl = 0;          // mean KL(P_base || P_model) in nats
-  double top1_agreement = 0;   // fraction of predictions with the same argmax
+  double mean_kl = 0;         // mean KL(P_base || P_model) in nats
+  double top1_agreement = 0;  // fraction of predictions with the same argmax
 };
 
 // Number of windows evaluated for `num_tokens` ids.

@@ -18,7 +18,9 @@ struct ModelForward::FinalNorm {
 
 ModelForward::ModelForward(const ModelConfig& config, const TensorStore& store,
                            const ModelForwardOptions& options)
-    : config_(config), store_(&store), block_name_(options.block_name),
+    : config_(config),
+      store_(&store),
+      block_name_(options.block_name),
       final_norm_(std::make_unique<FinalNorm>()) {
   const ArchSpec& a = config_.require_arch();
   const ModelHparams& hp = config_.hp;
@@ -38,7 +40,8 @@ ModelForward::ModelForward(const ModelConfig& config, const TensorStore& store,
   fn.type = a.norm;
   fn.dim = hp.hidden;
   fn.eps = static_cast<float>(hp.norm_eps);
-  fn.weight = nn::load_param(store, a.model.final_norm + ".weight", {hp.hidden}, "final norm weight");
+  fn.weight =
+      nn::load_param(store, a.model.final_norm + ".weight", {hp.hidden}, "final norm weight");
   if (a.norm == NormType::kLayerNorm)
     fn.bias = nn::load_param(store, a.model.final_norm + ".bias", {hp.hidden}, "final norm bias");
   // transformers ties lm_head to the input embedding when tie_word_embeddings is set; a checkpoint
@@ -91,7 +94,9 @@ void ModelForward::head(const float* x, int64_t rows, float* logits) const {
               static_cast<int>(vocab_));
 }
 
-bool ModelForward::blocks_resident() const { return !blocks_.empty(); }
+bool ModelForward::blocks_resident() const {
+  return !blocks_.empty();
+}
 
 BlockForward& ModelForward::block(int64_t index) {
   if (!blocks_resident() || index < 0 || index >= num_blocks() || !blocks_[index])

@@ -20,8 +20,8 @@ void rms_norm(const float* x, int64_t rows, int64_t dim, const float* w, float e
   }
 }
 
-void layer_norm(const float* x, int64_t rows, int64_t dim, const float* w, const float* b, float eps,
-                float* y) {
+void layer_norm(const float* x, int64_t rows, int64_t dim, const float* w, const float* b,
+                float eps, float* y) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * dim;
     float* yr = y + r * dim;

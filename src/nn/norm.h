@@ -13,8 +13,8 @@ namespace gptq::nn {
 void rms_norm(const float* x, int64_t rows, int64_t dim, const float* w, float eps, float* y);
 
 // nn.LayerNorm: y = (x - mean) / sqrt(var + eps) * w + b, biased variance.
-void layer_norm(const float* x, int64_t rows, int64_t dim, const float* w, const float* b, float eps,
-                float* y);
+void layer_norm(const float* x, int64_t rows, int64_t dim, const float* w, const float* b,
+                float eps, float* y);
 
 // One norm module: its kind, parameters and epsilon.
 struct Norm {

@@ -7,7 +7,8 @@
 //   angle(p, i) = float(p) * inv_freq[i];  cos/sin of it in float32
 //   x' = x * cos(emb) + rotate_half(x) * sin(emb),  emb = cat(angle, angle),
 //   rotate_half(x) = cat(-x[half:], x[:half])
-// i.e. for i < half: x'[i] = x[i] cos_i - x[i+half] sin_i, x'[i+half] = x[i+half] cos_i + x[i] sin_i.
+// i.e. for i < half: x'[i] = x[i] cos_i - x[i+half] sin_i, x'[i+half] = x[i+half] cos_i + x[i]
+// sin_i.
 #pragma once
 
 #include <cstdint>
@@ -31,7 +32,7 @@ class RotaryTable {
 
  private:
   int64_t rot_dims_ = 0, positions_ = 0;
-  std::vector<float> inv_freq_;  // [rot_dims / 2]
+  std::vector<float> inv_freq_;   // [rot_dims / 2]
   std::vector<float> cos_, sin_;  // [positions, rot_dims / 2]
 };
 

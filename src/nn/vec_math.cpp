@@ -7,6 +7,7 @@
 #define HWY_TARGET_INCLUDE "nn/vec_math.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+
 #include <hwy/contrib/math/math-inl.h>
 
 HWY_BEFORE_NAMESPACE();
@@ -70,6 +71,23 @@ void SiluMulInplace(float* g, const float* u, int64_t n) {
   for (; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
 
+void GeluTanhInplace(float* x, int64_t n) {
+  const DF d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  const auto half = hn::Set(d, 0.5f), one = hn::Set(d, 1.0f);
+  const auto c = hn::Set(d, 0.79788456080286535588f), k = hn::Set(d, 0.044715f);
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto v = hn::LoadU(d, x + i);
+    const auto inner = hn::Mul(c, hn::Add(v, hn::Mul(k, hn::Mul(hn::Mul(v, v), v))));
+    hn::StoreU(hn::Mul(hn::Mul(half, v), hn::Add(one, hn::CallTanh(d, inner))), d, x + i);
+  }
+  for (; i < n; ++i) {
+    const float v = x[i];
+    x[i] = 0.5f * v * (1.0f + std::tanh(0.79788456080286535588f * (v + 0.044715f * (v * v * v))));
+  }
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace gptq::nn
 HWY_AFTER_NAMESPACE();
@@ -80,13 +98,19 @@ namespace gptq::nn {
 HWY_EXPORT(MaxValue);
 HWY_EXPORT(ExpShifted);
 HWY_EXPORT(SiluMulInplace);
+HWY_EXPORT(GeluTanhInplace);
 
-float max_value(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(MaxValue)(x, n); }
+float max_value(const float* x, int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(MaxValue)(x, n);
+}
 double exp_shifted(const float* x, int64_t n, float shift, float* out) {
   return HWY_DYNAMIC_DISPATCH(ExpShifted)(x, n, shift, out);
 }
 void silu_mul_inplace(float* g, const float* u, int64_t n) {
   HWY_DYNAMIC_DISPATCH(SiluMulInplace)(g, u, n);
+}
+void gelu_tanh_inplace(float* x, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(GeluTanhInplace)(x, n);
 }
 
 }  // namespace gptq::nn

@@ -13,5 +13,7 @@ float max_value(const float* x, int64_t n);
 double exp_shifted(const float* x, int64_t n, float shift, float* out);
 // g[i] = silu(g[i]) * u[i], silu(x) = x / (1 + exp(-x)).
 void silu_mul_inplace(float* g, const float* u, int64_t n);
+// x[i] = gelu_tanh(x[i]) = x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))) (Highway Tanh, 4 ULP).
+void gelu_tanh_inplace(float* x, int64_t n);
 
 }  // namespace gptq::nn

@@ -12,9 +12,12 @@
 namespace gptq::nn {
 
 namespace {
-std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+std::string shape_str(const std::vector<int64_t>& s) {
+  return fmt::format("[{}]", fmt::join(s, ", "));
+}
 
-const TensorInfo& require(const TensorStore& store, const std::string& name, const std::string& what) {
+const TensorInfo& require(const TensorStore& store, const std::string& name,
+                          const std::string& what) {
   const TensorInfo* t = find_param(store, name);
   if (!t)
     fail("tensor '{}' ({}) is missing from the checkpoint {}", name, what, store.root().string());
@@ -66,7 +69,8 @@ std::vector<float> load_linear_weight(const TensorStore& store, const std::strin
       for (int64_t k0 = 0; k0 < k; k0 += kB)
         for (int64_t n0 = 0; n0 < n; n0 += kB)
           for (int64_t kk = k0; kk < std::min(k, k0 + kB); ++kk)
-            for (int64_t nn = n0; nn < std::min(n, n0 + kB); ++nn) nk[nn * k + kk] = kn[kk * n + nn];
+            for (int64_t nn = n0; nn < std::min(n, n0 + kB); ++nn)
+              nk[nn * k + kk] = kn[kk * n + nn];
       return nk;
     }
   }
@@ -76,9 +80,10 @@ std::vector<float> load_linear_weight(const TensorStore& store, const std::strin
 std::string detect_block_name(const TensorStore& store) {
   const std::string p = detect_block_pattern(module_names_from_tensors(store.names()));
   if (p.empty())
-    fail("checkpoint {}: no list of transformer blocks found (none of the tensor names starts "
-         "with {})",
-         store.root().string(), fmt::join(block_patterns(), ", "));
+    fail(
+        "checkpoint {}: no list of transformer blocks found (none of the tensor names starts "
+        "with {})",
+        store.root().string(), fmt::join(block_patterns(), ", "));
   return p;
 }
 

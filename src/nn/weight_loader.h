@@ -31,7 +31,8 @@ std::vector<float> load_linear_weight(const TensorStore& store, const std::strin
 
 // The prefix of block `index` ("model.layers.3."): Optimum's block pattern detected from the
 // tensor names unless `block_name` is given.
-std::string block_prefix(const TensorStore& store, int64_t index, const std::string& block_name = "");
+std::string block_prefix(const TensorStore& store, int64_t index,
+                         const std::string& block_name = "");
 // The detected block list name ("model.layers", "transformer.h", ...); throws if none.
 std::string detect_block_name(const TensorStore& store);
 

@@ -252,9 +252,33 @@ PackedLinear pack_linear(const uint8_t* codes, const float* scales, const float*
   return p;
 }
 
+namespace {
+
+// Tensor sizes of a PackedLinear that may come from a file.
+void check_packed(const PackedLinear& p) {
+  if (p.bits != 2 && p.bits != 3 && p.bits != 4 && p.bits != 8) {
+    fail("packed layer: bits {} unsupported (2, 3, 4 or 8)", p.bits);
+  }
+  const int64_t n = p.out_features, k = p.in_features;
+  if (n <= 0 || k <= 0 || p.groups <= 0) {
+    fail("packed layer: bad shape in_features={} out_features={} groups={}", k, n, p.groups);
+  }
+  auto expect = [](const char* what, size_t got, int64_t want) {
+    if (got != static_cast<size_t>(want)) {
+      fail("packed layer: {} has {} elements, {} expected from the layer shape", what, got, want);
+    }
+  };
+  expect("qweight", p.qweight.size(), p.qweight_rows() * n);
+  expect("qzeros", p.qzeros.size(), p.groups * p.qzeros_cols());
+  expect("scales", p.scales.size(), p.groups * n);
+  expect("g_idx", p.g_idx.size(), k);
+}
+
+}  // namespace
+
 void unpack_linear(const PackedLinear& p, std::vector<uint8_t>* codes_nk,
                    std::vector<int32_t>* zeros_gn) {
-  check_bits(p.bits, "unpack_linear");
+  check_packed(p);
   const int64_t n = p.out_features, k = p.in_features;
   const int maxq = (1 << p.bits) - 1;
   if (codes_nk) {

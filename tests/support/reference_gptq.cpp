@@ -1,5 +1,6 @@
 #include "reference_gptq.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -54,13 +55,18 @@ std::vector<double> cholesky_lower(std::vector<double> a, int64_t k) {
   for (int64_t j = 0; j < k; ++j) {
     double d = a[j * k + j];
     for (int64_t p = 0; p < j; ++p) d -= a[j * k + p] * a[j * k + p];
+    // Rows below: s_i = a[i, j] - <row i, row j> over the first j entries (4 partial sums).
     if (!(d > 0)) throw std::runtime_error("reference Cholesky: not positive definite");
     d = std::sqrt(d);
     a[j * k + j] = d;
     for (int64_t i = j + 1; i < k; ++i) {
-      double s = a[i * k + j];
-      for (int64_t p = 0; p < j; ++p) s -= a[i * k + p] * a[j * k + p];
-      a[i * k + j] = s / d;
+      double s[4] = {a[i * k + j], 0, 0, 0};
+      int64_t p = 0;
+      for (; p + 4 <= j; p += 4) {
+        for (int u = 0; u < 4; ++u) s[u] -= a[i * k + p + u] * a[j * k + p + u];
+      }
+      for (; p < j; ++p) s[0] -= a[i * k + p] * a[j * k + p];
+      a[i * k + j] = (s[0] + s[1] + s[2] + s[3]) / d;
     }
     for (int64_t i = 0; i < j; ++i) a[i * k + j] = 0;
   }
@@ -129,22 +135,21 @@ ReferenceResult reference_gptq(const float* w0, int64_t n, int64_t k, const floa
   for (int64_t i = 0; i < k * k; ++i) A[i] = H[i];
   for (int64_t c = 0; c < k; ++c) A[c * k + c] = static_cast<double>(H[c * k + c] + damp);
   std::vector<double> L = cholesky_lower(A, k);
-  std::vector<double> Li(k * k, 0.0);  // L^-1 by forward substitution, column by column
+  std::vector<double> Li(k * k, 0.0);  // L^-1: forward substitution L x = e_j per column j
+  std::vector<double> col(k);
   for (int64_t j = 0; j < k; ++j) {
-    Li[j * k + j] = 1.0 / L[j * k + j];
-    for (int64_t i = j + 1; i < k; ++i) {
-      double s = 0;
-      for (int64_t p = j; p < i; ++p) s += L[i * k + p] * Li[p * k + j];
-      Li[i * k + j] = -s / L[i * k + i];
+    for (int64_t i = 0; i < k; ++i) {
+      double s = i == j ? 1.0 : 0.0;
+      for (int64_t p = j; p < i; ++p) s -= L[i * k + p] * col[p];
+      col[i] = i < j ? 0.0 : s / L[i * k + i];
+      Li[i * k + j] = col[i];
     }
   }
-  std::vector<double> Hi(k * k, 0.0);  // L^-T L^-1
-  for (int64_t i = 0; i < k; ++i) {
-    for (int64_t j = 0; j <= i; ++j) {
-      double s = 0;
-      for (int64_t p = i; p < k; ++p) s += Li[p * k + i] * Li[p * k + j];
-      Hi[i * k + j] = s;
-      Hi[j * k + i] = s;
+  std::vector<double> Hi(k * k, 0.0);  // H^-1 = L^-T L^-1 = sum_p (row p of L^-1)^T (row p)
+  for (int64_t p = 0; p < k; ++p) {
+    for (int64_t i = 0; i <= p; ++i) {
+      const double a = Li[p * k + i];
+      for (int64_t j = 0; j <= p; ++j) Hi[i * k + j] += a * Li[p * k + j];
     }
   }
   std::vector<double> L2 = cholesky_lower(Hi, k);
@@ -193,12 +198,15 @@ ReferenceResult reference_gptq(const float* w0, int64_t n, int64_t k, const floa
         Err1[r * count + i] = e;
       }
     }
+    // W[:, i2:] -= Err1 @ U[i1:i2, i2:]  (float sums, accumulated row of U by row of U)
+    std::vector<float> s(k);
     for (int64_t r = 0; r < n; ++r) {
-      for (int64_t j = i2; j < k; ++j) {
-        float s = 0;
-        for (int64_t i = 0; i < count; ++i) s += Err1[r * count + i] * U[(i1 + i) * k + j];
-        W[r * k + j] -= s;
+      std::fill(s.begin(), s.end(), 0.0f);
+      for (int64_t i = 0; i < count; ++i) {
+        const float e = Err1[r * count + i];
+        for (int64_t j = i2; j < k; ++j) s[j] += e * U[(i1 + i) * k + j];
       }
+      for (int64_t j = i2; j < k; ++j) W[r * k + j] -= s[j];
     }
   }
 
@@ -249,9 +257,13 @@ double hessian_weighted_error(const float* w, const float* q, int64_t n, int64_t
   for (int64_t r = 0; r < n; ++r) {
     for (int64_t c = 0; c < k; ++c) d[c] = static_cast<double>(w[r * k + c]) - q[r * k + c];
     for (int64_t i = 0; i < k; ++i) {
-      double s = 0;
-      for (int64_t j = 0; j < k; ++j) s += static_cast<double>(h[i * k + j]) * d[j];
-      total += d[i] * s;
+      double s[4] = {0, 0, 0, 0};  // independent partial sums (latency, not accuracy)
+      int64_t j = 0;
+      for (; j + 4 <= k; j += 4) {
+        for (int u = 0; u < 4; ++u) s[u] += static_cast<double>(h[i * k + j + u]) * d[j + u];
+      }
+      for (; j < k; ++j) s[0] += static_cast<double>(h[i * k + j]) * d[j];
+      total += d[i] * (s[0] + s[1] + s[2] + s[3]);
     }
   }
   return total;

@@ -1,0 +1,82 @@
+#include "infer/load_model.h"
+
+#include "infer/quantized_layer.h"
+#include "kernels/quant_linear.h"
+#include "nn/weight_loader.h"
+#include "util/error.h"
+
+namespace gptq {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+LinearKind kind_of(const ArchSpec& arch, const std::string& local) {
+  for (const auto& l : arch.linears)
+    if (l.name == local) return l.kind;
+  return LinearKind::kLinear;
+}
+
+std::unique_ptr<LinearOp> make_quant_linear(const QuantizedLayerData& d, LinearBackend backend) {
+  if (backend == LinearBackend::kDequantized) return make_dequantized_linear(d);
+  const PackedLinear& p = d.packed;
+  kernels::QuantLinearDesc desc;
+  desc.bits = p.bits;
+  desc.group_size = p.group_size;
+  desc.in_features = p.in_features;
+  desc.out_features = p.out_features;
+  desc.groups = p.groups;
+  desc.format = p.format;
+  desc.qweight = p.qweight.data();
+  desc.qzeros = p.qzeros.data();
+  desc.scales = d.scales.data();
+  desc.g_idx = p.g_idx.data();
+  desc.bias = d.bias.empty() ? nullptr : d.bias.data();
+  return std::make_unique<kernels::QuantLinear>(desc);
+}
+
+}  // namespace
+
+std::unique_ptr<LoadedModel> load_model(const fs::path& dir, LinearBackend backend) {
+  auto m = std::make_unique<LoadedModel>();
+  m->dir = dir;
+  m->config = ModelConfig::load(dir);
+  const ArchSpec& arch = m->config.require_arch();
+  m->store = TensorStore::open(dir);
+  m->quant = QuantizationConfig::find_in_model_dir(dir);
+  ModelForwardOptions mo;
+  mo.load_blocks = !m->quant.has_value();
+  if (m->quant && !m->quant->block_name_to_quantize.empty()) mo.block_name = m->quant->block_name_to_quantize;
+  m->model = std::make_unique<ModelForward>(m->config, m->store, mo);
+  if (!m->quant) {
+    m->float_layers = m->model->num_blocks() * static_cast<int64_t>(arch.linears.size());
+    return m;
+  }
+  const QuantizationConfig& q = *m->quant;
+  for (int64_t b = 0; b < m->model->num_blocks(); ++b) {
+    BlockOptions bo;
+    bo.load_linears = false;
+    bo.block_name = mo.block_name;
+    auto block = std::make_unique<BlockForward>(m->config, m->store, b, bo);
+    for (const auto& local : block->linears()) {
+      const std::string full = block->prefix() + local;
+      const auto [n, k] = block->linear_dims(local);
+      if (m->store.find(full + ".qweight")) {
+        block->set_linear(local, make_quant_linear(read_quantized_layer(m->store, full, n, k, q), backend));
+        ++m->quantized_layers;
+      } else if (m->store.find(full + ".weight")) {
+        block->set_weight(local, nn::load_linear_weight(m->store, full + ".weight", kind_of(arch, local), n, k));
+        ++m->float_layers;
+      } else {
+        fail("{}: neither {}.qweight nor {}.weight is in the checkpoint", dir.string(), full, full);
+      }
+    }
+    m->model->set_block(b, std::move(block));
+  }
+  if (m->quantized_layers == 0)
+    fail("{}: quantization_config says GPTQ but no layer has a .qweight tensor (block list '{}')", dir.string(),
+         m->model->num_blocks() ? mo.block_name : "");
+  return m;
+}
+
+}  // namespace gptq

@@ -1,0 +1,186 @@
+// quantize_model end to end on the fixtures: quality against round-to-nearest (KL divergence to
+// the float model), the checkpoint's config, resume after a kill, thread-count independence.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "infer/load_model.h"
+#include "model/json_util.h"
+#include "nn/eval.h"
+#include "pipeline/quantize.h"
+#include "support/fixtures.h"
+#include "util/error.h"
+
+namespace gptq {
+namespace {
+
+namespace fs = std::filesystem;
+using ::gptq::testing::fixture_data;
+using ::gptq::testing::fixture_model;
+using ::gptq::testing::read_file;
+using ::gptq::testing::scratch_dir;
+
+const auto kSilent = [](const std::string&) {};
+
+QuantizeOptions options(int bits, int group_size, bool sym, bool act_order, QuantMethod method) {
+  QuantizeOptions o;
+  o.quant.bits = bits;
+  o.quant.group_size = group_size;
+  o.quant.sym = sym;
+  o.quant.desc_act = act_order;
+  o.quant.damp_percent = 0.01;
+  o.method = method;
+  o.calib.file = fixture_data("calib.txt");
+  o.calib.nsamples = 32;
+  o.calib.seqlen = 256;
+  o.quiet = true;
+  return o;
+}
+
+std::vector<int32_t> eval_ids(const std::string& fixture) {
+  return nlohmann::json::parse(read_file(fixture_model(fixture) / "reference" / "eval_ids.json"))
+      .get<std::vector<int32_t>>();
+}
+
+// Mean KL divergence to the float model over the first 40 windows of 256 tokens (quality.json protocol).
+double kld_to_float(const std::string& fixture, const fs::path& quantized) {
+  const auto base = load_model(fixture_model(fixture));
+  const auto model = load_model(quantized);
+  EvalOptions eo;
+  eo.seqlen = 256;
+  eo.max_windows = 40;
+  return compare_models(*base->model, *model->model, eval_ids(fixture), eo).mean_kl;
+}
+
+struct QualityCase {
+  std::string fixture;
+  int bits, group_size;
+  bool sym;
+};
+
+class GptqQuality : public ::testing::TestWithParam<QualityCase> {};
+
+// GPTQ must beat round-to-nearest clearly: KLD(GPTQ) <= 0.6 x KLD(RTN) with the same settings.
+TEST_P(GptqQuality, BeatsRoundToNearest) {
+  const auto& c = GetParam();
+  const fs::path dir = scratch_dir("q");
+  quantize_model(fixture_model(c.fixture), dir / "rtn", options(c.bits, c.group_size, c.sym, false, QuantMethod::kRtn),
+                 kSilent);
+  quantize_model(fixture_model(c.fixture), dir / "gptq", options(c.bits, c.group_size, c.sym, false, QuantMethod::kGptq),
+                 kSilent);
+  const double rtn = kld_to_float(c.fixture, dir / "rtn");
+  const double gptq = kld_to_float(c.fixture, dir / "gptq");
+  std::printf("[ %s w%d g%d %s ] KLD rtn %.5f gptq %.5f ratio %.3f\n", c.fixture.c_str(), c.bits, c.group_size,
+              c.sym ? "sym" : "asym", rtn, gptq, gptq / rtn);
+  EXPECT_GT(rtn, 0.0);
+  EXPECT_LE(gptq, 0.6 * rtn);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, GptqQuality,
+    ::testing::Values(QualityCase{"tiny-llama", 4, 128, true}, QualityCase{"tiny-llama", 3, -1, false},
+                      QualityCase{"tiny-llama-outliers", 4, 128, true}, QualityCase{"tiny-llama-outliers", 3, -1, false},
+                      QualityCase{"tiny-gpt2", 4, 128, true}, QualityCase{"tiny-gpt2", 3, -1, false}),
+    [](const auto& param_info) {
+      std::string n = param_info.param.fixture + "_w" + std::to_string(param_info.param.bits) +
+                      (param_info.param.sym ? "_sym" : "_asym");
+      for (char& ch : n)
+        if (ch == '-') ch = '_';
+      return n;
+    });
+
+std::map<std::string, std::string> dir_contents(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) out[e.path().filename().string()] = read_file(e.path());
+  return out;
+}
+
+TEST(Pipeline, WritesQuantizationConfigAndLoads) {
+  const fs::path out = scratch_dir("cfg") / "q";
+  auto o = options(4, 128, true, true, QuantMethod::kGptq);
+  quantize_model(fixture_model("tiny-llama"), out, o, kSilent);
+  const auto cfg = read_json_file(out / "config.json");
+  const auto& q = cfg.at("quantization_config");
+  EXPECT_EQ(q.at("quant_method"), "gptq");
+  EXPECT_EQ(q.at("bits"), 4);
+  EXPECT_EQ(q.at("group_size"), 128);
+  EXPECT_EQ(q.at("desc_act"), true);
+  EXPECT_EQ(q.at("sym"), true);
+  EXPECT_EQ(q.at("checkpoint_format"), "gptq");
+  EXPECT_EQ(q.at("block_name_to_quantize"), "model.layers");
+  EXPECT_EQ(q.at("model_seqlen"), 256);
+  EXPECT_DOUBLE_EQ(q.at("damp_percent").get<double>(), 0.01);
+  EXPECT_TRUE(q.at("modules_in_block_to_quantize").is_null());
+  EXPECT_EQ(read_json_file(out / "quantize_config.json"), q);
+  EXPECT_TRUE(fs::exists(out / "tokenizer.json"));
+  EXPECT_FALSE(fs::exists(out.string() + ".partial"));
+  const auto m = load_model(out);
+  EXPECT_EQ(m->quantized_layers, 28);
+  // Asymmetric defaults to gptq_v2.
+  const fs::path out2 = scratch_dir("cfg2") / "q";
+  quantize_model(fixture_model("tiny-llama"), out2, options(3, -1, false, false, QuantMethod::kRtn), kSilent);
+  EXPECT_EQ(read_json_file(out2 / "config.json").at("quantization_config").at("checkpoint_format"), "gptq_v2");
+}
+
+TEST(Pipeline, DeterministicAcrossThreadCounts) {
+  const fs::path dir = scratch_dir("threads");
+  auto o = options(4, 128, true, false, QuantMethod::kGptq);
+  o.threads = 1;
+  quantize_model(fixture_model("tiny-gpt2"), dir / "t1", o, kSilent);
+  o.threads = 2;
+  quantize_model(fixture_model("tiny-gpt2"), dir / "t2", o, kSilent);
+  EXPECT_TRUE(dir_contents(dir / "t1") == dir_contents(dir / "t2"));
+}
+
+TEST(Pipeline, KilledAndResumedEqualsUninterrupted) {
+  const fs::path dir = scratch_dir("resume");
+  auto o = options(4, 128, true, false, QuantMethod::kGptq);
+  o.max_shard_bytes = 2'000'000;  // several shards
+  quantize_model(fixture_model("tiny-llama"), dir / "full", o, kSilent);
+  // A real SIGKILL right after block 2 is durable, in a child process.
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::setenv("GPTQ_TEST_KILL_AFTER_BLOCK", "2", 1);
+    try {
+      quantize_model(fixture_model("tiny-llama"), dir / "resumed", o, kSilent);
+    } catch (...) {
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  EXPECT_FALSE(fs::exists(dir / "resumed"));
+  ASSERT_TRUE(fs::exists(dir / "resumed.partial"));
+  // Resuming without --resume is refused; with other options it is refused too.
+  EXPECT_THROW(quantize_model(fixture_model("tiny-llama"), dir / "resumed", o, kSilent), Error);
+  auto other = o;
+  other.resume = true;
+  other.quant.bits = 3;
+  EXPECT_THROW(quantize_model(fixture_model("tiny-llama"), dir / "resumed", other, kSilent), Error);
+  o.resume = true;
+  quantize_model(fixture_model("tiny-llama"), dir / "resumed", o, kSilent);
+  EXPECT_FALSE(fs::exists(dir / "resumed.partial"));
+  const auto full = dir_contents(dir / "full"), resumed = dir_contents(dir / "resumed");
+  EXPECT_GT(full.size(), 5u);
+  EXPECT_TRUE(full == resumed);
+}
+
+TEST(Pipeline, RefusesExistingOutputAndOutputInsideInput) {
+  const fs::path dir = scratch_dir("paths");
+  fs::create_directories(dir / "exists");
+  auto o = options(4, 128, true, false, QuantMethod::kRtn);
+  try {
+    quantize_model(fixture_model("tiny-llama"), dir / "exists", o, kSilent);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("already exists"), std::string::npos);
+  }
+  EXPECT_THROW(quantize_model(fixture_model("tiny-llama"), fixture_model("tiny-llama") / "out", o, kSilent), Error);
+}
+
+}  // namespace
+}  // namespace gptq
