@@ -33,7 +33,9 @@ namespace kb = gptq::kernels::bench;
 
 int g_threads = 0;
 
-int64_t cold_target() { return std::max<int64_t>(8 * kb::llc_bytes(), int64_t{256} << 20); }
+int64_t cold_target() {
+  return std::max<int64_t>(8 * kb::llc_bytes(), int64_t{256} << 20);
+}
 
 // One set of matrices alive at a time (benchmarks of one shape run back to back).
 struct QuantSet {
@@ -42,8 +44,8 @@ struct QuantSet {
 };
 QuantSet& quant_set(const kb::LayerSpec& s, bool cold) {
   static QuantSet set;
-  const std::string key = fmt::format("{}/{}/{}/{}/{}/{}", s.n, s.k, s.bits, s.group_size,
-                                      s.act_order, cold);
+  const std::string key =
+      fmt::format("{}/{}/{}/{}/{}/{}", s.n, s.k, s.bits, s.group_size, s.act_order, cold);
   if (set.key != key) {
     set.mats.clear();
     set.mats.shrink_to_fit();
@@ -179,8 +181,8 @@ void register_all() {
     }
   }
   // Other widths and layouts on the 11008 x 4096 layer.
-  const std::vector<std::vector<int64_t>> variants = {
-      {2, 128, 0}, {3, 128, 0}, {8, 128, 0}, {4, 128, 1}, {4, 32, 0}, {4, -1, 0}};
+  const std::vector<std::vector<int64_t>> variants = {{2, 128, 0}, {3, 128, 0}, {8, 128, 0},
+                                                      {4, 128, 1}, {4, 32, 0},  {4, -1, 0}};
   for (const auto& v : variants) {
     for (int cold : {0, 1}) {
       benchmark::RegisterBenchmark("BM_QuantGemv", BM_QuantGemv)

@@ -194,6 +194,20 @@ TEST(QuantLinear, LongGroupsAndOutlierActivations) {
   std::printf("[ info ] worst relative error %.3g\n", worst);
 }
 
+TEST(QuantLinear, UnalignedShapes) {
+  // K and N not multiples of 32 (GPTQModel's pack_original sizes words with ceil): the kernel
+  // pads the last block and the last row tile.
+  uint32_t seed = 300;
+  for (int bits : {2, 3, 4, 8}) {
+    for (int gs : {-1, 32}) {
+      for (bool act : {false, true}) {
+        check_case({24, 72, bits, gs, act, CheckpointFormat::kGptq, true}, seed++);
+        check_case({7, 45, bits, gs, act, CheckpointFormat::kGptqV2, false}, seed++);
+      }
+    }
+  }
+}
+
 TEST(QuantLinear, ArbitraryGroupIndex) {
   // g_idx with uneven groups (sizes not multiples of 32, one group empty): padded in the kernel.
   const int64_t n = 48, k = 192, groups = 5;
@@ -246,7 +260,8 @@ TEST(QuantLinear, DescWithFloatScalesAndDefaultGroupIndex) {
   std::vector<float> bias;
   const PackedLinear p = make_packed(c, 23, &bias);
   std::vector<float> scales(p.scales.size());
-  for (size_t i = 0; i < scales.size(); ++i) scales[i] = bf16_to_f32(f32_to_bf16(0.01f + i * 1e-5f));
+  for (size_t i = 0; i < scales.size(); ++i)
+    scales[i] = bf16_to_f32(f32_to_bf16(0.01f + i * 1e-5f));
   QuantLinearDesc d;
   d.bits = 4;
   d.group_size = 128;
@@ -267,8 +282,8 @@ TEST(QuantLinear, DescWithFloatScalesAndDefaultGroupIndex) {
   for (int64_t j = 0; j < c.n; ++j) {
     for (int64_t i = 0; i < c.k; ++i) {
       const int64_t g = i / 128;
-      w[j * c.k + i] = scales[g * c.n + j] *
-                       (static_cast<float>(codes[j * c.k + i]) - static_cast<float>(zeros[g * c.n + j]));
+      w[j * c.k + i] = scales[g * c.n + j] * (static_cast<float>(codes[j * c.k + i]) -
+                                              static_cast<float>(zeros[g * c.n + j]));
     }
   }
   for (int64_t rows : {1, 16}) {
@@ -316,8 +331,8 @@ TEST(QuantLinear, EverySupportedTarget) {
     double worst = 0.0;
     uint32_t seed = 100;
     for (int bits : {2, 3, 4, 8}) {
-      worst = std::max(worst,
-                       check_case({40, 160, bits, 32, true, CheckpointFormat::kGptq, true}, seed++));
+      worst = std::max(
+          worst, check_case({40, 160, bits, 32, true, CheckpointFormat::kGptq, true}, seed++));
     }
     std::printf("[ info ] target %-8s worst relative error %.3g\n", hwy::TargetName(target), worst);
   }

@@ -4,13 +4,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <fstream>
+#include <functional>
+#include <random>
 
 #include "infer/load_model.h"
 #include "model/json_util.h"
 #include "nn/eval.h"
 #include "pipeline/quantize.h"
 #include "support/fixtures.h"
+#include "support/tiny_models.h"
 #include "util/error.h"
 
 namespace gptq {
@@ -181,6 +185,58 @@ TEST(Pipeline, RefusesExistingOutputAndOutputInsideInput) {
   }
   EXPECT_THROW(quantize_model(fixture_model("tiny-llama"), fixture_model("tiny-llama") / "out", o, kSilent), Error);
 }
+
+// Random tiny checkpoints of the other architectures quantize, load and evaluate to a finite
+// perplexity close to the float model's.
+struct ArchCase {
+  std::string name;
+  std::function<testing::TinyModel()> make;
+};
+
+class TinyArchQuantize : public ::testing::TestWithParam<ArchCase> {};
+
+TEST_P(TinyArchQuantize, QuantizesAndEvaluates) {
+  const fs::path model = testing::write_tiny(GetParam().make(), DType::F16, 7);
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int32_t> tok(0, testing::kVocab - 1);
+  nlohmann::json calib = nlohmann::json::array();
+  for (int s = 0; s < 8; ++s) {
+    std::vector<int32_t> ids(32);
+    for (auto& t : ids) t = tok(rng);
+    calib.push_back(ids);
+  }
+  const fs::path calib_file = scratch_dir("calib") / "calib.json";
+  std::ofstream(calib_file) << calib.dump();
+  auto o = options(4, 32, true, true, QuantMethod::kGptq);
+  o.calib.file = calib_file;
+  o.calib.nsamples = 8;
+  o.calib.seqlen = 32;
+  const fs::path out = scratch_dir("out") / "q";
+  const auto summary = quantize_model(model, out, o, kSilent);
+  const auto loaded = load_model(out);
+  EXPECT_GT(loaded->quantized_layers, 0);
+  EXPECT_EQ(loaded->float_layers, 0);
+  std::vector<int32_t> ids(4 * 32);
+  for (auto& t : ids) t = tok(rng);
+  EvalOptions eo;
+  eo.seqlen = 32;
+  const auto base = load_model(model);
+  const auto r = compare_models(*base->model, *loaded->model, ids, eo);
+  EXPECT_TRUE(std::isfinite(r.model.ppl));
+  EXPECT_TRUE(std::isfinite(r.mean_kl));
+  EXPECT_LT(std::abs(std::log(r.model.ppl / r.base.ppl)), 0.2) << r.model.ppl << " vs " << r.base.ppl;
+  for (const auto& l : summary.report.at("layers")) EXPECT_TRUE(std::isfinite(l.at("loss").get<double>()));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Archs, TinyArchQuantize,
+    ::testing::Values(
+        ArchCase{"mistral", [] { return testing::llama_like("mistral", 64, 4, 2, 16, false, false, 1e4, 128); }},
+        ArchCase{"qwen2", [] { return testing::llama_like("qwen2", 64, 4, 2, 16, true, true, 1e6, 128); }},
+        ArchCase{"opt", [] { return testing::opt_model(64, 4); }},
+        ArchCase{"gpt_neox", [] { return testing::neox_model(64, 4, true); }},
+        ArchCase{"gpt_neox_sequential", [] { return testing::neox_model(64, 4, false); }}),
+    [](const auto& param_info) { return param_info.param.name; });
 
 }  // namespace
 }  // namespace gptq

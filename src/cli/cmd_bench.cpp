@@ -43,7 +43,7 @@ Command add_bench(CLI::App& root) {
     bool quick = false;
     bool json = false;
     int threads = 0;
-    double min_time = 0.2;
+    double min_time = 0.3;
     std::vector<std::string> shapes;
     std::vector<int64_t> batches;
     int64_t cold_mib = 0;
@@ -80,9 +80,8 @@ Command add_bench(CLI::App& root) {
             if (!bo.shapes.empty()) {
               // Variants (2/3/8-bit, act-order, other group sizes) on the first given shape.
               const auto& s0 = bo.shapes.front();
-              bo.variants = {{s0.n, s0.k, 2, 128},       {s0.n, s0.k, 3, 128},
-                             {s0.n, s0.k, 8, 128},       {s0.n, s0.k, 4, 128, true},
-                             {s0.n, s0.k, 4, 32},        {s0.n, s0.k, 4, -1}};
+              bo.variants = {{s0.n, s0.k, 2, 128},       {s0.n, s0.k, 3, 128}, {s0.n, s0.k, 8, 128},
+                             {s0.n, s0.k, 4, 128, true}, {s0.n, s0.k, 4, 32},  {s0.n, s0.k, 4, -1}};
             }
             const auto report = kernels::bench::run_benchmarks(bo, stderr);
             if (opts->json) {

@@ -1,5 +1,6 @@
 #include "infer/quantized_layer.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "io/safetensors.h"
@@ -69,6 +70,11 @@ QuantizedLayerData read_quantized_layer(const TensorStore& store, const std::str
   p.qzeros = copy_i32(qz);
   p.qzeros.resize(static_cast<size_t>(groups * zcols), 0);
   d.scales = tensor_to_f32(*sc);
+  for (size_t i = 0; i < d.scales.size(); ++i)
+    if (!std::isfinite(d.scales[i]))
+      fail("{}.scales holds a non-finite value (NaN or Inf) at element {}: the checkpoint is damaged; "
+           "re-download or re-quantize it",
+           name, i);
   p.scales.assign(d.scales.size(), 0);  // float scales are kept in d.scales
   if (const TensorInfo* gi = store.find(name + ".g_idx")) {
     if (gi->dtype != DType::I32 || gi->shape.size() != 1 || gi->shape[0] != k)
@@ -85,6 +91,11 @@ QuantizedLayerData read_quantized_layer(const TensorStore& store, const std::str
     if (bias->shape.size() != 1 || bias->shape[0] != n)
       fail("{}.bias has shape {}; expected [{}]", name, bias->shape_str(), n);
     d.bias = tensor_to_f32(*bias);
+    for (size_t i = 0; i < d.bias.size(); ++i)
+      if (!std::isfinite(d.bias[i]))
+        fail("{}.bias holds a non-finite value (NaN or Inf) at element {}: the checkpoint is damaged; "
+             "re-download or re-quantize it",
+             name, i);
   }
   return d;
 }

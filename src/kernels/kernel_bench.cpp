@@ -39,7 +39,9 @@ struct Rng {
   float uniform() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }
 };
 
-std::string shape_name(int64_t n, int64_t k) { return fmt::format("{}x{}", n, k); }
+std::string shape_name(int64_t n, int64_t k) {
+  return fmt::format("{}x{}", n, k);
+}
 
 std::string quant_name(const LayerSpec& s) {
   return fmt::format("q{} g{}{}", s.bits, s.group_size, s.act_order ? " act" : "");
@@ -49,6 +51,13 @@ int resolve_threads(int t) {
   if (t > 0) return t;
   const unsigned hc = std::thread::hardware_concurrency();
   return hc == 0 ? 1 : static_cast<int>(hc);
+}
+
+// 1-minute load average ("?" if unknown).
+std::string load_average() {
+  std::ifstream f("/proc/loadavg");
+  std::string v;
+  return f >> v ? v : "?";
 }
 
 // Number of copies so that `bytes` each add up to at least `target` (>= 2).
@@ -117,19 +126,25 @@ double memory_bandwidth(int64_t bytes, int threads, int reps) {
   ThreadPool& pool = global_pool(threads);
   // First touch by the threads that read it (NUMA placement), values small.
   const int64_t tasks = 64 * threads;  // 1/64 of a thread's share per task
-  pool.run(tasks, [&](int64_t i) {
-    const int64_t a = split_begin(n, tasks, i), e = split_begin(n, tasks, i + 1);
-    for (int64_t j = a; j < e; ++j) buf[j] = static_cast<float>(j & 7);
-  }, threads);
+  pool.run(
+      tasks,
+      [&](int64_t i) {
+        const int64_t a = split_begin(n, tasks, i), e = split_begin(n, tasks, i + 1);
+        for (int64_t j = a; j < e; ++j) buf[j] = static_cast<float>(j & 7);
+      },
+      threads);
   double best = 0.0;
   std::vector<float> sink(static_cast<size_t>(tasks));
   for (int r = 0; r < 2 * reps; ++r) {
     const int streams = r % 2 == 0 ? 1 : 4;  // best of one and four streams per thread
     const auto t0 = Clock::now();
-    pool.run(tasks, [&](int64_t i) {
-      const int64_t a = split_begin(n, tasks, i), e = split_begin(n, tasks, i + 1);
-      sink[i] = sum_floats(buf.get() + a, static_cast<size_t>(e - a), streams);
-    }, threads);
+    pool.run(
+        tasks,
+        [&](int64_t i) {
+          const int64_t a = split_begin(n, tasks, i), e = split_begin(n, tasks, i + 1);
+          sink[i] = sum_floats(buf.get() + a, static_cast<size_t>(e - a), streams);
+        },
+        threads);
     best = std::max(best, double(n) * sizeof(float) / seconds_since(t0) / 1e9);
   }
   volatile float keep = sink[0];
@@ -202,6 +217,7 @@ struct Runner {
         r.group_size = s.group_size;
         r.act_order = s.act_order;
         r.weight_bytes = bytes;
+        r.checkpoint_bytes = static_cast<double>(mats[0].checkpoint_bytes());
         r.flops = 2.0 * double(s.n) * double(s.k) * double(rows);
         r.cold_copies = copies;
         note(fmt::format("{} batch {} {}", shape_name(s.n, s.k), rows, r.kernel));
@@ -209,9 +225,9 @@ struct Runner {
         const GemmPath pth = path;
         r.warm = time_calls([&](int64_t) { m0.forward(x.data(), rows, y.data(), pth); },
                             opt.min_time, 5, 2);
-        r.cold = time_calls(
-            [&](int64_t i) { mats[i % copies].forward(x.data(), rows, y.data(), pth); },
-            opt.min_time, 5, 1);
+        r.cold =
+            time_calls([&](int64_t i) { mats[i % copies].forward(x.data(), rows, y.data(), pth); },
+                       opt.min_time, 5, 1);
         report.results.push_back(r);
       }
     }
@@ -235,8 +251,8 @@ struct Runner {
           cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w.data(), k, x.data(), 1, 0.0f,
                       y.data(), 1);
         } else {
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x.data(), k,
-                      w.data(), k, 0.0f, y.data(), n);
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x.data(), k, w.data(),
+                      k, 0.0f, y.data(), n);
         }
       };
       BenchResult r;
@@ -279,8 +295,7 @@ BenchReport run_benchmarks(const BenchOptions& o, std::FILE* progress) {
     if (opt.quick) {
       opt.shapes = {{256, 256}, {768, 256}, {256, 768}, {4096, 4096}};
     } else {
-      opt.shapes = {{4096, 4096}, {11008, 4096}, {4096, 11008},
-                    {256, 256},   {768, 256},    {256, 768}};
+      opt.shapes = {{4096, 4096}, {11008, 4096}, {4096, 11008}, {256, 256}, {768, 256}, {256, 768}};
     }
   }
   if (opt.variants.empty()) {
@@ -292,11 +307,12 @@ BenchReport run_benchmarks(const BenchOptions& o, std::FILE* progress) {
   if (opt.quick && o.min_time == BenchOptions{}.min_time) opt.min_time = 0.05;
 
   BenchReport rep;
+  rep.load_start = load_average();
   rep.target = dispatch_target_name();
   rep.threads = threads;
   rep.llc_bytes = llc_bytes();
-  rep.membw_bytes = opt.membw_bytes > 0 ? opt.membw_bytes
-                                        : (opt.quick ? int64_t{256} << 20 : int64_t{1} << 30);
+  rep.membw_bytes =
+      opt.membw_bytes > 0 ? opt.membw_bytes : (opt.quick ? int64_t{256} << 20 : int64_t{1} << 30);
   const int64_t cold_target =
       opt.cold_bytes > 0
           ? opt.cold_bytes
@@ -312,6 +328,7 @@ BenchReport run_benchmarks(const BenchOptions& o, std::FILE* progress) {
   }
   for (const LayerSpec& s : opt.variants) run.quant(s, opt.batches, false);
   rep.seconds = seconds_since(start);
+  rep.load_end = load_average();
   return rep;
 }
 
@@ -328,9 +345,9 @@ std::vector<Acceptance> acceptance(const BenchReport& rep) {
   // The issue's layer (11008 x 4096) if measured, else the largest 4-bit g128 shape.
   const BenchResult* g = nullptr;
   for (const auto& r : rep.results) {
-    if (r.family == "quant" && r.rows == 1 && r.bits == 4 && r.group_size == 128 &&
-        !r.act_order && (!g || (r.n == 11008 && r.k == 4096) ||
-                         (!(g->n == 11008 && g->k == 4096) && r.flops > g->flops))) {
+    if (r.family == "quant" && r.rows == 1 && r.bits == 4 && r.group_size == 128 && !r.act_order &&
+        (!g || (r.n == 11008 && r.k == 4096) ||
+         (!(g->n == 11008 && g->k == 4096) && r.flops > g->flops))) {
       g = &r;
     }
   }
@@ -364,18 +381,23 @@ void print_report(const BenchReport& rep, std::FILE* out) {
              "gptq bench: SIMD target {}, {} threads (ours and OpenBLAS), LLC {} MiB, memory read "
              "bandwidth {:.1f} GB/s ({} MiB streaming SIMD sum)\n",
              rep.target, rep.threads, rep.llc_bytes >> 20, rep.membw_gbs, rep.membw_bytes >> 20);
+  fmt::print(out, "load average {} at the start, {} at the end (other processes share the cores)\n",
+             rep.load_start, rep.load_end);
   fmt::print(out,
-             "GB/s = weight bytes actually read per call (repacked codes + float group params; "
-             "fp32: 4 B/weight) / time; times are medians; vs fp32 = OpenBLAS time / ours, same "
-             "shape and batch\n\n");
-  fmt::print(out, "{:<11} {:>5} {:<24}|{:>9} {:>7} {:>8} |{:>9} {:>7} {:>5} {:>8} |{:>7} {:>7}\n",
-             "shape NxK", "batch", "kernel", "warm ms", "GB/s", "GFLOP/s", "cold ms", "GB/s",
+             "MB = weight bytes the kernel reads per call (repacked codes + float group params; "
+             "fp32: 4 B/weight), GB/s = MB / time, %bw = cold GB/s / memory bandwidth; times are "
+             "medians; vs fp32 = OpenBLAS time / ours, same shape and batch\n\n");
+  fmt::print(out,
+             "{:<11} {:>5} {:<22} {:>6} |{:>8} {:>6} {:>7} |{:>8} {:>6} {:>4} {:>7} |{:>7} {:>7}\n",
+             "shape NxK", "batch", "kernel", "MB", "warm ms", "GB/s", "GFLOP/s", "cold ms", "GB/s",
              "%bw", "GFLOP/s", "vs fp32", "(cold)");
   std::string last;
   for (const auto& r : rep.results) {
     const std::string shape = shape_name(r.n, r.k);
-    const std::string key = fmt::format("{}/{}", shape, r.rows);
-    if (!last.empty() && key != last) fmt::print(out, "\n");
+    const std::string key = r.family == "blas" ? shape : fmt::format("{}/{}", shape, r.kernel);
+    if (!last.empty() && shape_name(r.n, r.k) != last.substr(0, last.find('/'))) {
+      fmt::print(out, "\n");
+    }
     last = key;
     const double wgbs = r.weight_bytes / r.warm.median_s / 1e9;
     const double cgbs = r.weight_bytes / r.cold.median_s / 1e9;
@@ -386,12 +408,13 @@ void print_report(const BenchReport& rep, std::FILE* out) {
         ratio_cold = fmt::format("{:.2f}x", b->cold.median_s / r.cold.median_s);
       }
     }
-    fmt::print(out,
-               "{:<11} {:>5} {:<24}|{:>9.3f} {:>7.1f} {:>8.1f} |{:>9.3f} {:>7.1f} {:>4.0f}% "
-               "{:>8.1f} |{:>7} {:>7}\n",
-               shape, r.rows, r.kernel, r.warm.median_s * 1e3, wgbs, r.flops / r.warm.median_s / 1e9,
-               r.cold.median_s * 1e3, cgbs, 100.0 * cgbs / rep.membw_gbs,
-               r.flops / r.cold.median_s / 1e9, ratio, ratio_cold);
+    fmt::print(
+        out,
+        "{:<11} {:>5} {:<22} {:>6.1f} |{:>8.3f} {:>6.1f} {:>7.1f} |{:>8.3f} {:>6.1f} {:>3.0f}% "
+        "{:>7.1f} |{:>7} {:>7}\n",
+        shape, r.rows, r.kernel, r.weight_bytes / 1e6, r.warm.median_s * 1e3, wgbs,
+        r.flops / r.warm.median_s / 1e9, r.cold.median_s * 1e3, cgbs, 100.0 * cgbs / rep.membw_gbs,
+        r.flops / r.cold.median_s / 1e9, ratio, ratio_cold);
   }
   fmt::print(out, "\nacceptance targets (issue):\n");
   for (const auto& a : acceptance(rep)) {
@@ -409,9 +432,11 @@ nlohmann::json report_json(const BenchReport& rep) {
   j["memory_bandwidth_gbs"] = rep.membw_gbs;
   j["memory_bandwidth_buffer_bytes"] = rep.membw_bytes;
   j["seconds"] = rep.seconds;
+  j["load_average_start"] = rep.load_start;
+  j["load_average_end"] = rep.load_end;
   auto timing = [](const Timing& t) {
-    return nlohmann::json{{"median_ms", t.median_s * 1e3}, {"best_ms", t.best_s * 1e3},
-                          {"calls", t.calls}};
+    return nlohmann::json{
+        {"median_ms", t.median_s * 1e3}, {"best_ms", t.best_s * 1e3}, {"calls", t.calls}};
   };
   nlohmann::json results = nlohmann::json::array();
   for (const auto& r : rep.results) {
@@ -424,6 +449,7 @@ nlohmann::json report_json(const BenchReport& rep) {
                      {"group_size", r.group_size},
                      {"act_order", r.act_order},
                      {"weight_bytes", r.weight_bytes},
+                     {"checkpoint_bytes", r.checkpoint_bytes},
                      {"flops", r.flops},
                      {"cold_copies", r.cold_copies},
                      {"warm", timing(r.warm)},

@@ -51,11 +51,11 @@ Timing time_calls(const std::function<void(int64_t)>& fn, double min_time, int64
                   int warmup);
 
 struct BenchOptions {
-  bool quick = false;       // CI scale: small shapes, short timings
-  int threads = 0;          // 0 = hardware concurrency (ours and OpenBLAS alike)
-  double min_time = 0.2;    // seconds per measurement
-  int64_t cold_bytes = 0;   // working set of the cold runs; 0 = max(8 x LLC, 256 MiB)
-  int64_t membw_bytes = 0;  // bandwidth probe buffer; 0 = 1 GiB (quick: 256 MiB)
+  bool quick = false;               // CI scale: small shapes, short timings
+  int threads = 0;                  // 0 = hardware concurrency (ours and OpenBLAS alike)
+  double min_time = 0.3;            // seconds per measurement
+  int64_t cold_bytes = 0;           // working set of the cold runs; 0 = max(8 x LLC, 256 MiB)
+  int64_t membw_bytes = 0;          // bandwidth probe buffer; 0 = 1 GiB (quick: 256 MiB)
   std::vector<LayerSpec> shapes;    // empty = default list (4-bit g128)
   std::vector<LayerSpec> variants;  // empty = default list (2/3/8-bit, act-order, g32, g-1)
   std::vector<int64_t> batches;     // empty = {1, 16}
@@ -68,8 +68,9 @@ struct BenchResult {
   int bits = 32;
   int group_size = 0;
   bool act_order = false;
-  double weight_bytes = 0;  // read per call
-  double flops = 0;         // 2 N K rows
+  double weight_bytes = 0;      // read per call
+  double checkpoint_bytes = 0;  // the GPTQ tensors it was built from (quantized kernels)
+  double flops = 0;             // 2 N K rows
   Timing warm, cold;
   int cold_copies = 0;
 };
@@ -81,6 +82,7 @@ struct BenchReport {
   double membw_gbs = 0;
   int64_t membw_bytes = 0;
   double seconds = 0;
+  std::string load_start, load_end;  // 1-minute load averages (/proc/loadavg)
   std::vector<BenchResult> results;
 };
 

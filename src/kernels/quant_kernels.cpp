@@ -31,7 +31,9 @@ namespace {
 // A segment is a run of at most kSegBlocks blocks of one group (the int8 path's scale unit).
 constexpr int64_t kSegBlocks = 4;
 
-constexpr size_t align64(size_t v) { return (v + 63) / 64 * 64; }
+constexpr size_t align64(size_t v) {
+  return (v + 63) / 64 * 64;
+}
 
 struct ScratchLayout {
   size_t x, xsum, segscale, xq, bytes;
@@ -67,8 +69,8 @@ inline int xq_slot(int bits, int pos) {
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/quant_kernels.cpp"
-#include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/cache_control.h>
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
 HWY_BEFORE_NAMESPACE();
@@ -82,7 +84,7 @@ using DU = hn::RebindToUnsigned<DF>;
 using VF = hn::Vec<DF>;
 using VU = hn::Vec<DU>;
 
-constexpr size_t kL = hn::MaxLanes(DF());                  // float lanes per vector
+constexpr size_t kL = hn::MaxLanes(DF());                    // float lanes per vector
 constexpr size_t kNV = static_cast<size_t>(kTileRows) / kL;  // vectors per row tile
 static_assert(kNV * kL == static_cast<size_t>(kTileRows), "16 rows must be whole vectors");
 constexpr int64_t kParamBytes = 2 * kTileRows * sizeof(float);  // S[16], ZF[16] per group
@@ -119,8 +121,8 @@ HWY_INLINE VF Decode(const VU* words) {
     constexpr int kHiBit = 8 * (kJ / 4) + 4 * kWord + kJ % 4;
     const VU lo = ShiftBy<20 - 2 * kJ>(words[kWord]);  // bits [2j, 2j+2) -> [20, 22)
     const VU hi = ShiftBy<22 - kHiBit>(words[2]);      // plane bit -> bit 22
-    return hn::BitCast(df, hn::OrAnd(hn::OrAnd(one, lo, hn::Set(du, 3u << 20)), hi,
-                                     hn::Set(du, 1u << 22)));
+    return hn::BitCast(
+        df, hn::OrAnd(hn::OrAnd(one, lo, hn::Set(du, 3u << 20)), hi, hn::Set(du, 1u << 22)));
   } else {
     constexpr int kPer = 32 / kBits, kWord = kPos / kPer, kJ = kPos % kPer;
     constexpr uint32_t kMask = ((1u << kBits) - 1u) << (23 - kBits);
@@ -253,9 +255,8 @@ HWY_INLINE void GemvBlockInt8(const uint8_t* HWY_RESTRICT block, const int8_t* H
   const DU du;
   const uint32_t* wp = reinterpret_cast<const uint32_t*>(block);
   if constexpr (kBits == 8) {
-    StaticFor<0, 8>([&](auto w) {
-      Dot3(a, w % 2, hn::Load(du, wp + w * kTileRows), xq, plane, w * 4);
-    });
+    StaticFor<0, 8>(
+        [&](auto w) { Dot3(a, w % 2, hn::Load(du, wp + w * kTileRows), xq, plane, w * 4); });
   } else if constexpr (kBits == 4) {
     const VU m = hn::Set(du, 0x0F0F0F0Fu);
     StaticFor<0, 4>([&](auto w) {
@@ -277,8 +278,8 @@ HWY_INLINE void GemvBlockInt8(const uint8_t* HWY_RESTRICT block, const int8_t* H
     StaticFor<0, 2>([&](auto w) {
       const VU word = hn::Load(du, wp + w * kTileRows);
       StaticFor<0, 4>([&](auto v) {
-        const VU codes = hn::OrAnd(hn::And(ShiftBy<-2 * v>(word), m),
-                                   ShiftBy<2 - 4 * w - v>(hi), m2);
+        const VU codes =
+            hn::OrAnd(hn::And(ShiftBy<-2 * v>(word), m), ShiftBy<2 - 4 * w - v>(hi), m2);
         Dot3(a, v % 2, codes, xq, plane, w * 16 + v * 4);
       });
     });
@@ -354,10 +355,14 @@ void GemvTilesT(const TileStream& w, const uint8_t* HWY_RESTRICT scratch,
 void GemvTiles(const TileStream& w, const uint8_t* scratch, const float* bias, int64_t t0,
                int64_t t1, float* y) {
   switch (w.bits) {
-    case 2: return GemvTilesT<2>(w, scratch, bias, t0, t1, y);
-    case 3: return GemvTilesT<3>(w, scratch, bias, t0, t1, y);
-    case 4: return GemvTilesT<4>(w, scratch, bias, t0, t1, y);
-    default: return GemvTilesT<8>(w, scratch, bias, t0, t1, y);
+    case 2:
+      return GemvTilesT<2>(w, scratch, bias, t0, t1, y);
+    case 3:
+      return GemvTilesT<3>(w, scratch, bias, t0, t1, y);
+    case 4:
+      return GemvTilesT<4>(w, scratch, bias, t0, t1, y);
+    default:
+      return GemvTilesT<8>(w, scratch, bias, t0, t1, y);
   }
 }
 
@@ -503,10 +508,14 @@ void GemmTilesT(const TileStream& w, const float* HWY_RESTRICT xt, int64_t rows,
 void GemmTiles(const TileStream& w, const float* xt, int64_t rows, const float* bias, int64_t t0,
                int64_t t1, float* y, int64_t ldy) {
   switch (w.bits) {
-    case 2: return GemmTilesT<2>(w, xt, rows, bias, t0, t1, y, ldy);
-    case 3: return GemmTilesT<3>(w, xt, rows, bias, t0, t1, y, ldy);
-    case 4: return GemmTilesT<4>(w, xt, rows, bias, t0, t1, y, ldy);
-    default: return GemmTilesT<8>(w, xt, rows, bias, t0, t1, y, ldy);
+    case 2:
+      return GemmTilesT<2>(w, xt, rows, bias, t0, t1, y, ldy);
+    case 3:
+      return GemmTilesT<3>(w, xt, rows, bias, t0, t1, y, ldy);
+    case 4:
+      return GemmTilesT<4>(w, xt, rows, bias, t0, t1, y, ldy);
+    default:
+      return GemmTilesT<8>(w, xt, rows, bias, t0, t1, y, ldy);
   }
 }
 
@@ -548,10 +557,14 @@ void DequantTilesT(const TileStream& w, int64_t t0, int64_t t1, float* HWY_RESTR
 
 void DequantTiles(const TileStream& w, int64_t t0, int64_t t1, float* wt, int64_t ldw) {
   switch (w.bits) {
-    case 2: return DequantTilesT<2>(w, t0, t1, wt, ldw);
-    case 3: return DequantTilesT<3>(w, t0, t1, wt, ldw);
-    case 4: return DequantTilesT<4>(w, t0, t1, wt, ldw);
-    default: return DequantTilesT<8>(w, t0, t1, wt, ldw);
+    case 2:
+      return DequantTilesT<2>(w, t0, t1, wt, ldw);
+    case 3:
+      return DequantTilesT<3>(w, t0, t1, wt, ldw);
+    case 4:
+      return DequantTilesT<4>(w, t0, t1, wt, ldw);
+    default:
+      return DequantTilesT<8>(w, t0, t1, wt, ldw);
   }
 }
 
@@ -589,7 +602,9 @@ float SumFloats(const float* HWY_RESTRICT p, size_t n, int streams) {
   return s + hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
 }
 
-const char* TargetNameHere() { return hwy::TargetName(HWY_TARGET); }
+const char* TargetNameHere() {
+  return hwy::TargetName(HWY_TARGET);
+}
 
 }  // namespace HWY_NAMESPACE
 }  // namespace kernels
@@ -606,7 +621,9 @@ HWY_EXPORT(DequantTiles);
 HWY_EXPORT(SumFloats);
 HWY_EXPORT(TargetNameHere);
 
-size_t gemv_scratch_bytes(const TileStream& w) { return ScratchLayout(w).bytes; }
+size_t gemv_scratch_bytes(const TileStream& w) {
+  return ScratchLayout(w).bytes;
+}
 
 void gemv_prepare(const TileStream& w, const int32_t* perm, const float* x, uint8_t* scratch) {
   HWY_DYNAMIC_DISPATCH(GemvPrepare)(w, perm, x, scratch);
@@ -617,8 +634,8 @@ void gemv_tiles(const TileStream& w, const uint8_t* scratch, const float* bias, 
   HWY_DYNAMIC_DISPATCH(GemvTiles)(w, scratch, bias, t0, t1, y);
 }
 
-void gemm_tiles(const TileStream& w, const float* xt, int64_t rows, const float* bias,
-                int64_t t0, int64_t t1, float* y, int64_t ldy) {
+void gemm_tiles(const TileStream& w, const float* xt, int64_t rows, const float* bias, int64_t t0,
+                int64_t t1, float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(GemmTiles)(w, xt, rows, bias, t0, t1, y, ldy);
 }
 
@@ -630,9 +647,13 @@ float sum_floats(const float* p, size_t n, int streams) {
   return HWY_DYNAMIC_DISPATCH(SumFloats)(p, n, streams);
 }
 
-int64_t compiled_targets() { return HWY_TARGETS; }
+int64_t compiled_targets() {
+  return HWY_TARGETS;
+}
 
-const char* dispatch_target_name() { return HWY_DYNAMIC_DISPATCH(TargetNameHere)(); }
+const char* dispatch_target_name() {
+  return HWY_DYNAMIC_DISPATCH(TargetNameHere)();
+}
 
 }  // namespace gptq::kernels
 #endif  // HWY_ONCE

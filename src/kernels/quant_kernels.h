@@ -57,7 +57,7 @@ constexpr int64_t kBlock = 32;
 constexpr int64_t kGemmChunk = 16;
 
 struct TileStream {
-  const uint8_t* data = nullptr;        // tile t starts at data + t * tile_bytes
+  const uint8_t* data = nullptr;  // tile t starts at data + t * tile_bytes
   int64_t tile_bytes = 0;
   const int32_t* group_blocks = nullptr;  // [groups + 1] block offsets in the kernel order
   int64_t groups = 0;
@@ -82,8 +82,8 @@ void gemv_tiles(const TileStream& w, const uint8_t* scratch, const float* bias, 
 // GEMM for the output tiles [t0, t1) and all `rows` activation rows:
 // y[r, n] = sum_k W[n, k] x[r, k] (+ bias[n]), y row stride ldy.
 // xt: [ceil(rows / kGemmChunk)][kp][kGemmChunk] (transposed chunks, kernel order, zero padded).
-void gemm_tiles(const TileStream& w, const float* xt, int64_t rows, const float* bias,
-                int64_t t0, int64_t t1, float* y, int64_t ldy);
+void gemm_tiles(const TileStream& w, const float* xt, int64_t rows, const float* bias, int64_t t0,
+                int64_t t1, float* y, int64_t ldy);
 
 // Dequantizes the tiles [t0, t1) into wt [kp][ldw] (transposed: column (t - t0) * 16 + lane;
 // rows past n are written as zeros): wt[k][c] = W[t0 * 16 + c, k] in the kernel order.

@@ -25,7 +25,9 @@ constexpr int64_t kMinTaskBytes = 16 << 10;
 // Output rows per dequantized panel of the kDequantSgemm path.
 constexpr int64_t kPanelRows = 128;
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 // Scratch buffers of the calling thread (forward is const and may run concurrently).
 std::vector<float>& scratch(int i) {
@@ -35,7 +37,9 @@ std::vector<float>& scratch(int i) {
 
 }  // namespace
 
-void QuantLinear::AlignedFree::operator()(uint8_t* p) const { std::free(p); }
+void QuantLinear::AlignedFree::operator()(uint8_t* p) const {
+  std::free(p);
+}
 
 QuantLinear::QuantLinear(const QuantLinearDesc& desc, const QuantLinearOptions& options)
     : options_(options) {
@@ -101,15 +105,18 @@ QuantLinear::~QuantLinear() = default;
 
 void QuantLinear::build(const QuantLinearDesc& d) {
   const int b = d.bits;
-  if (b != 2 && b != 3 && b != 4 && b != 8) fail("QuantLinear: bits {} unsupported (2, 3, 4, 8)", b);
+  if (b != 2 && b != 3 && b != 4 && b != 8)
+    fail("QuantLinear: bits {} unsupported (2, 3, 4, 8)", b);
   if (d.in_features <= 0 || d.out_features <= 0) {
     fail("QuantLinear: bad shape in_features={} out_features={}", d.in_features, d.out_features);
   }
   if (d.in_features > (int64_t{1} << 30) || d.out_features > (int64_t{1} << 30)) {
     fail("QuantLinear: shape [{}, {}] too large", d.out_features, d.in_features);
   }
-  if (d.group_size == 0 || d.group_size < -1) fail("QuantLinear: group_size {} invalid", d.group_size);
-  if (!d.qweight || !d.qzeros || !d.scales) fail("QuantLinear: qweight, qzeros and scales required");
+  if (d.group_size == 0 || d.group_size < -1)
+    fail("QuantLinear: group_size {} invalid", d.group_size);
+  if (!d.qweight || !d.qzeros || !d.scales)
+    fail("QuantLinear: qweight, qzeros and scales required");
   k_ = d.in_features;
   n_ = d.out_features;
   bits_ = b;
@@ -215,7 +222,8 @@ void QuantLinear::build(const QuantLinearDesc& d) {
     }
   };
   const int threads = resolve_threads();
-  global_pool(threads).run(tiles_, [&](int64_t t) { fill_tile(t); }, threads);
+  global_pool(threads).run(
+      tiles_, [&](int64_t t) { fill_tile(t); }, threads);
 
   stream_.data = data_.get();
   stream_.tile_bytes = tile_bytes;
@@ -230,7 +238,9 @@ int QuantLinear::resolve_threads() const {
   return options_.threads > 0 ? options_.threads : num_threads();
 }
 
-int64_t QuantLinear::weight_bytes() const { return tiles_ * stream_.tile_bytes; }
+int64_t QuantLinear::weight_bytes() const {
+  return tiles_ * stream_.tile_bytes;
+}
 
 int64_t QuantLinear::checkpoint_bytes() const {
   return ceil_div(k_ * bits_, 32) * n_ * 4 + groups_ * ceil_div(n_ * bits_, 32) * 4 +
@@ -276,7 +286,8 @@ void QuantLinear::gemv(const float* x, float* y, int threads) const {
   thread_local std::vector<uint8_t> scratch_bytes;
   const size_t need = gemv_scratch_bytes(stream_) + 64;
   if (scratch_bytes.size() < need) scratch_bytes.resize(need);
-  uint8_t* scratch = scratch_bytes.data() + (64 - reinterpret_cast<uintptr_t>(scratch_bytes.data()) % 64) % 64;
+  uint8_t* scratch =
+      scratch_bytes.data() + (64 - reinterpret_cast<uintptr_t>(scratch_bytes.data()) % 64) % 64;
   gemv_prepare(stream_, identity_perm_ ? nullptr : perm_.data(), x, scratch);
   const float* bias = bias_.empty() ? nullptr : bias_.data();
   const TileStream& w = stream_;

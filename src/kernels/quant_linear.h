@@ -27,23 +27,23 @@ namespace gptq::kernels {
 
 // A GPTQ layer as stored in the checkpoint; the pointers are only read during construction.
 struct QuantLinearDesc {
-  int bits = 4;                // 2, 3, 4 or 8
-  int group_size = 128;        // > 0 or -1 (one group)
-  int64_t in_features = 0;     // K
-  int64_t out_features = 0;    // N
-  int64_t groups = 0;          // G (rows of qzeros / scales)
+  int bits = 4;                                       // 2, 3, 4 or 8
+  int group_size = 128;                               // > 0 or -1 (one group)
+  int64_t in_features = 0;                            // K
+  int64_t out_features = 0;                           // N
+  int64_t groups = 0;                                 // G (rows of qzeros / scales)
   CheckpointFormat format = CheckpointFormat::kGptq;  // v1: stored zero = zero - 1
-  const int32_t* qweight = nullptr;  // [ceil(K*b/32), N]
-  const int32_t* qzeros = nullptr;   // [G, ceil(N*b/32)]
-  const float* scales = nullptr;     // [G, N] (fp16/bf16 converted by the caller)
-  const int32_t* g_idx = nullptr;    // [K]; nullptr = k / group_size (0 for group_size -1)
-  const float* bias = nullptr;       // [N] or nullptr
+  const int32_t* qweight = nullptr;                   // [ceil(K*b/32), N]
+  const int32_t* qzeros = nullptr;                    // [G, ceil(N*b/32)]
+  const float* scales = nullptr;                      // [G, N] (fp16/bf16 converted by the caller)
+  const int32_t* g_idx = nullptr;  // [K]; nullptr = k / group_size (0 for group_size -1)
+  const float* bias = nullptr;     // [N] or nullptr
 };
 
 enum class GemmPath {
-  kAuto,           // fused GEMM for rows > 1 (measured faster at every batch size tried)
-  kFused,          // fused dequantize-and-multiply GEMM
-  kDequantSgemm,   // dequantize panels of output rows to fp32, then cblas_sgemm
+  kAuto,          // fused GEMM for rows > 1 (measured faster at every batch size tried)
+  kFused,         // fused dequantize-and-multiply GEMM
+  kDequantSgemm,  // dequantize panels of output rows to fp32, then cblas_sgemm
 };
 
 struct QuantLinearOptions {

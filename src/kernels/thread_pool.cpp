@@ -102,7 +102,8 @@ void ThreadPool::run(int64_t n, const std::function<void(int64_t)>& fn, int thre
     // Wait for the tasks still running and for every worker that joined this call to leave it
     // (a worker never touches a call's state after active_ drops).
     std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return finished_.load(std::memory_order_acquire) == n && active_ == 0; });
+    done_.wait(lock,
+               [&] { return finished_.load(std::memory_order_acquire) == n && active_ == 0; });
     task_ = nullptr;
     err = error_;
   }
@@ -144,7 +145,9 @@ std::vector<std::unique_ptr<ThreadPool>>& pools() {
 }
 }  // namespace
 
-void set_num_threads(int threads) { g_threads.store(std::max(0, threads)); }
+void set_num_threads(int threads) {
+  g_threads.store(std::max(0, threads));
+}
 
 int num_threads() {
   const int t = g_threads.load();

@@ -49,8 +49,8 @@ class ThreadPool {
   uint64_t generation_ = 0;
   bool stop_ = false;
   std::exception_ptr error_;
-  std::atomic<int64_t> next_{0};       // next unclaimed index
-  std::atomic<int64_t> finished_{0};   // tasks completed
+  std::atomic<int64_t> next_{0};      // next unclaimed index
+  std::atomic<int64_t> finished_{0};  // tasks completed
   std::atomic<uint64_t> spin_generation_{0};
 };
 
@@ -65,6 +65,8 @@ ThreadPool& global_pool(int threads);
 
 // Splits [0, items) into `parts` contiguous ranges of near-equal size; range i is
 // [split_begin(i), split_begin(i + 1)).
-inline int64_t split_begin(int64_t items, int64_t parts, int64_t i) { return items * i / parts; }
+inline int64_t split_begin(int64_t items, int64_t parts, int64_t i) {
+  return items * i / parts;
+}
 
 }  // namespace gptq::kernels

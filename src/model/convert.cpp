@@ -1,5 +1,7 @@
 #include "model/convert.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -212,6 +214,18 @@ ModelPlan convert_model(const ModelConfig& config, const TensorStore& store, con
       plan.layers.push_back(std::move(q));
     }
   }
+  // A --modules-in-block name that selects nothing is a typo, not a request to quantize nothing.
+  for (const auto& group : opt.modules_in_block)
+    for (const auto& suffix : group)
+      if (std::none_of(plan.layers.begin(), plan.layers.end(),
+                       [&](const QuantLayer& l) { return l.name.ends_with(suffix); })) {
+        std::vector<std::string> local;
+        for (const auto* l : plan.block_layers(0)) local.push_back(l->local_name);
+        fail_code(ExitCode::kUsage,
+                  "--modules-in-block: '{}' matches no linear layer of the blocks; use the layer names "
+                  "of a block (block 0 has: {})",
+                  suffix, fmt::join(local, ", "));
+      }
   if (std::none_of(plan.layers.begin(), plan.layers.end(), [](const QuantLayer& l) { return l.quantize; }))
     plan.warnings.push_back("no layer is selected for quantization");
 

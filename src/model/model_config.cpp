@@ -15,9 +15,10 @@ ModelConfig ModelConfig::load(const fs::path& dir) {
   c.dir = dir;
   const fs::path file = dir / "config.json";
   if (!fs::exists(file))
-    fail("{} not found: a Hugging Face model directory needs config.json next to its "
-         "*.safetensors files",
-         file.string());
+    fail_code(ExitCode::kIo,
+              "{} not found: a Hugging Face model directory needs config.json next to its "
+              "*.safetensors files (copy it from the model's repository)",
+              file.string());
   c.raw = read_json_file(file);
   if (!c.raw.is_object()) fail("{}: expected a JSON object", file.string());
   JsonObject cfg(c.raw, file.string());

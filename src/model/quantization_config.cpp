@@ -41,12 +41,14 @@ QuantizationConfig QuantizationConfig::from_json(const nlohmann::json& j, const 
   if (method != "gptq")
     fail("{}: quant_method '{}' is not GPTQ; only GPTQ checkpoints (quant_method \"gptq\") are supported", source,
          method);
-  q.bits = static_cast<int>(o.has("bits") ? o.integer("bits") : o.integer_or("w_bit", 4));
-  if (q.bits != 2 && q.bits != 3 && q.bits != 4 && q.bits != 8)
-    fail("{}: bits {} is not supported (2, 3, 4 or 8)", source, q.bits);
-  q.group_size = static_cast<int>(o.has("group_size") ? o.integer("group_size") : o.integer_or("q_group_size", -1));
-  if (q.group_size == 0 || q.group_size < -1)
-    fail("{}: group_size {} is invalid (-1 or a positive number)", source, q.group_size);
+  const int64_t bits = o.has("bits") ? o.integer("bits") : o.integer_or("w_bit", 4);
+  if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
+    fail("{}: bits {} is not supported (2, 3, 4 or 8)", source, bits);
+  q.bits = static_cast<int>(bits);
+  const int64_t group_size = o.has("group_size") ? o.integer("group_size") : o.integer_or("q_group_size", -1);
+  if (group_size == 0 || group_size < -1 || group_size > (int64_t{1} << 30))
+    fail("{}: group_size {} is invalid (-1 or a positive number)", source, group_size);
+  q.group_size = static_cast<int>(group_size);
   q.desc_act = o.boolean_or("desc_act", false);
   q.sym = o.boolean_or("sym", true);
   q.static_groups = o.boolean_or("static_groups", false);
@@ -65,11 +67,25 @@ QuantizationConfig QuantizationConfig::from_json(const nlohmann::json& j, const 
          source, fmt);
   }
   if (o.has("modules_in_block_to_quantize")) {
-    for (const auto& g : j["modules_in_block_to_quantize"]) {
+    const auto& m = j["modules_in_block_to_quantize"];
+    auto bad = [&] {
+      fail("{}: modules_in_block_to_quantize must be a list of lists of module names (e.g. "
+           "[[\"self_attn.q_proj\"], [\"mlp.up_proj\"]]), got {}; fix the quantization config",
+           source, m.dump().substr(0, 80));
+    };
+    if (!m.is_array()) bad();
+    for (const auto& g : m) {
       std::vector<std::string> group;
-      if (g.is_string()) group.push_back(g.get<std::string>());
-      else
-        for (const auto& s : g) group.push_back(s.get<std::string>());
+      if (g.is_string()) {
+        group.push_back(g.get<std::string>());
+      } else if (g.is_array()) {
+        for (const auto& s : g) {
+          if (!s.is_string()) bad();
+          group.push_back(s.get<std::string>());
+        }
+      } else {
+        bad();
+      }
       q.modules_in_block_to_quantize.push_back(std::move(group));
     }
   }

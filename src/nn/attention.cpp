@@ -40,4 +40,38 @@ void causal_attention(const AttentionShape& shape, const HeadsView& q, const Hea
   }
 }
 
+void offset_causal_softmax_inplace(float* s, int64_t rows, int64_t past) {
+  const int64_t cols = past + rows;
+  for (int64_t i = 0; i < rows; ++i) {
+    float* row = s + i * cols;
+    const int64_t n = past + i + 1;
+    const float mx = max_value(row, n);
+    const float inv = static_cast<float>(1.0 / exp_shifted(row, n, mx, row));
+    for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+    std::fill(row + n, row + cols, 0.0f);
+  }
+}
+
+void cached_causal_attention(const AttentionShape& shape, const HeadsView& q, const HeadsView& k,
+                             const HeadsView& v, int64_t past, int64_t tokens, float* out,
+                             std::vector<float>& scores) {
+  const int64_t t = tokens, n = past + tokens, d = shape.head_dim;
+  const int64_t group = shape.heads / shape.kv_heads;  // query heads per kv head
+  const int64_t out_stride = shape.heads * d;
+  scores.resize(static_cast<size_t>(t * n));
+  for (int64_t h = 0; h < shape.heads; ++h) {
+    const int64_t g = h / group;
+    // S = scale * Q_h K_g^T  [t, n]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(t), static_cast<int>(n),
+                static_cast<int>(d), shape.scale, q.head(h), static_cast<int>(q.row_stride),
+                k.head(g), static_cast<int>(k.row_stride), 0.0f, scores.data(),
+                static_cast<int>(n));
+    offset_causal_softmax_inplace(scores.data(), t, past);
+    // O_h = P V_g  [t, d]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(t), static_cast<int>(d),
+                static_cast<int>(n), 1.0f, scores.data(), static_cast<int>(n), v.head(g),
+                static_cast<int>(v.row_stride), 0.0f, out + h * d, static_cast<int>(out_stride));
+  }
+}
+
 }  // namespace gptq::nn

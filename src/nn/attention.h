@@ -33,4 +33,17 @@ void causal_attention(const AttentionShape& shape, const HeadsView& q, const Hea
 // Row-wise causal softmax of s [T, T] in place: row i over columns 0..i, columns > i set to 0.
 void causal_softmax_inplace(float* s, int64_t tokens);
 
+// Incremental (KV-cached) form: `tokens` new queries at positions past..past+tokens-1 attend to
+// the keys / values of positions 0..past+tokens-1 (k and v hold all of them, the new ones
+// included, e.g. views of a KV cache): query i sees positions 0..past+i. past = 0 is
+// causal_attention. out [tokens, heads * head_dim]; `scores` is scratch, resized to
+// tokens * (past + tokens).
+void cached_causal_attention(const AttentionShape& shape, const HeadsView& q, const HeadsView& k,
+                             const HeadsView& v, int64_t past, int64_t tokens, float* out,
+                             std::vector<float>& scores);
+
+// Row-wise softmax of s [rows, past + rows] in place: row i over columns 0..past+i, the columns
+// after it set to 0.
+void offset_causal_softmax_inplace(float* s, int64_t rows, int64_t past);
+
 }  // namespace gptq::nn

@@ -134,6 +134,44 @@ struct BlockForward::Impl {
     l.forward(x, tokens, y.data());
   }
 
+  // q, k, v of the state.tokens rows of st.h (the attention input), as views into the scratch
+  // buffers, with rotary applied at positions pos0, pos0 + 1, ...
+  void project_qkv(const SequenceState& st, int64_t pos0, Scratch& sc, nn::HeadsView& q,
+                   nn::HeadsView& k, nn::HeadsView& v) const {
+    const int64_t t = st.tokens, d = hp.head_dim, heads = hp.heads, kvh = hp.kv_heads;
+    std::vector<float>&qb = sc.q, &kb = sc.k, &vb = sc.v;
+    switch (arch->qkv) {
+      case QkvLayout::kSeparate:
+        apply(Role::kQ, st.h.data(), t, qb);
+        apply(Role::kK, st.h.data(), t, kb);
+        apply(Role::kV, st.h.data(), t, vb);
+        q = {qb.data(), heads * d, d};
+        k = {kb.data(), kvh * d, d};
+        v = {vb.data(), kvh * d, d};
+        break;
+      case QkvLayout::kFusedConcat: {  // [q (heads*d) | k (kv*d) | v (kv*d)]
+        apply(Role::kQkv, st.h.data(), t, qb);
+        const int64_t w = (heads + 2 * kvh) * d;
+        q = {qb.data(), w, d};
+        k = {qb.data() + heads * d, w, d};
+        v = {qb.data() + (heads + kvh) * d, w, d};
+        break;
+      }
+      case QkvLayout::kFusedPerHead: {  // view [T, heads, 3d]: head h = [q_h | k_h | v_h]
+        apply(Role::kQkv, st.h.data(), t, qb);
+        const int64_t w = 3 * heads * d;
+        q = {qb.data(), w, 3 * d};
+        k = {qb.data() + d, w, 3 * d};
+        v = {qb.data() + 2 * d, w, 3 * d};
+        break;
+      }
+    }
+    if (rotary_on) {
+      rotary.apply(q.data, t, heads, q.row_stride, q.head_stride, pos0);
+      rotary.apply(k.data, t, kvh, k.row_stride, k.head_stride, pos0);
+    }
+  }
+
   void load_norm(const TensorStore& store, const std::string& module, NormType type,
                  nn::Norm& norm) {
     norm.type = type;
@@ -307,41 +345,10 @@ void BlockForward::run_stage(LinearGroup g, SequenceState& st) const {
     }
     case LinearGroup::kAttnOut: {
       m.check_state(st, st.h, hidden, "state.h (attention input)");
-      const int64_t d = hp.head_dim, heads = hp.heads, kvh = hp.kv_heads;
       Scratch& sc = scratch();
-      std::vector<float>&qb = sc.q, &kb = sc.k, &vb = sc.v;
       nn::HeadsView q, k, v;
-      switch (m.arch->qkv) {
-        case QkvLayout::kSeparate:
-          m.apply(Role::kQ, st.h.data(), t, qb);
-          m.apply(Role::kK, st.h.data(), t, kb);
-          m.apply(Role::kV, st.h.data(), t, vb);
-          q = {qb.data(), heads * d, d};
-          k = {kb.data(), kvh * d, d};
-          v = {vb.data(), kvh * d, d};
-          break;
-        case QkvLayout::kFusedConcat: {  // [q (heads*d) | k (kv*d) | v (kv*d)]
-          m.apply(Role::kQkv, st.h.data(), t, qb);
-          const int64_t w = (heads + 2 * kvh) * d;
-          q = {qb.data(), w, d};
-          k = {qb.data() + heads * d, w, d};
-          v = {qb.data() + (heads + kvh) * d, w, d};
-          break;
-        }
-        case QkvLayout::kFusedPerHead: {  // view [T, heads, 3d]: head h = [q_h | k_h | v_h]
-          m.apply(Role::kQkv, st.h.data(), t, qb);
-          const int64_t w = 3 * heads * d;
-          q = {qb.data(), w, 3 * d};
-          k = {qb.data() + d, w, 3 * d};
-          v = {qb.data() + 2 * d, w, 3 * d};
-          break;
-        }
-      }
-      if (m.rotary_on) {
-        m.rotary.apply(q.data, t, heads, q.row_stride, q.head_stride);
-        m.rotary.apply(k.data, t, kvh, k.row_stride, k.head_stride);
-      }
-      st.h.resize(static_cast<size_t>(t * heads * d));
+      m.project_qkv(st, 0, sc, q, k, v);
+      st.h.resize(static_cast<size_t>(t * m.q_width()));
       nn::causal_attention(m.attn, q, k, v, t, st.h.data(), sc.scores);
       return;
     }
@@ -397,6 +404,39 @@ void BlockForward::finish(SequenceState& st) const {
 void BlockForward::forward(SequenceState& state) const {
   for (int g = 0; g < kNumLinearGroups; ++g) run_stage(static_cast<LinearGroup>(g), state);
   finish(state);
+}
+
+void BlockForward::forward_cached(SequenceState& st, const nn::KvBlockView& kv) const {
+  const Impl& m = *impl_;
+  const ModelHparams& hp = m.hp;
+  const int64_t t = st.tokens, d = hp.head_dim, kvh = hp.kv_heads, width = kvh * d;
+  if (kv.width != width || kv.past < 0 || kv.past + t > kv.capacity || !kv.keys || !kv.values)
+    fail_code(ExitCode::kInternal,
+              "block {}: KV cache view (width {}, {} cached of {}) cannot take {} new positions "
+              "of width {}",
+              m.index, kv.width, kv.past, kv.capacity, t, width);
+  run_stage(LinearGroup::kAttnIn, st);
+  m.check_state(st, st.h, hp.hidden, "state.h (attention input)");
+  Scratch& sc = scratch();
+  nn::HeadsView q, k, v;
+  m.project_qkv(st, kv.past, sc, q, k, v);
+  // Append the new keys and values (contiguous rows [kv_heads * head_dim]).
+  for (int64_t i = 0; i < t; ++i) {
+    float* krow = kv.keys + (kv.past + i) * width;
+    float* vrow = kv.values + (kv.past + i) * width;
+    for (int64_t g = 0; g < kvh; ++g) {
+      const float* ks = k.head(g) + i * k.row_stride;
+      const float* vs = v.head(g) + i * v.row_stride;
+      std::copy(ks, ks + d, krow + g * d);
+      std::copy(vs, vs + d, vrow + g * d);
+    }
+  }
+  st.h.resize(static_cast<size_t>(t * m.q_width()));
+  const nn::HeadsView kc{kv.keys, width, d}, vc{kv.values, width, d};
+  nn::cached_causal_attention(m.attn, q, kc, vc, kv.past, t, st.h.data(), sc.scores);
+  run_stage(LinearGroup::kMlpIn, st);
+  run_stage(LinearGroup::kMlpMid, st);
+  finish(st);
 }
 
 void BlockForward::forward(float* x, int64_t tokens) const {

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "model/model_config.h"
+#include "nn/kv_cache.h"
 
 namespace gptq {
 
@@ -110,6 +111,13 @@ class BlockForward {
   void forward(float* x, int64_t tokens) const;
   // Whole block on a state whose resid holds the input (reuses the state's buffers).
   void forward(SequenceState& state) const;
+
+  // Incremental forward with a KV cache (generation): state.resid holds the block inputs of the
+  // state.tokens new positions kv.past, kv.past + 1, ...; their keys (after rotary) and values are
+  // written to rows kv.past.. of the cache and new position p attends to rows 0..p. Leaves the
+  // block outputs in state.resid: the rows the whole-sequence forward gives those positions (up
+  // to rounding). Needs kv.width == kv_heads * head_dim and kv.past + tokens <= kv.capacity.
+  void forward_cached(SequenceState& state, const nn::KvBlockView& kv) const;
 
  private:
   struct Impl;

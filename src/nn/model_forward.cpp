@@ -64,9 +64,14 @@ int64_t ModelForward::max_tokens() const {
 }
 
 void ModelForward::embed(const int32_t* ids, int64_t tokens, float* x) const {
+  embed(ids, tokens, x, 0);
+}
+
+void ModelForward::embed(const int32_t* ids, int64_t tokens, float* x, int64_t pos0) const {
   const int64_t d = hidden();
-  if (tokens > max_tokens())
-    fail("a sequence of {} tokens exceeds the model's {} learned positions", tokens, max_tokens());
+  if (pos0 < 0 || pos0 + tokens > max_tokens())
+    fail("a sequence of {} tokens exceeds the model's {} learned positions", pos0 + tokens,
+         max_tokens());
   for (int64_t t = 0; t < tokens; ++t) {
     const int32_t id = ids[t];
     if (id < 0 || id >= vocab_)
@@ -76,7 +81,7 @@ void ModelForward::embed(const int32_t* ids, int64_t tokens, float* x) const {
     if (pos_embed_.empty()) {
       std::copy(e, e + d, xr);
     } else {
-      const float* p = pos_embed_.data() + (t + config_.hp.pos_offset) * d;
+      const float* p = pos_embed_.data() + (pos0 + t + config_.hp.pos_offset) * d;
       for (int64_t i = 0; i < d; ++i) xr[i] = e[i] + p[i];
     }
   }
@@ -136,6 +141,35 @@ void ModelForward::logits(const int32_t* ids, int64_t tokens, float* out) const 
   std::vector<float> x(static_cast<size_t>(tokens * hidden()));
   forward_windows(ids, 1, tokens, x.data());
   head(x.data(), tokens, out);
+}
+
+nn::KvCache ModelForward::make_kv_cache(int64_t capacity) const {
+  return nn::KvCache(num_blocks(), config_.hp.kv_heads * config_.hp.head_dim, capacity);
+}
+
+void ModelForward::forward_cached(const int32_t* ids, int64_t tokens, nn::KvCache& cache,
+                                  float* x) const {
+  if (!blocks_resident())
+    fail_code(ExitCode::kInternal,
+              "incremental decoding needs the blocks resident (load the model with its blocks)");
+  if (cache.blocks() != num_blocks() || cache.width() != config_.hp.kv_heads * config_.hp.head_dim)
+    fail_code(ExitCode::kInternal,
+              "KV cache of {} blocks x width {} does not fit the model ({} blocks x {}); make it "
+              "with make_kv_cache",
+              cache.blocks(), cache.width(), num_blocks(),
+              config_.hp.kv_heads * config_.hp.head_dim);
+  if (tokens <= 0) return;
+  embed(ids, tokens, x, cache.length());
+  const size_t n = static_cast<size_t>(tokens * hidden());
+  SequenceState st;
+  st.tokens = tokens;
+  st.resid.assign(x, x + n);
+  for (int64_t i = 0; i < num_blocks(); ++i) {
+    if (!blocks_[i]) fail("ModelForward: block {} is neither resident nor provided", i);
+    blocks_[i]->forward_cached(st, cache.block(i, tokens));
+  }
+  std::copy(st.resid.begin(), st.resid.end(), x);
+  cache.advance(tokens);
 }
 
 void ModelForward::forward_windows(const int32_t* ids, int64_t n, int64_t tokens, float* x) const {

@@ -48,6 +48,8 @@ class ModelForward {
 
   // x [T, hidden] = token embedding (+ position embedding of positions 0..T-1).
   void embed(const int32_t* ids, int64_t tokens, float* x) const;
+  // Same for the positions pos0..pos0+T-1 (incremental decoding).
+  void embed(const int32_t* ids, int64_t tokens, float* x, int64_t pos0) const;
   // logits [rows, vocab] = lm_head(final_norm(x [rows, hidden])); x is not modified.
   void head(const float* x, int64_t rows, float* logits) const;
 
@@ -64,6 +66,15 @@ class ModelForward {
   // One sequence, positions 0..T-1: logits [T, vocab].
   std::vector<float> logits(const std::vector<int32_t>& ids) const;
   void logits(const int32_t* ids, int64_t tokens, float* out) const;
+
+  // ---- Incremental decoding (generation) with a KV cache; resident blocks only ----
+  // An empty cache shaped for this model with room for `capacity` positions.
+  nn::KvCache make_kv_cache(int64_t capacity) const;
+  // Runs `tokens` new ids at positions cache.length().. through every block (prefill: the whole
+  // prompt; decode: one token), appending their keys and values to the cache, and leaves their
+  // final hidden states (before the final norm) in x [tokens, hidden]; then advances the cache.
+  // head() of the rows gives the logits the whole-sequence forward gives those positions.
+  void forward_cached(const int32_t* ids, int64_t tokens, nn::KvCache& cache, float* x) const;
 
   // Final hidden states (before the final norm) of `n` independent windows of T tokens each:
   // ids [n * T] -> x [n * T, hidden]. Resident blocks: window by window. On demand: each block is

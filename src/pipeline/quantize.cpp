@@ -6,6 +6,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <set>
@@ -75,7 +76,11 @@ std::string fingerprint_of(const ModelConfig& cfg, const TensorStore& store, con
   return h.hex();
 }
 
-void check_paths(const fs::path& model_dir, const fs::path& out, const fs::path& staging, bool resume) {
+// Returns whether there is a run to resume: --resume with a staging directory that holds no
+// durable state (the run was stopped before its first checkpoint, or while renaming its finished
+// output into place) starts over.
+bool check_paths(const fs::path& model_dir, const fs::path& out, const fs::path& staging, bool resume,
+                 const std::function<void(const std::string&)>& log) {
   const fs::path m = fs::weakly_canonical(model_dir), o = fs::weakly_canonical(out);
   auto inside = [](const fs::path& a, const fs::path& b) {  // a inside (or equal to) b
     auto ai = a.begin(), bi = b.begin();
@@ -89,11 +94,60 @@ void check_paths(const fs::path& model_dir, const fs::path& out, const fs::path&
   if (fs::exists(out))
     fail_code(ExitCode::kUsage, "output directory {} already exists: choose a new path or delete it first",
               out.string());
-  if (resume && !fs::exists(RunState::dir(staging) / "state.json"))
-    fail_code(ExitCode::kUsage, "--resume: no interrupted run found in {}; start without --resume", staging.string());
+  if (resume && !fs::exists(RunState::dir(staging) / "state.json")) {
+    if (!fs::exists(staging))
+      fail_code(ExitCode::kUsage, "--resume: no interrupted run found in {}; start without --resume",
+                staging.string());
+    log(fmt::format("{} holds no durable state yet (the run stopped before its first checkpoint): starting over",
+                    staging.string()));
+    std::error_code ec;
+    fs::remove_all(staging, ec);
+    if (ec)
+      fail_code(ExitCode::kIo, "cannot remove {}: {}; delete it by hand and start without --resume",
+                staging.string(), ec.message());
+    return false;
+  }
   if (!resume && fs::exists(staging))
     fail_code(ExitCode::kUsage, "{} holds an interrupted run: add --resume to continue it, or delete it to start "
               "again", staging.string());
+  return resume;
+}
+
+// A finished shard that a stopped run had already renamed into place goes back to its .partial
+// name, so that the writer reopens it (finish() renames it again).
+void unfinish_shards(const fs::path& staging) {
+  for (const auto& e : fs::directory_iterator(staging)) {
+    const fs::path p = e.path();
+    std::error_code ec;
+    if (e.is_regular_file() && p.extension() == ".safetensors" && !fs::exists(p.string() + ".partial"))
+      fs::rename(p, p.string() + ".partial", ec);
+    if (ec)
+      fail_code(ExitCode::kIo, "cannot rename {} back to {}.partial to resume: {}", p.string(), p.string(),
+                ec.message());
+  }
+}
+
+// NaN/Inf in a checkpoint tensor (F32/F16/BF16 bit patterns): the input is damaged.
+void require_finite(const TensorInfo& t) {
+  auto bad = [&](size_t i) {
+    fail("tensor '{}' holds a non-finite value (NaN or Inf) at element {}: the checkpoint is damaged or was "
+         "saved after a diverged training run; re-download or re-export it",
+         t.name, i);
+  };
+  if (t.dtype == DType::F32) {
+    for (size_t i = 0; i < t.nbytes / 4; ++i) {
+      uint32_t b;
+      std::memcpy(&b, t.data + 4 * i, 4);
+      if ((b & 0x7f800000u) == 0x7f800000u) bad(i);
+    }
+  } else if (t.dtype == DType::F16 || t.dtype == DType::BF16) {
+    const uint16_t mask = t.dtype == DType::F16 ? 0x7c00 : 0x7f80;
+    for (size_t i = 0; i < t.nbytes / 2; ++i) {
+      uint16_t b;
+      std::memcpy(&b, t.data + 2 * i, 2);
+      if ((b & mask) == mask) bad(i);
+    }
+  }
 }
 
 // Creates the staging directory and proves it is writable before any expensive work.
@@ -132,6 +186,7 @@ class QuantizeRun {
   QuantizeSummary run();
 
  private:
+  void discard_staging();
   void setup();
   void copy_float_tensors();
   void quantize_block(int64_t b);
@@ -155,12 +210,29 @@ class QuantizeRun {
   Stopwatch clock_;
   double flops_ = 0;
   int64_t seqlen_ = 0;
+  bool resume_ = false;           // there is an interrupted run to continue
+  bool created_staging_ = false;  // this run created the staging directory
+  bool durable_ = false;          // the staging directory holds a resumable state
 };
+
+// A failure before the first durable state leaves nothing behind.
+void QuantizeRun::discard_staging() {
+  if (!created_staging_ || durable_) return;
+  writer_.reset();
+  std::error_code ec;
+  fs::remove_all(staging_, ec);
+}
 
 void QuantizeRun::setup() {
   qc_ = opt_.quant;
   qc_.validate();
-  check_paths(model_dir_, out_, staging_, opt_.resume);
+  resume_ = check_paths(model_dir_, out_, staging_, opt_.resume, log_);
+  durable_ = resume_;
+  if (!resume_) {
+    // Early, before any expensive work: a read-only or full output location fails here.
+    prepare_staging(staging_);
+    created_staging_ = true;
+  }
   cfg_ = ModelConfig::load(model_dir_);
   cfg_.require_arch();
   if (cfg_.is_quantized())
@@ -192,25 +264,26 @@ void QuantizeRun::setup() {
   }
   layout_ = make_output_layout(store_, plan_, opt_.zero_bias);
   const std::string fp = fingerprint_of(cfg_, store_, options_json(opt_), calib_);
-  if (opt_.resume) {
+  if (resume_) {
     state_ = *RunState::load(staging_);
     if (state_.fingerprint != fp)
       fail_code(ExitCode::kUsage, "--resume: the interrupted run in {} was made with another model, calibration or "
                 "options (fingerprint {} != {}); rerun with the same arguments, or delete it to start again",
                 staging_.string(), state_.fingerprint, fp);
-    if (state_.blocks_done < plan_.num_blocks) acts_ = load_activations(staging_);
+    if (!calib_.empty() && state_.blocks_done > 0 && state_.blocks_done < plan_.num_blocks)
+      acts_ = load_activations(staging_, state_.blocks_done);
+    unfinish_shards(staging_);
     log_(fmt::format("resuming: {} of {} blocks already done", state_.blocks_done, plan_.num_blocks));
   } else {
-    prepare_staging(staging_);
     state_.fingerprint = fp;
   }
   SafetensorsWriter::Options wo;
   wo.max_shard_bytes = opt_.max_shard_bytes;
   wo.metadata = {{"format", "pt"}, {"quantizer", "gptq.cpp " GPTQ_VERSION}};
   wo.keep_partial = true;
-  wo.resume = opt_.resume;
+  wo.resume = resume_;
   writer_ = std::make_unique<SafetensorsWriter>(staging_, layout_.specs, wo);
-  if (opt_.resume) {
+  if (resume_) {
     if (state_.copied)
       for (const auto& n : layout_.copied) writer_->mark_written(n);
     for (const auto& l : plan_.layers)
@@ -225,11 +298,13 @@ void QuantizeRun::copy_float_tensors() {
   if (state_.copied) return;
   for (const auto& n : layout_.copied) {
     const auto& t = store_.get(n);
+    require_finite(t);
     writer_->write(n, t.data, t.nbytes);
   }
   writer_->sync();
   state_.copied = true;
   state_.save(staging_);
+  durable_ = true;
 }
 
 nlohmann::json QuantizeRun::quantize_layer(const QuantLayer& layer, BlockForward& bf,
@@ -241,8 +316,14 @@ nlohmann::json QuantizeRun::quantize_layer(const QuantLayer& layer, BlockForward
       hessian ? gptq_quantize(w.data(), n, k, hessian->data(), static_cast<int64_t>(calib_.size()), qc_, layer.name)
               : rtn_quantize(w.data(), n, k, qc_);
   if (hessian) flops_ += static_cast<double>(k) * k * k + 2.0 * n * k * k;
-  const PackedLinear p = pack_linear(r.codes.data(), r.scales.data(), r.zeros.data(), r.g_idx.data(), n, k, r.groups,
-                                     qc_.bits, qc_.group_size, opt_.effective_format());
+  const PackedLinear p = [&] {
+    try {
+      return pack_linear(r.codes.data(), r.scales.data(), r.zeros.data(), r.g_idx.data(), n, k, r.groups, qc_.bits,
+                         qc_.group_size, opt_.effective_format());
+    } catch (const Error& e) {
+      throw Error(fmt::format("layer {}: {}", layer.name, e.what()), e.code());  // name the layer
+    }
+  }();
   writer_->write(layer.name + ".qweight", p.qweight.data(), p.qweight.size() * 4);
   writer_->write(layer.name + ".qzeros", p.qzeros.data(), p.qzeros.size() * 4);
   writer_->write(layer.name + ".scales", p.scales.data(), p.scales.size() * 2);
@@ -250,6 +331,7 @@ nlohmann::json QuantizeRun::quantize_layer(const QuantLayer& layer, BlockForward
   if (layer.has_bias || opt_.zero_bias) {
     std::vector<uint16_t> b16(static_cast<size_t>(n), 0);
     if (layer.has_bias) {
+      require_finite(store_.get(layer.name + ".bias"));
       const std::vector<float> b = tensor_to_f32(store_.get(layer.name + ".bias"));
       f32_to_f16(b.data(), b16.data(), b16.size());
     }
@@ -414,11 +496,17 @@ void QuantizeRun::finalize() {
 }
 
 QuantizeSummary QuantizeRun::run() {
-  setup();
-  const int threads = opt_.threads > 0 ? opt_.threads : static_cast<int>(std::thread::hardware_concurrency());
-  openblas_set_num_threads(threads);
-  copy_float_tensors();
-  if (!opt_.resume && !calib_.empty()) {
+  try {
+    setup();
+    const int threads = opt_.threads > 0 ? opt_.threads : static_cast<int>(std::thread::hardware_concurrency());
+    openblas_set_num_threads(threads);
+    copy_float_tensors();
+  } catch (...) {
+    discard_staging();
+    throw;
+  }
+  if (!calib_.empty() && (!resume_ || state_.blocks_done == 0)) {
+    // Block 0's inputs (also when resuming a run stopped inside block 0).
     acts_.hidden = cfg_.hp.hidden;
     acts_.seqs = embed_sequences(cfg_, store_, calib_);
   } else if (calib_.empty()) {
@@ -431,9 +519,10 @@ QuantizeSummary QuantizeRun::run() {
     bar_->update(b, fmt::format("block {}/{}", b + 1, plan_.num_blocks));
     quantize_block(b);
     writer_->sync();
-    if (!calib_.empty()) save_activations(staging_, acts_);
+    if (!calib_.empty()) save_activations(staging_, acts_, b + 1);
     state_.blocks_done = b + 1;
     state_.save(staging_);
+    if (!calib_.empty()) remove_activations_except(staging_, b + 1);
     if (kill_after == b + 1) std::raise(SIGKILL);
     if (opt_.stop_after_blocks == b + 1)
       fail_code(ExitCode::kInterrupted, "stopped after {} blocks as asked; continue with --resume", b + 1);

@@ -44,22 +44,40 @@ void RunState::save(const fs::path& staging) const {
   write_file_atomic(dir(staging) / "state.json", j.dump(1));
 }
 
-void save_activations(const fs::path& staging, const Activations& acts) {
+namespace {
+fs::path acts_file(const fs::path& staging, int64_t blocks_done) {
+  return RunState::dir(staging) / ("acts-" + std::to_string(blocks_done) + ".bin");
+}
+}  // namespace
+
+void save_activations(const fs::path& staging, const Activations& acts, int64_t blocks_done) {
   std::string out(kActsMagic, sizeof kActsMagic);
   put(out, static_cast<int64_t>(acts.hidden));
   put(out, static_cast<int64_t>(acts.seqs.size()));
   for (const auto& s : acts.seqs) put(out, static_cast<int64_t>(s.size()));
   for (const auto& s : acts.seqs) out.append(reinterpret_cast<const char*>(s.data()), s.size() * sizeof(float));
   fs::create_directories(RunState::dir(staging));
-  write_file_atomic(RunState::dir(staging) / "acts.bin", out);
+  write_file_atomic(acts_file(staging, blocks_done), out);
 }
 
-Activations load_activations(const fs::path& staging) {
-  const fs::path p = RunState::dir(staging) / "acts.bin";
+void remove_activations_except(const fs::path& staging, int64_t blocks_done) {
+  const std::string keep = acts_file(staging, blocks_done).filename().string();
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(RunState::dir(staging), ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with("acts") && name != keep) fs::remove(e.path(), ec);
+  }
+}
+
+Activations load_activations(const fs::path& staging, int64_t blocks_done) {
+  const fs::path p = acts_file(staging, blocks_done);
   std::ifstream in(p, std::ios::binary);
   auto bad = [&](const char* what) -> Activations {
     fail("{} is damaged ({}); delete {} and start again without --resume", p.string(), what, staging.string());
   };
+  if (!in) return bad("missing or unreadable");
+  std::error_code ec;
+  const uintmax_t file_size = fs::file_size(p, ec);
   char magic[8];
   if (!in.read(magic, 8) || std::memcmp(magic, kActsMagic, 8) != 0) return bad("bad magic");
   int64_t hidden = 0, n = 0;
@@ -69,8 +87,13 @@ Activations load_activations(const fs::path& staging) {
   Activations a;
   a.hidden = hidden;
   std::vector<int64_t> sizes(static_cast<size_t>(n));
-  for (auto& s : sizes)
-    if (!in.read(reinterpret_cast<char*>(&s), 8) || s < 0 || s % hidden != 0) return bad("bad sizes");
+  uint64_t expected = 24 + 8 * static_cast<uint64_t>(n);
+  for (auto& s : sizes) {
+    if (!in.read(reinterpret_cast<char*>(&s), 8) || s < 0 || s % hidden != 0 || static_cast<uint64_t>(s) > file_size / 4)
+      return bad("bad sizes");
+    expected += 4 * static_cast<uint64_t>(s);
+  }
+  if (ec || expected != file_size) return bad("its size does not match its header");
   for (int64_t s : sizes) {
     std::vector<float> v(static_cast<size_t>(s));
     if (!in.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(s * sizeof(float))))

@@ -1,8 +1,10 @@
 // Durable state of a resumable quantize run, kept in <staging>/.gptq-run/:
 //   state.json      fingerprint, blocks finished, per-layer results so far
-//   acts.bin        the inputs of the next block (one fp32 [T, hidden] matrix per sequence)
-// After each block: the output shards are synced, then acts.bin, then state.json are replaced
-// atomically, so state.json never claims more than is on disk.
+//   acts-<n>.bin    the inputs of block n (one fp32 [T, hidden] matrix per sequence), n >= 1
+// After block n-1: the output shards are synced, acts-<n>.bin is written, state.json is replaced
+// (blocks_done = n), then acts-<n-1>.bin is removed; all atomically, so state.json never claims
+// more than is on disk and the activations it refers to are always there. (Block 0's inputs are
+// the embeddings, recomputed on resume.)
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -31,7 +33,10 @@ struct Activations {
   std::vector<std::vector<float>> seqs;
 };
 
-void save_activations(const std::filesystem::path& staging, const Activations& acts);
-Activations load_activations(const std::filesystem::path& staging);
+// acts-<blocks_done>.bin: the inputs of block `blocks_done`.
+void save_activations(const std::filesystem::path& staging, const Activations& acts, int64_t blocks_done);
+Activations load_activations(const std::filesystem::path& staging, int64_t blocks_done);
+// Removes the activation files other than acts-<blocks_done>.bin.
+void remove_activations_except(const std::filesystem::path& staging, int64_t blocks_done);
 
 }  // namespace gptq

@@ -1,0 +1,507 @@
+// The gptq executable on bad input: a table of damaged files, unsupported models and impossible
+// options. Every case runs the real binary (GPTQ_EXE) and asserts
+//   * the documented exit code (README "Exit codes"),
+//   * stderr is exactly one line, "error: ...", naming the culprit and saying what to do
+//     (substrings),
+//   * nothing is left behind: no OUT and no OUT.partial (unless the run had started: then only a
+//     resumable OUT.partial), and an output directory that existed before is untouched.
+// The damaged inputs are built here from the fixtures (copy, then truncate / patch the header /
+// rewrite tensors with the writer).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+
+#include "io/safetensors.h"
+#include "io/safetensors_writer.h"
+#include "support/fixtures.h"
+#include "util/fp16.h"
+
+namespace gptq {
+namespace {
+
+namespace fs = std::filesystem;
+using ::gptq::testing::fixture_data;
+using ::gptq::testing::fixture_model;
+using ::gptq::testing::read_file;
+using ::gptq::testing::scratch_dir;
+using nlohmann::json;
+
+struct RunResult {
+  int code = -1;
+  std::string out, err;
+};
+
+// Runs GPTQ_EXE with `args`, stdout/stderr captured through files (no pipe deadlock).
+RunResult run_gptq(const std::vector<std::string>& args, const fs::path& scratch) {
+  const fs::path out_file = scratch / "stdout.txt", err_file = scratch / "stderr.txt";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int o = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int e = ::open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    std::vector<char*> argv;
+    std::string exe = GPTQ_EXE;
+    argv.push_back(exe.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::unsetenv("GPTQ_TEST_KILL_AFTER_BLOCK");
+    ::execv(exe.c_str(), argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  RunResult r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_file(out_file);
+  r.err = read_file(err_file);
+  return r;
+}
+
+// ---- building damaged inputs ----
+
+void write_text(const fs::path& p, const std::string& s) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << s;
+}
+
+// A copy of a fixture model (all regular files: config, weights, tokenizer).
+fs::path copy_model(const std::string& fixture, const fs::path& dst) {
+  fs::create_directories(dst);
+  for (const auto& e : fs::directory_iterator(fixture_model(fixture)))
+    if (e.is_regular_file()) fs::copy_file(e.path(), dst / e.path().filename());
+  return dst;
+}
+
+json read_json(const fs::path& p) { return json::parse(read_file(p)); }
+void write_json(const fs::path& p, const json& j) { write_text(p, j.dump(2)); }
+
+// Rewrites dir/model.safetensors through the writer; `edit` may change each tensor's spec and
+// bytes (and return false to drop the tensor).
+void rewrite_tensors(const fs::path& dir, const std::function<bool(TensorSpec&, std::string&)>& edit) {
+  std::vector<TensorSpec> specs;
+  std::vector<std::string> data;
+  {
+    const TensorStore store = TensorStore::open(dir / "model.safetensors");
+    for (const auto& n : store.names()) {
+      const TensorInfo& t = store.get(n);
+      TensorSpec s{n, t.dtype, t.shape};
+      std::string bytes(reinterpret_cast<const char*>(t.data), t.nbytes);
+      if (!edit(s, bytes)) continue;
+      specs.push_back(s);
+      data.push_back(std::move(bytes));
+    }
+  }
+  fs::remove(dir / "model.safetensors");
+  SafetensorsWriter w(dir, specs, {});
+  for (size_t i = 0; i < specs.size(); ++i) w.write(specs[i].name, data[i].data(), data[i].size());
+  w.finish();
+}
+
+// Sets element `index` of an F16 tensor to `value`.
+void poke_f16(const fs::path& dir, const std::string& tensor, size_t index, float value) {
+  rewrite_tensors(dir, [&](TensorSpec& s, std::string& bytes) {
+    if (s.name == tensor) {
+      uint16_t h;
+      f32_to_f16(&value, &h, 1);
+      std::memcpy(bytes.data() + 2 * index, &h, 2);
+    }
+    return true;
+  });
+}
+
+// Replaces the first occurrence of `from` in the safetensors header (same length: offsets stay).
+void patch_header(const fs::path& file, const std::string& from, const std::string& to) {
+  ASSERT_EQ(from.size(), to.size());
+  std::string bytes = read_file(file);
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(bytes[static_cast<size_t>(i)]);
+  const size_t at = bytes.substr(0, 8 + n).find(from);
+  ASSERT_NE(at, std::string::npos) << from;
+  bytes.replace(at, from.size(), to);
+  write_text(file, bytes);
+}
+
+void truncate_file(const fs::path& p, uintmax_t size) { fs::resize_file(p, size); }
+
+// A GPTQ checkpoint of tiny-llama (RTN, 4-bit g128), made once with the CLI and copied per case.
+const fs::path& quantized_fixture() {
+  static const fs::path dir = [] {
+    const fs::path d = scratch_dir("gptq-fixture") / "q";
+    const RunResult r = run_gptq({"quantize", fixture_model("tiny-llama").string(), d.string(), "--method", "rtn",
+                                  "--quiet"},
+                                 d.parent_path());
+    EXPECT_EQ(r.code, 0) << r.err;
+    return d;
+  }();
+  return dir;
+}
+
+fs::path copy_quantized(const fs::path& dst) {
+  fs::create_directories(dst);
+  for (const auto& e : fs::directory_iterator(quantized_fixture()))
+    if (e.is_regular_file()) fs::copy_file(e.path(), dst / e.path().filename());
+  return dst;
+}
+
+// ---- the table ----
+
+// Where a case runs: the scratch directory, the paths it may use.
+struct Env {
+  fs::path dir;    // scratch
+  fs::path model;  // the model argument (a damaged copy, usually)
+  fs::path out;    // the output argument (dir / "out")
+};
+
+enum class Leftover {
+  kNone,             // neither OUT nor OUT.partial may exist afterwards
+  kPartialAllowed,   // the run had started: OUT.partial may stay (resumable), OUT may not
+  kOutputUntouched,  // OUT existed before the run: same files, same bytes afterwards
+  kPartialUntouched, // OUT.partial existed before the run: same files, same bytes afterwards
+};
+
+struct CliCase {
+  std::string name;
+  std::function<std::vector<std::string>(Env&)> setup;  // prepares the inputs, returns argv[1..]
+  int code;
+  std::vector<std::string> stderr_has;  // substrings of the one error line
+  Leftover leftover = Leftover::kNone;
+};
+
+std::vector<std::string> quantize_args(const Env& e, std::vector<std::string> extra = {}) {
+  std::vector<std::string> a{"quantize",  e.model.string(), e.out.string(), "--calib",
+                             fixture_data("calib.txt").string(), "--nsamples", "4", "--seqlen", "64",
+                             "--damp",    "0.01",           "--quiet"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+// Copies tiny-llama to dir/model, applies `damage`, returns the quantize arguments.
+std::function<std::vector<std::string>(Env&)> damaged(std::function<void(const fs::path&)> damage,
+                                                      std::vector<std::string> extra = {}) {
+  return [damage, extra](Env& e) {
+    copy_model("tiny-llama", e.model);
+    damage(e.model);
+    return quantize_args(e, extra);
+  };
+}
+
+std::function<std::vector<std::string>(Env&)> with_options(std::vector<std::string> extra) {
+  return [extra](Env& e) {
+    e.model = fixture_model("tiny-llama");
+    return quantize_args(e, extra);
+  };
+}
+
+// A GPTQ checkpoint copied to dir/model and damaged; `gptq eval` on it.
+std::function<std::vector<std::string>(Env&)> eval_damaged(std::function<void(const fs::path&)> damage) {
+  return [damage](Env& e) {
+    copy_quantized(e.model);
+    damage(e.model);
+    return std::vector<std::string>{"eval", e.model.string(), "--text", fixture_data("eval.txt").string(),
+                                    "--seqlen", "64", "--max-windows", "2"};
+  };
+}
+
+void edit_config(const fs::path& dir, const std::function<void(json&)>& f) {
+  json j = read_json(dir / "config.json");
+  f(j);
+  write_json(dir / "config.json", j);
+}
+
+const std::string kQ = "model.layers.0.self_attn.q_proj";
+
+std::vector<CliCase> cases() {
+  return {
+      // ---- damaged safetensors ----
+      {"TruncatedSafetensors", damaged([](const fs::path& m) { truncate_file(m / "model.safetensors", 5'000'000); }),
+       3, {"model.safetensors", "truncated file", "re-download"}},
+      {"SafetensorsShorterThanLength", damaged([](const fs::path& m) { truncate_file(m / "model.safetensors", 5); }),
+       3, {"model.safetensors", "shorter than the 8-byte header length", "re-download"}},
+      {"HeaderLengthFlipped", damaged([](const fs::path& m) {
+         std::string b = read_file(m / "model.safetensors");
+         b[6] = '\x7f';
+         write_text(m / "model.safetensors", b);
+       }),
+       3, {"model.safetensors", "header length", "re-download"}},
+      {"HeaderNotJson", damaged([](const fs::path& m) { patch_header(m / "model.safetensors", "{\"", "#\""); }), 3,
+       {"model.safetensors", "not valid JSON", "re-download"}},
+      {"UnknownDtype", damaged([](const fs::path& m) { patch_header(m / "model.safetensors", "\"F16\"", "\"F17\""); }),
+       3, {"model.safetensors", "unknown dtype 'F17'"}},
+      {"ShapeDisagreesWithOffsets",
+       damaged([](const fs::path& m) { patch_header(m / "model.safetensors", "[4096,256]", "[4096,255]"); }), 3,
+       {"model.safetensors", "needs", "bytes", "re-download"}},
+      {"IntegerWeight", damaged([](const fs::path& m) {
+         rewrite_tensors(m, [](TensorSpec& s, std::string&) {
+           if (s.name == kQ + ".weight") s.dtype = DType::I16;
+           return true;
+         });
+       }),
+       3, {kQ + ".weight", "I16"}},
+      {"WrongWeightShape", damaged([](const fs::path& m) {
+         rewrite_tensors(m, [](TensorSpec& s, std::string&) {
+           if (s.name == "model.layers.1.self_attn.k_proj.weight") s.shape = {256, 128};
+           return true;
+         });
+       }),
+       3, {"model.layers.1.self_attn.k_proj.weight", "[256, 128]"}},
+      {"MissingTensor", damaged([](const fs::path& m) {
+         rewrite_tensors(m, [](TensorSpec& s, std::string&) { return s.name != "model.layers.2.mlp.up_proj.weight"; });
+       }),
+       3, {"model.layers.2.mlp.up_proj", "not found"}},
+      {"NanWeight", damaged([](const fs::path& m) { poke_f16(m, "model.layers.1.mlp.up_proj.weight", 777, NAN); }), 3,
+       {"model.layers.1.mlp.up_proj", "non-finite", "damaged"}, Leftover::kPartialAllowed},
+      {"InfInNorm",
+       damaged([](const fs::path& m) { poke_f16(m, "model.layers.2.post_attention_layernorm.weight", 3, INFINITY); }),
+       3, {"model.layers.2.post_attention_layernorm.weight", "non-finite", "damaged"}, Leftover::kPartialAllowed},
+      {"NanInEmbedding", damaged([](const fs::path& m) { poke_f16(m, "model.embed_tokens.weight", 256 * 100, NAN); }),
+       3, {"model.embed_tokens.weight", "non-finite"}, Leftover::kPartialAllowed},
+      // ---- config.json ----
+      {"ConfigNotJson", damaged([](const fs::path& m) { truncate_file(m / "config.json", 100); }), 3,
+       {"config.json", "not valid JSON", "download it again"}},
+      {"ConfigMissing", damaged([](const fs::path& m) { fs::remove(m / "config.json"); }), 4,
+       {"config.json", "not found"}},
+      {"ConfigNotObject", damaged([](const fs::path& m) { write_text(m / "config.json", "[1, 2]"); }), 3,
+       {"config.json", "JSON object"}},
+      {"ConfigMissingKey", damaged([](const fs::path& m) { edit_config(m, [](json& j) { j.erase("hidden_size"); }); }),
+       3, {"config.json", "hidden_size", "missing"}},
+      {"ConfigWrongType",
+       damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["num_hidden_layers"] = "four"; }); }), 3,
+       {"config.json", "num_hidden_layers", "integer"}},
+      {"ConfigFewerLayers",
+       damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["num_hidden_layers"] = 6; }); }), 3,
+       {"model.layers", "4"}},
+      {"UnsupportedArchitecture",
+       damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["model_type"] = "bert"; }); }), 3,
+       {"model_type 'bert'", "not supported", "llama"}},
+      {"AlreadyQuantized", [](Env& e) {
+         copy_quantized(e.model);
+         return quantize_args(e);
+       },
+       3, {"already a quantized checkpoint", "quantize the float model"}},
+      // ---- tokenizer and calibration data ----
+      {"MissingTokenizer", damaged([](const fs::path& m) { fs::remove(m / "tokenizer.json"); }), 4,
+       {"tokenizer.json", "tokenizer.model", "copy the tokenizer files"}},
+      {"DamagedTokenizer", damaged([](const fs::path& m) { truncate_file(m / "tokenizer.json", 1000); }), 3,
+       {"tokenizer.json"}},
+      {"CalibMissing", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         auto a = quantize_args(e);
+         a[4] = (e.dir / "nope.txt").string();
+         return a;
+       },
+       4, {"nope.txt", "not found"}},
+      {"CalibTooShort", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         write_text(e.dir / "short.txt", "In the beginning.");
+         auto a = quantize_args(e);
+         a[4] = (e.dir / "short.txt").string();
+         return a;
+       },
+       3, {"short.txt", "tokens", "give more text"}},
+      {"CalibIdsOutOfVocab", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         write_text(e.dir / "ids.json", "[[1, 2, 3, 99999]]");
+         auto a = quantize_args(e);
+         a[4] = (e.dir / "ids.json").string();
+         return a;
+       },
+       3, {"ids.json", "99999", "vocabulary"}},
+      {"CalibOptionMissing", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         return std::vector<std::string>{"quantize", e.model.string(), e.out.string()};
+       },
+       2, {"--calib FILE is required"}},
+      // ---- impossible options ----
+      {"Bits5", with_options({"--bits", "5"}), 2, {"--bits 5", "2, 3, 4, 8"}},
+      {"GroupSize0", with_options({"--group-size", "0"}), 2, {"--group-size 0", "-1"}},
+      {"GroupSizeMinus2", with_options({"--group-size", "-2"}), 2, {"--group-size -2", "positive"}},
+      {"Nsamples0", with_options({"--nsamples", "0"}), 2, {"--nsamples 0", "at least 1"}},
+      {"Damp0", with_options({"--damp", "0"}), 2, {"--damp 0", "between 0 and 1"}},
+      {"Damp1_5", with_options({"--damp", "1.5"}), 2, {"--damp 1.5", "between 0 and 1"}},
+      {"SeqlenBeyondMaxPositions", with_options({"--seqlen", "100000"}), 2, {"--seqlen 100000", "512"}},
+      {"DampAutoIncrementNegative", with_options({"--damp-auto-increment", "-0.1"}), 2, {"--damp-auto-increment"}},
+      {"SymAndAsym", with_options({"--sym", "--asym"}), 2, {"--sym and --asym"}},
+      {"BadMaxShardSize", with_options({"--max-shard-size", "lots"}), 2, {"--max-shard-size 'lots'", "5GB"}},
+      {"UnknownFormat", with_options({"--format", "marlin"}), 2, {"--format", "marlin", "--help"}},
+      {"UnknownOption", with_options({"--bitz", "4"}), 2, {"--bitz", "--help"}},
+      {"BitsNotANumber", with_options({"--bits", "four"}), 2, {"--bits", "four"}},
+      {"ModulesInBlockUnknown", with_options({"--modules-in-block", "self_attn.nonexistent"}), 2,
+       {"--modules-in-block", "self_attn.nonexistent", "matches no"}},
+      {"ModulesInBlockBadJson", with_options({"--modules-in-block", "[[\"self_attn.q_proj\","}), 2,
+       {"--modules-in-block", "JSON list of lists"}},
+      {"ActGroupAwareWithDescAct", with_options({"--act-group-aware", "--desc-act"}), 2,
+       {"--act-group-aware and --desc-act"}},
+      // ---- paths ----
+      {"ModelMissing", [](Env& e) {
+         e.model = e.dir / "does-not-exist";
+         return quantize_args(e);
+       },
+       4, {"does-not-exist", "not found"}},
+      {"OutputInsideInput", [](Env& e) {
+         copy_model("tiny-llama", e.model);
+         e.out = e.model / "out";
+         return quantize_args(e);
+       },
+       2, {"inside the model directory", "outside the input"}},
+      {"OutputExists", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         fs::create_directories(e.out / "sub");
+         write_text(e.out / "keep.txt", "precious");
+         write_text(e.out / "sub" / "model.safetensors", "old bytes");
+         return quantize_args(e);
+       },
+       2, {"already exists", "choose a new path or delete it"}, Leftover::kOutputUntouched},
+      {"ResumeWithoutRun", with_options({"--resume"}), 2, {"--resume", "no interrupted run", "without --resume"}},
+      {"PartialWithoutResume", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         fs::create_directories(e.out.string() + ".partial/.gptq-run");
+         write_text(e.out.string() + ".partial/.gptq-run/state.json", "{}");
+         return quantize_args(e);
+       },
+       2, {"out.partial", "add --resume"}, Leftover::kPartialUntouched},
+      {"OutputParentIsAFile", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         write_text(e.dir / "file", "x");
+         e.out = e.dir / "file" / "out";
+         return quantize_args(e);
+       },
+       4, {"file/out", "writable"}},
+      // ---- GPTQ checkpoints (eval, loader) ----
+      {"EvalNonGptqMethod", eval_damaged([](const fs::path& m) {
+         edit_config(m, [](json& j) { j["quantization_config"]["quant_method"] = "awq"; });
+       }),
+       3, {"quant_method 'awq'", "only GPTQ"}},
+      {"EvalMissingQzeros", eval_damaged([](const fs::path& m) {
+         rewrite_tensors(m, [](TensorSpec& s, std::string&) { return s.name != kQ + ".qzeros"; });
+       }),
+       3, {kQ + ".qzeros is missing", "qweight, qzeros, scales and g_idx"}},
+      {"EvalQweightShape", eval_damaged([](const fs::path& m) {
+         rewrite_tensors(m, [](TensorSpec& s, std::string&) {
+           if (s.name == kQ + ".qweight") s.shape = {256, 32};
+           return true;
+         });
+       }),
+       3, {kQ + ".qweight", "shape [256, 32]"}},
+      {"EvalGidxOutOfRange", eval_damaged([](const fs::path& m) {
+         rewrite_tensors(m, [](TensorSpec& s, std::string& b) {
+           if (s.name == kQ + ".g_idx") {
+             const int32_t v = 7;
+             std::memcpy(b.data() + 4 * 10, &v, 4);
+           }
+           return true;
+         });
+       }),
+       3, {kQ + ".g_idx[10] = 7", "outside"}},
+      {"EvalNanScales", eval_damaged([](const fs::path& m) { poke_f16(m, kQ + ".scales", 5, NAN); }), 3,
+       {kQ + ".scales", "non-finite"}},
+      {"EvalBits5InConfig", eval_damaged([](const fs::path& m) {
+         edit_config(m, [](json& j) { j["quantization_config"]["bits"] = 5; });
+       }),
+       3, {"bits 5", "2, 3, 4 or 8"}},
+      {"EvalTextMissing", [](Env& e) {
+         return std::vector<std::string>{"eval", fixture_model("tiny-llama").string(), "--text",
+                                         (e.dir / "missing.txt").string()};
+       },
+       4, {"missing.txt"}},
+      {"EvalSeqlen1", [](Env&) {
+         return std::vector<std::string>{"eval", fixture_model("tiny-llama").string(), "--text",
+                                         fixture_data("eval.txt").string(), "--seqlen", "1"};
+       },
+       2, {"--seqlen 1", "at least 2"}},
+      {"InspectMissingModel", [](Env& e) {
+         return std::vector<std::string>{"inspect", (e.dir / "nowhere").string()};
+       },
+       4, {"nowhere", "not found"}},
+      {"InspectBits5", [](Env&) {
+         return std::vector<std::string>{"inspect", fixture_model("tiny-llama").string(), "--bits", "5"};
+       },
+       2, {"--bits 5"}},
+  };
+}
+
+// Every file under `dir` (relative path -> bytes).
+std::map<std::string, std::string> snapshot(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  if (!fs::exists(dir)) return out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    out[fs::relative(e.path(), dir).string() + (e.is_directory() ? "/" : "")] =
+        e.is_regular_file() ? read_file(e.path()) : "";
+  return out;
+}
+
+class BadInput : public ::testing::TestWithParam<CliCase> {};
+
+TEST_P(BadInput, OneClearErrorAndNothingLeftBehind) {
+  const CliCase& c = GetParam();
+  Env e;
+  e.dir = scratch_dir("cli");
+  e.model = e.dir / "model";
+  e.out = e.dir / "out";
+  const std::vector<std::string> args = c.setup(e);
+  if (::testing::Test::HasFatalFailure()) return;
+  const fs::path partial = e.out.string() + ".partial";
+  const auto out_before = snapshot(e.out), partial_before = snapshot(partial);
+  const auto model_before = fs::is_directory(e.model) && e.model.string().starts_with(e.dir.string())
+                                ? snapshot(e.model)
+                                : std::map<std::string, std::string>{};
+
+  const RunResult r = run_gptq(args, e.dir);
+  std::string cmd;
+  for (const auto& a : args) cmd += " " + a;
+  SCOPED_TRACE("gptq" + cmd + "\nstderr: " + r.err);
+
+  EXPECT_EQ(r.code, c.code);
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_EQ(r.err.back(), '\n');
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "stderr must be exactly one line";
+  EXPECT_TRUE(r.err.starts_with("error: "));
+  for (const auto& s : c.stderr_has) EXPECT_NE(r.err.find(s), std::string::npos) << "missing: " << s;
+  EXPECT_EQ(r.err.find("internal"), std::string::npos);
+
+  switch (c.leftover) {
+    case Leftover::kNone:
+      EXPECT_FALSE(fs::exists(e.out));
+      EXPECT_FALSE(fs::exists(partial));
+      break;
+    case Leftover::kPartialAllowed:
+      EXPECT_FALSE(fs::exists(e.out));
+      if (fs::exists(partial)) EXPECT_TRUE(fs::exists(partial + "/.gptq-run/state.json"));
+      break;
+    case Leftover::kOutputUntouched:
+      EXPECT_EQ(snapshot(e.out), out_before);
+      EXPECT_FALSE(fs::exists(partial));
+      break;
+    case Leftover::kPartialUntouched:
+      EXPECT_EQ(snapshot(partial), partial_before);
+      EXPECT_FALSE(fs::exists(e.out));
+      break;
+  }
+  // The input model is never modified (and no output appears inside it).
+  if (!model_before.empty()) EXPECT_EQ(snapshot(e.model), model_before);
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, BadInput, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(BadInputTable, HasAtLeastThirtyCases) { EXPECT_GE(cases().size(), 30u); }
+
+TEST(Cli, VersionAndHelpSucceed) {
+  const fs::path dir = scratch_dir("v");
+  const RunResult v = run_gptq({"--version"}, dir);
+  EXPECT_EQ(v.code, 0);
+  EXPECT_NE(v.out.find("gptq.cpp"), std::string::npos);
+  EXPECT_EQ(run_gptq({"quantize", "--help"}, dir).code, 0);
+  const RunResult none = run_gptq({}, dir);
+  EXPECT_EQ(none.code, 2);
+}
+
+}  // namespace
+}  // namespace gptq
