@@ -30,6 +30,7 @@ namespace gptq {
 namespace {
 
 namespace fs = std::filesystem;
+using ::gptq::testing::eval_ids;
 using ::gptq::testing::fixture_model;
 using ::gptq::testing::read_file;
 using ::gptq::testing::scratch_dir;
@@ -38,11 +39,6 @@ using namespace ::gptq::testing;  // tiny random checkpoints
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
-
-std::vector<int32_t> eval_ids(const std::string& model) {
-  const json j = json::parse(read_file(fixture_model(model) / "reference" / "eval_ids.json"));
-  return j.get<std::vector<int32_t>>();
-}
 
 json reference_json(const std::string& model, const std::string& file) {
   return json::parse(read_file(fixture_model(model) / "reference" / file));

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cmath>
 
 #include "../fuzz/targets.h"
 #include "support/fixtures.h"

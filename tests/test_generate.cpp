@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -18,12 +19,12 @@
 #include "infer/generate.h"
 #include "infer/load_model.h"
 #include "infer/text_stream.h"
-#include "io/safetensors_writer.h"
 #include "nn/kv_cache.h"
 #include "nn/model_forward.h"
 #include "nn/sampler.h"
 #include "pipeline/quantize.h"
 #include "support/fixtures.h"
+#include "support/tiny_models.h"
 #include "util/error.h"
 
 namespace gptq {
@@ -32,128 +33,19 @@ namespace {
 namespace fs = std::filesystem;
 using ::gptq::testing::fixture_data;
 using ::gptq::testing::fixture_model;
+using ::gptq::testing::gpt2_model;
+using ::gptq::testing::kMaxPos;
+using ::gptq::testing::kVocab;
+using ::gptq::testing::llama_like;
+using ::gptq::testing::neox_model;
+using ::gptq::testing::opt_model;
 using ::gptq::testing::read_file;
 using ::gptq::testing::scratch_dir;
+using ::gptq::testing::TinyModel;
+using ::gptq::testing::write_tiny;
 using json = nlohmann::json;
 
 constexpr const char* kPrompt = "And the LORD said unto Moses,";
-
-// ---------------------------------------------------------------------------------------------
-// Random tiny checkpoints (as tests/test_forward.cpp builds them)
-
-constexpr int64_t kVocab = 50, kLayers = 2, kMaxPos = 64;
-
-struct TinyCheckpoint {
-  json config;
-  std::vector<std::pair<std::string, std::vector<int64_t>>> tensors;
-  std::map<std::string, std::pair<float, float>> init;  // name -> {offset, scale}; default {0, 1}
-
-  void linear(const std::string& name, int64_t n, int64_t k, bool bias) {
-    tensors.push_back({name + ".weight", {n, k}});
-    init[name + ".weight"] = {0.0f, 1.0f / std::sqrt(static_cast<float>(k))};
-    if (bias) {
-      tensors.push_back({name + ".bias", {n}});
-      init[name + ".bias"] = {0.0f, 0.1f};
-    }
-  }
-  void norm(const std::string& name, int64_t d) {
-    tensors.push_back({name + ".weight", {d}});
-    init[name + ".weight"] = {1.0f, 0.1f};
-    tensors.push_back({name + ".bias", {d}});
-    init[name + ".bias"] = {0.0f, 0.1f};
-  }
-  void table(const std::string& name, int64_t rows, int64_t d, float scale) {
-    tensors.push_back({name, {rows, d}});
-    init[name] = {0.0f, scale};
-  }
-
-  fs::path write(uint32_t seed) const {
-    const fs::path dir = scratch_dir(config.at("model_type").get<std::string>());
-    {
-      std::FILE* f = std::fopen((dir / "config.json").c_str(), "w");
-      const std::string s = config.dump(2);
-      std::fwrite(s.data(), 1, s.size(), f);
-      std::fclose(f);
-    }
-    std::vector<TensorSpec> specs;
-    for (const auto& [name, shape] : tensors) specs.push_back({name, DType::F32, shape});
-    SafetensorsWriter w(dir, specs, {});
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> nd(0.0f, 1.0f);
-    for (const auto& [name, shape] : tensors) {
-      int64_t n = 1;
-      for (int64_t d : shape) n *= d;
-      const auto [offset, scale] = init.at(name);
-      std::vector<float> v(static_cast<size_t>(n));
-      for (float& x : v) x = offset + scale * nd(rng);
-      w.write(name, v.data(), v.size() * sizeof(float));
-    }
-    w.finish();
-    return dir;
-  }
-};
-
-// GPT-NeoX: fused per-head qkv, partial rotary (rotary_pct 0.25), parallel residual or not.
-TinyCheckpoint neox_model(bool parallel) {
-  const int64_t hidden = 32, heads = 4, inter = 4 * hidden;
-  TinyCheckpoint m;
-  m.config = {{"model_type", "gpt_neox"},
-              {"hidden_size", hidden},
-              {"num_attention_heads", heads},
-              {"intermediate_size", inter},
-              {"num_hidden_layers", kLayers},
-              {"vocab_size", kVocab},
-              {"max_position_embeddings", kMaxPos},
-              {"rotary_pct", 0.25},
-              {"rotary_emb_base", 10000},
-              {"layer_norm_eps", 1e-5},
-              {"hidden_act", "gelu"},
-              {"use_parallel_residual", parallel}};
-  m.table("gpt_neox.embed_in.weight", kVocab, hidden, 1.0f);
-  for (int64_t i = 0; i < kLayers; ++i) {
-    const std::string p = "gpt_neox.layers." + std::to_string(i) + ".";
-    m.norm(p + "input_layernorm", hidden);
-    m.norm(p + "post_attention_layernorm", hidden);
-    m.linear(p + "attention.query_key_value", 3 * hidden, hidden, true);
-    m.linear(p + "attention.dense", hidden, hidden, true);
-    m.linear(p + "mlp.dense_h_to_4h", inter, hidden, true);
-    m.linear(p + "mlp.dense_4h_to_h", hidden, inter, true);
-  }
-  m.norm("gpt_neox.final_layer_norm", hidden);
-  m.linear("embed_out", kVocab, hidden, false);
-  return m;
-}
-
-// OPT: learned positions with the offset of 2, separate q/k/v with biases, ReLU MLP.
-TinyCheckpoint opt_model() {
-  const int64_t hidden = 32, heads = 4, ffn = 3 * hidden;
-  TinyCheckpoint m;
-  m.config = {{"model_type", "opt"},
-              {"hidden_size", hidden},
-              {"num_attention_heads", heads},
-              {"ffn_dim", ffn},
-              {"num_hidden_layers", kLayers},
-              {"vocab_size", kVocab},
-              {"max_position_embeddings", kMaxPos},
-              {"do_layer_norm_before", true},
-              {"activation_function", "relu"},
-              {"word_embed_proj_dim", hidden}};
-  m.table("model.decoder.embed_tokens.weight", kVocab, hidden, 1.0f);
-  m.table("model.decoder.embed_positions.weight", kMaxPos + 2, hidden, 0.5f);
-  for (int64_t i = 0; i < kLayers; ++i) {
-    const std::string p = "model.decoder.layers." + std::to_string(i) + ".";
-    m.linear(p + "self_attn.k_proj", hidden, hidden, true);
-    m.linear(p + "self_attn.v_proj", hidden, hidden, true);
-    m.linear(p + "self_attn.q_proj", hidden, hidden, true);
-    m.linear(p + "self_attn.out_proj", hidden, hidden, true);
-    m.norm(p + "self_attn_layer_norm", hidden);
-    m.linear(p + "fc1", ffn, hidden, true);
-    m.linear(p + "fc2", hidden, ffn, true);
-    m.norm(p + "final_layer_norm", hidden);
-  }
-  m.norm("model.decoder.final_layer_norm", hidden);
-  return m;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Incremental (KV cache) forward == whole-sequence forward
@@ -231,13 +123,17 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, IncrementalFixture, ::testing::Values("tiny-l
 
 struct TinyCase {
   std::string name;
-  TinyCheckpoint (*make)();
+  TinyModel (*make)();
 };
+
+void PrintTo(const TinyCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class IncrementalTiny : public ::testing::TestWithParam<TinyCase> {};
 
 TEST_P(IncrementalTiny, MatchesFullForward) {
-  const fs::path dir = GetParam().make().write(7);
+  const fs::path dir = write_tiny(GetParam().make(), DType::F32, 7);
   const auto m = load_model(dir);
   const std::vector<int32_t> ids = random_ids(kMaxPos, kVocab, 3);  // the whole context
   const double decode_err = incremental_vs_full(*m->model, ids, prefill_then_decode(5, kMaxPos));
@@ -248,11 +144,19 @@ TEST_P(IncrementalTiny, MatchesFullForward) {
   EXPECT_LE(chunk_err, 1e-4);
 }
 
+// The families beyond the fixtures: GQA with 1 kv head (mistral), qkv biases (qwen2), OPT's
+// learned positions with the offset of 2, GPT-NeoX's fused per-head qkv, partial rotary
+// (rotary_pct 0.25) and parallel residual.
 INSTANTIATE_TEST_SUITE_P(
     Families, IncrementalTiny,
-    ::testing::Values(TinyCase{"gpt_neox_parallel", [] { return neox_model(true); }},
-                      TinyCase{"gpt_neox_sequential", [] { return neox_model(false); }},
-                      TinyCase{"opt", opt_model}),
+    ::testing::Values(TinyCase{"mistral_mqa",
+                               [] { return llama_like("mistral", 32, 4, 1, 8, false, true, 1e6); }},
+                      TinyCase{"qwen2_bias",
+                               [] { return llama_like("qwen2", 32, 4, 2, 8, true, true, 1e6); }},
+                      TinyCase{"gpt2", [] { return gpt2_model(32, 4); }},
+                      TinyCase{"opt", [] { return opt_model(32, 4); }},
+                      TinyCase{"gpt_neox_parallel", [] { return neox_model(64, 4, true); }},
+                      TinyCase{"gpt_neox_sequential", [] { return neox_model(64, 4, false); }}),
     [](const auto& p) { return p.param.name; });
 
 // ---------------------------------------------------------------------------------------------

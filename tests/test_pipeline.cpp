@@ -22,6 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::gptq::testing::fixture_data;
+using ::gptq::testing::eval_ids;
 using ::gptq::testing::fixture_model;
 using ::gptq::testing::read_file;
 using ::gptq::testing::scratch_dir;
@@ -41,11 +42,6 @@ QuantizeOptions options(int bits, int group_size, bool sym, bool act_order, Quan
   o.calib.seqlen = 256;
   o.quiet = true;
   return o;
-}
-
-std::vector<int32_t> eval_ids(const std::string& fixture) {
-  return nlohmann::json::parse(read_file(fixture_model(fixture) / "reference" / "eval_ids.json"))
-      .get<std::vector<int32_t>>();
 }
 
 // Mean KL divergence to the float model over the first 40 windows of 256 tokens (quality.json protocol).

@@ -23,16 +23,12 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::gptq::testing::fixture_data;
+using ::gptq::testing::eval_ids;
 using ::gptq::testing::fixture_model;
 using ::gptq::testing::read_file;
 using ::gptq::testing::scratch_dir;
 
 const auto kSilent = [](const std::string&) {};
-
-std::vector<int32_t> eval_ids(const std::string& fixture) {
-  return nlohmann::json::parse(read_file(fixture_model(fixture) / "reference" / "eval_ids.json"))
-      .get<std::vector<int32_t>>();
-}
 
 fs::path quantize(const std::string& fixture, int bits, int gs, bool sym, bool act_order) {
   QuantizeOptions o;

@@ -1,6 +1,7 @@
 // gptq generate MODEL --prompt TEXT: text generation from a float or GPTQ checkpoint with a KV
 // cache (prefill the prompt, then one token per step), streamed to stdout as it is produced;
 // statistics (tokens, prefill and decode speed) go to stderr, or everything as JSON with --json.
+#include <cblas.h>
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,7 @@
 #include "infer/generate.h"
 #include "infer/load_model.h"
 #include "infer/text_stream.h"
+#include "kernels/thread_pool.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -36,6 +38,7 @@ Command add_generate(CLI::App& root) {
     std::string model, prompt;
     GenerateOptions gen;
     bool json = false, dequantized = false;
+    int threads = 0;
   };
   auto o = std::make_shared<Opts>();
   o->gen.sampling.temperature = 0.8;
@@ -59,12 +62,20 @@ Command add_generate(CLI::App& root) {
       ->capture_default_str();
   app->add_flag("--dequantized", o->dequantized,
                 "Use dequantized fp32 weights instead of the QuantLinear kernels");
+  app->add_option("--threads", o->threads, "Threads of the kernels and BLAS (0: all cores)")
+      ->capture_default_str();
   app->add_flag("--json", o->json, "Print one JSON object at the end instead of streaming");
   return {
       app, [o] {
         Sampler check(o->gen.sampling);  // option errors before the model is loaded
         if (o->gen.max_new_tokens < 0)
           fail_code(ExitCode::kUsage, "--max-new-tokens {}: must be >= 0", o->gen.max_new_tokens);
+        if (o->threads < 0)
+          fail_code(ExitCode::kUsage, "--threads {}: must be >= 0 (0: all cores)", o->threads);
+        if (o->threads > 0) {
+          kernels::set_num_threads(o->threads);
+          openblas_set_num_threads(o->threads);
+        }
         const auto backend = o->dequantized ? LinearBackend::kDequantized : LinearBackend::kKernel;
         Stopwatch load_clock;
         const auto model = load_model(resolve_model_path(o->model), backend);
@@ -73,6 +84,7 @@ Command add_generate(CLI::App& root) {
         const std::vector<int32_t> prompt = tok->encode(o->prompt, true);
         if (prompt.empty())
           fail_code(ExitCode::kUsage, "--prompt encodes to no tokens; give a non-empty text");
+        check_generation_fits(*model->model, std::ssize(prompt), o->gen.max_new_tokens);
         o->gen.eos_ids = eos_token_ids(model->config, tok->eos_id());
 
         TextStream stream(*tok, prompt);

@@ -43,21 +43,27 @@ int64_t context_length(const ModelForward& model) {
   return positions > 0 ? std::min(positions, model.max_tokens()) : model.max_tokens();
 }
 
-GenerateResult generate(const ModelForward& model, const std::vector<int32_t>& prompt,
-                        const GenerateOptions& options,
-                        const std::function<void(int32_t)>& on_token) {
-  if (prompt.empty())
+void check_generation_fits(const ModelForward& model, int64_t prompt_tokens,
+                           int64_t max_new_tokens) {
+  if (prompt_tokens <= 0)
     fail_code(ExitCode::kUsage, "the prompt has no tokens; give a non-empty prompt");
-  if (options.max_new_tokens < 0)
-    fail_code(ExitCode::kUsage, "max new tokens {}: must be >= 0", options.max_new_tokens);
-  const int64_t n_prompt = static_cast<int64_t>(prompt.size());
+  if (max_new_tokens < 0)
+    fail_code(ExitCode::kUsage, "max new tokens {}: must be >= 0", max_new_tokens);
   const int64_t context = context_length(model);
-  if (options.max_new_tokens > context - n_prompt)
+  if (max_new_tokens > context - prompt_tokens)
     fail_code(ExitCode::kUsage,
               "the prompt ({} tokens) + {} new tokens exceed the model's context of {} positions "
               "(max_position_embeddings); shorten the prompt or lower --max-new-tokens to at "
               "most {}",
-              n_prompt, options.max_new_tokens, context, std::max<int64_t>(0, context - n_prompt));
+              prompt_tokens, max_new_tokens, context,
+              std::max<int64_t>(0, context - prompt_tokens));
+}
+
+GenerateResult generate(const ModelForward& model, const std::vector<int32_t>& prompt,
+                        const GenerateOptions& options,
+                        const std::function<void(int32_t)>& on_token) {
+  const int64_t n_prompt = static_cast<int64_t>(prompt.size());
+  check_generation_fits(model, n_prompt, options.max_new_tokens);
   Sampler sampler(options.sampling);
   GenerateResult r;
   r.prompt_tokens = n_prompt;
@@ -73,7 +79,7 @@ GenerateResult generate(const ModelForward& model, const std::vector<int32_t>& p
 
   Stopwatch prefill;
   model.forward_cached(prompt.data(), n_prompt, cache, x.data());
-  model.head(x.data() + (n_prompt - 1) * hidden, 1, logits.data());
+  model.head_row(x.data() + (n_prompt - 1) * hidden, logits.data());
   int32_t next = sampler.sample(logits.data(), vocab);
   r.prefill_seconds = prefill.seconds();
 
@@ -87,7 +93,7 @@ GenerateResult generate(const ModelForward& model, const std::vector<int32_t>& p
     if (on_token) on_token(next);
     if (static_cast<int64_t>(r.tokens.size()) == options.max_new_tokens) break;
     model.forward_cached(&next, 1, cache, x.data());
-    model.head(x.data(), 1, logits.data());
+    model.head_row(x.data(), logits.data());
     next = sampler.sample(logits.data(), vocab);
     ++r.decode_steps;
   }

@@ -37,9 +37,13 @@ struct GenerateResult {
 // the learned position table's length, else unlimited (INT64_MAX).
 int64_t context_length(const ModelForward& model);
 
+// Throws gptq::Error (kUsage) unless a prompt of `prompt_tokens` (> 0) + `max_new_tokens` (>= 0)
+// fits in context_length(model); the message names both and the largest max_new_tokens that fits.
+void check_generation_fits(const ModelForward& model, int64_t prompt_tokens,
+                           int64_t max_new_tokens);
+
 // Generates from `prompt` (non-empty; ids as the tokenizer gives them). `on_token` is called with
-// each generated id as soon as it is drawn (not with the EOS). Throws gptq::Error (kUsage) when
-// prompt + max_new_tokens exceeds context_length(model), naming both.
+// each generated id as soon as it is drawn (not with the EOS). Checks check_generation_fits first.
 GenerateResult generate(const ModelForward& model, const std::vector<int32_t>& prompt,
                         const GenerateOptions& options,
                         const std::function<void(int32_t)>& on_token = {});

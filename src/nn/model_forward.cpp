@@ -172,6 +172,16 @@ void ModelForward::forward_cached(const int32_t* ids, int64_t tokens, nn::KvCach
   cache.advance(tokens);
 }
 
+void ModelForward::head_row(const float* x, float* logits) const {
+  const int64_t d = hidden();
+  thread_local std::vector<float> normed;
+  normed.resize(static_cast<size_t>(d));
+  final_norm_->norm.apply(x, 1, normed.data());
+  const std::vector<float>& w = lm_head_.empty() ? embed_ : lm_head_;
+  cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(vocab_), static_cast<int>(d), 1.0f,
+              w.data(), static_cast<int>(d), normed.data(), 1, 0.0f, logits, 1);
+}
+
 void ModelForward::forward_windows(const int32_t* ids, int64_t n, int64_t tokens, float* x) const {
   const int64_t stride = tokens * hidden();
   for (int64_t w = 0; w < n; ++w) embed(ids + w * tokens, tokens, x + w * stride);

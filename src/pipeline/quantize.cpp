@@ -315,7 +315,8 @@ nlohmann::json QuantizeRun::quantize_layer(const QuantLayer& layer, BlockForward
   const GptqResult r =
       hessian ? gptq_quantize(w.data(), n, k, hessian->data(), static_cast<int64_t>(calib_.size()), qc_, layer.name)
               : rtn_quantize(w.data(), n, k, qc_);
-  if (hessian) flops_ += static_cast<double>(k) * k * k + 2.0 * n * k * k;
+  // Cholesky K^3/3, inverse (trsm + syrk) 2K^3, Cholesky K^3/3; error feedback 2NK^2 / 2.
+  if (hessian) flops_ += (8.0 / 3.0) * static_cast<double>(k) * k * k + static_cast<double>(n) * k * k;
   const PackedLinear p = [&] {
     try {
       return pack_linear(r.codes.data(), r.scales.data(), r.zeros.data(), r.g_idx.data(), n, k, r.groups, qc_.bits,
@@ -391,8 +392,17 @@ void QuantizeRun::quantize_block(int64_t b) {
   reset_states();
   int next_stage = 0;
   bool stale = false;
-  double block_params = 0;
-  for (const auto& [name, l] : layers) block_params += static_cast<double>(l->in_features) * l->out_features;
+  // FLOPs of running stage s over T tokens: the linears of group s-1 (+ attention in stage 1).
+  auto stage_flops = [&](int s, int64_t T) {
+    double f = 0;
+    if (s >= 1)
+      for (const auto& name : bf.group_linears(static_cast<LinearGroup>(s - 1))) {
+        const auto [n, k] = bf.linear_dims(name);
+        f += 2.0 * static_cast<double>(T) * static_cast<double>(n) * static_cast<double>(k);
+      }
+    if (s == 1) f += 2.0 * static_cast<double>(T) * static_cast<double>(T) * cfg_.hp.heads * cfg_.hp.head_dim;
+    return f;
+  };
   for (const auto& pass : passes) {
     if (stale || pass.first_stage < next_stage) {
       reset_states();
@@ -407,13 +417,13 @@ void QuantizeRun::quantize_block(int64_t b) {
       std::unique_ptr<HessianAccumulator> acc;
       for (auto& st : states) {
         bf.run_stage(static_cast<LinearGroup>(s), st);
+        flops_ += stage_flops(s, st.tokens);
         if (!need) continue;
         const int64_t width = static_cast<int64_t>(st.h.size()) / st.tokens;
         if (!acc) acc = std::make_unique<HessianAccumulator>(width);
         acc->add(st.h.data(), st.tokens, 1);
-        flops_ += static_cast<double>(st.tokens) * width * width;
+        flops_ += static_cast<double>(st.tokens) * width * width;  // syrk: T K^2 (symmetric half)
       }
-      for (const auto& st : states) flops_ += 2.0 * st.tokens * block_params / 4;
       if (need) hessian_of_stage[s] = acc->finalize();
       if (pass.single_stage_groups) {
         for (const auto& g : pass.groups)
@@ -434,8 +444,12 @@ void QuantizeRun::quantize_block(int64_t b) {
     next_stage = 0;
   }
   for (auto& st : states) {
-    for (int s = next_stage; s < kNumLinearGroups; ++s) bf.run_stage(static_cast<LinearGroup>(s), st);
+    for (int s = next_stage; s < kNumLinearGroups; ++s) {
+      bf.run_stage(static_cast<LinearGroup>(s), st);
+      flops_ += stage_flops(s, st.tokens);
+    }
     bf.finish(st);
+    flops_ += stage_flops(kNumLinearGroups, st.tokens);
   }
   for (size_t s = 0; s < states.size(); ++s) {
     for (float v : states[s].resid)

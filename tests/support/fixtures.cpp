@@ -1,6 +1,7 @@
 #include "support/fixtures.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <atomic>
@@ -52,6 +53,11 @@ std::string read_file(const fs::path& p) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::vector<int32_t> eval_ids(const std::string& fixture) {
+  return nlohmann::json::parse(read_file(fixture_model(fixture) / "reference" / "eval_ids.json"))
+      .get<std::vector<int32_t>>();
 }
 
 }  // namespace gptq::testing

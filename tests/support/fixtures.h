@@ -3,7 +3,9 @@
 #pragma once
 
 #include <filesystem>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace gptq::testing {
 
@@ -15,5 +17,7 @@ std::filesystem::path fixture_data(const std::string& name);
 std::filesystem::path scratch_dir(const std::string& tag);
 // Reads a whole file.
 std::string read_file(const std::filesystem::path& p);
+// Token ids of testdata/data/eval.txt under a fixture's tokenizer (reference/eval_ids.json).
+std::vector<int32_t> eval_ids(const std::string& fixture);
 
 }  // namespace gptq::testing

@@ -1,0 +1,131 @@
+// End-to-end quantize benchmark: a random Llama-shaped checkpoint (default hidden 2048, 8 blocks,
+// F16) quantized at 4-bit g128 with 32 x 512 calibration tokens. Reports wall time, peak RSS and
+// the achieved GFLOP/s next to OpenBLAS sgemm GFLOP/s measured in the same run.
+//   bench_quantize [--hidden 2048] [--blocks 8] [--nsamples 32] [--seqlen 512] [--keep DIR]
+#include <cblas.h>
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "io/safetensors_writer.h"
+#include "pipeline/quantize.h"
+#include "util/fp16.h"
+#include "util/progress.h"
+
+namespace fs = std::filesystem;
+using namespace gptq;
+
+namespace {
+
+void write_random_llama(const fs::path& dir, int64_t hidden, int64_t blocks, int64_t inter, int64_t vocab) {
+  const int64_t heads = hidden / 128;
+  std::ofstream(dir / "config.json") << nlohmann::json{{"model_type", "llama"},
+                                                       {"architectures", {"LlamaForCausalLM"}},
+                                                       {"hidden_size", hidden},
+                                                       {"intermediate_size", inter},
+                                                       {"num_attention_heads", heads},
+                                                       {"num_key_value_heads", heads},
+                                                       {"num_hidden_layers", blocks},
+                                                       {"vocab_size", vocab},
+                                                       {"max_position_embeddings", 2048},
+                                                       {"rms_norm_eps", 1e-5},
+                                                       {"torch_dtype", "float16"}}
+                                                          .dump(2);
+  std::vector<TensorSpec> specs{{"model.embed_tokens.weight", DType::F16, {vocab, hidden}},
+                                {"model.norm.weight", DType::F16, {hidden}},
+                                {"lm_head.weight", DType::F16, {vocab, hidden}}};
+  for (int64_t b = 0; b < blocks; ++b) {
+    const std::string p = fmt::format("model.layers.{}.", b);
+    for (const char* n : {"input_layernorm", "post_attention_layernorm"}) specs.push_back({p + n + ".weight", DType::F16, {hidden}});
+    for (const char* n : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"})
+      specs.push_back({p + n + ".weight", DType::F16, {hidden, hidden}});
+    for (const char* n : {"mlp.gate_proj", "mlp.up_proj"}) specs.push_back({p + n + ".weight", DType::F16, {inter, hidden}});
+    specs.push_back({p + "mlp.down_proj.weight", DType::F16, {hidden, inter}});
+  }
+  SafetensorsWriter w(dir, specs, {});
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (const auto& s : specs) {
+    const auto n = static_cast<size_t>(s.nbytes() / 2);
+    std::vector<float> v(n);
+    const bool norm = s.shape.size() == 1;
+    const float scale = norm ? 0.f : 1.f / std::sqrt(static_cast<float>(s.shape.back()));
+    for (size_t i = 0; i < n; ++i) v[i] = norm ? 1.f : scale * nd(rng);
+    std::vector<uint16_t> h(n);
+    f32_to_f16(v.data(), h.data(), n);
+    w.write(s.name, h.data(), n * 2);
+  }
+  w.finish();
+}
+
+double sgemm_gflops(int64_t m, int64_t n, int64_t k) {
+  std::vector<float> a(static_cast<size_t>(m * k), 0.5f), b(static_cast<size_t>(n * k), 0.25f), c(static_cast<size_t>(m * n));
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    Stopwatch sw;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
+                1.f, a.data(), static_cast<int>(k), b.data(), static_cast<int>(k), 0.f, c.data(), static_cast<int>(n));
+    best = std::max(best, 2.0 * m * n * k / sw.seconds() / 1e9);
+  }
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t hidden = 2048, blocks = 8, nsamples = 32, seqlen = 512;
+  std::string keep;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    if (a == "--hidden") hidden = std::stoll(argv[i + 1]);
+    else if (a == "--blocks") blocks = std::stoll(argv[i + 1]);
+    else if (a == "--nsamples") nsamples = std::stoll(argv[i + 1]);
+    else if (a == "--seqlen") seqlen = std::stoll(argv[i + 1]);
+    else if (a == "--keep") keep = argv[i + 1];
+  }
+  const int64_t inter = (hidden * 8 / 3 + 127) / 128 * 128, vocab = 4096;
+  const fs::path root = keep.empty() ? fs::temp_directory_path() / fmt::format("gptq-bench-{}", ::getpid()) : fs::path(keep);
+  fs::remove_all(root);
+  fs::create_directories(root / "model");
+  fmt::print("writing a random Llama: hidden {}, intermediate {}, {} blocks, F16 ...\n", hidden, inter, blocks);
+  write_random_llama(root / "model", hidden, blocks, inter, vocab);
+  nlohmann::json calib = nlohmann::json::array();
+  std::mt19937 rng(2);
+  std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(vocab - 1));
+  for (int64_t s = 0; s < nsamples; ++s) {
+    std::vector<int32_t> ids(static_cast<size_t>(seqlen));
+    for (auto& t : ids) t = tok(rng);
+    calib.push_back(ids);
+  }
+  std::ofstream(root / "calib.json") << calib.dump();
+
+  const int threads = static_cast<int>(std::thread::hardware_concurrency());
+  openblas_set_num_threads(threads);
+  const double peak = sgemm_gflops(seqlen, inter, hidden);
+  QuantizeOptions o;
+  o.quant.bits = 4;
+  o.quant.group_size = 128;
+  o.calib.file = root / "calib.json";
+  o.calib.nsamples = nsamples;
+  o.calib.seqlen = seqlen;
+  o.quiet = true;
+  const auto sum = quantize_model(root / "model", root / "out", o, [](const std::string& l) { fmt::print("{}\n", l); });
+  const auto& t = sum.report["totals"];
+  const double achieved = t["gflops_per_second"].get<double>();
+  fmt::print("\nquantize: {} blocks x hidden {}, {} x {} calibration tokens, {} threads\n", blocks, hidden, nsamples, seqlen,
+             threads);
+  fmt::print("  wall time          {:.1f} s\n", sum.seconds);
+  fmt::print("  peak RSS           {}\n", human_bytes(static_cast<double>(sum.peak_rss)));
+  fmt::print("  work               {:.0f} GFLOP\n", t["gflop"].get<double>());
+  fmt::print("  achieved           {:.1f} GFLOP/s\n", achieved);
+  fmt::print("  sgemm same run     {:.1f} GFLOP/s ({} x {} x {})\n", peak, seqlen, inter, hidden);
+  fmt::print("  ratio              {:.2f} (target >= 0.5)\n", achieved / peak);
+  if (keep.empty()) fs::remove_all(root);
+  return 0;
+}

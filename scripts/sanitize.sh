@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test suite under AddressSanitizer + UndefinedBehaviorSanitizer (g++, GPTQ_SANITIZE=ON) in
+# build-asan/: builds everything and runs every test (unit, fuzz regressions, e2e) with ctest.
+#   scripts/sanitize.sh [ctest arguments...]      e.g. -R Fuzz, -L unit
+# Environment: BUILD_DIR (build-asan), BUILD_JOBS (nproc), SANITIZE_TARGETS (build only these
+# targets; scripts/test.sh uses it for its fast subset), SANITIZE_EXCLUDE (ctest -E regex of
+# tests to skip). Any ASan/UBSan report fails the test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+BUILD=${BUILD_DIR:-build-asan}
+# -O1 -g1: quick to build, stack traces with lines; asserts on (no -DNDEBUG).
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" -DGPTQ_SANITIZE=ON -DGPTQ_BUILD_BENCH=OFF >/dev/null
+# shellcheck disable=SC2086
+cmake --build "$BUILD" -j "${BUILD_JOBS:-$(nproc)}" ${SANITIZE_TARGETS:+--target $SANITIZE_TARGETS}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1:check_initialization_order=1:detect_stack_use_after_return=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+cd "$BUILD"
+# Tests of executables that SANITIZE_TARGETS left out appear as *_NOT_BUILT: skip them.
+ctest --output-on-failure -j "$(nproc)" --timeout 1800 -E "NOT_BUILT${SANITIZE_EXCLUDE:+|$SANITIZE_EXCLUDE}" "$@"
