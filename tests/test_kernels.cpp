@@ -194,6 +194,29 @@ TEST(QuantLinear, LongGroupsAndOutlierActivations) {
   std::printf("[ info ] worst relative error %.3g\n", worst);
 }
 
+TEST(QuantLinear, NonFiniteAndTinyActivations) {
+  const Case c{32, 256, 4, 128, false, CheckpointFormat::kGptq, false};
+  const PackedLinear p = make_packed(c, 51, nullptr);
+  const QuantLinear ql(p);
+  const std::vector<float> w = dequantize_linear(p);
+  for (int64_t rows : {1, 2}) {
+    // NaN / inf in x reach every output, as in the reference matmul.
+    for (float bad : {std::nanf(""), INFINITY}) {
+      std::vector<float> x = random_x(rows, c.k, 9);
+      x[3] = bad;
+      std::vector<float> y(rows * c.n);
+      ql.forward(x.data(), rows, y.data());
+      for (int64_t j = 0; j < c.n; ++j) EXPECT_FALSE(std::isfinite(y[j])) << j;
+    }
+    // Tiny (subnormal-range) activations keep their relative accuracy.
+    std::vector<float> x = random_x(rows, c.k, 10);
+    for (auto& v : x) v *= 1e-36f;
+    std::vector<float> y(rows * c.n);
+    ql.forward(x.data(), rows, y.data());
+    EXPECT_LT(rel_error(y, reference(w, {}, x, rows, c.n, c.k)), 1e-4);
+  }
+}
+
 TEST(QuantLinear, UnalignedShapes) {
   // K and N not multiples of 32 (GPTQModel's pack_original sizes words with ceil): the kernel
   // pads the last block and the last row tile.

@@ -16,6 +16,7 @@ struct Command {
 Command add_inspect(CLI::App& root);
 Command add_quantize(CLI::App& root);
 Command add_eval(CLI::App& root);
+Command add_bench(CLI::App& root);
 Command add_generate(CLI::App& root);
 
 }  // namespace gptq::cli

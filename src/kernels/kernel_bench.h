@@ -1,7 +1,7 @@
 // Benchmark harness of the QuantLinear kernels, shared by `gptq bench` (src/cli/cmd_bench.cpp)
 // and bench/bench_kernels.cpp. Every figure is taken in the same run as its baselines:
 //   * the machine's memory read bandwidth (a SIMD sum streaming over a buffer much larger than
-//     the last-level cache, all benchmark threads),
+//     the last-level cache, all benchmark threads; best of a probe at the start and the end),
 //   * OpenBLAS fp32 sgemv / sgemm on the dequantized matrix of the same shape,
 //   * QuantLinear GEMV (batch 1), fused GEMM and dequantize-then-sgemm (batch > 1),
 // each "warm" (one matrix called repeatedly: it may stay in the caches) and "cold" (rotating over

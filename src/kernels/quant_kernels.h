@@ -31,13 +31,15 @@
 // A code q in [0, 2^b) is turned into a float without a conversion instruction: OR-ing it into
 // the top mantissa bits of 1.0f (bits [23 - b, 23)) gives exactly m = 1 + q / 2^b. Then
 //   W[n, k] = scale * (q - z) = S * (m - ZF)            (m - ZF = (q - z) / 2^b exactly)
-// GEMV (one activation row): per group g and row n,
-//   D_g = sum_{k in g} m_k x_k                           (the only per-code work: 1 FMA)
+// GEMV (one activation row), float path (every target but AVX3_DL): per group g and row n,
+//   D_g = sum_{k in g} m_k x_k                           (per code: shift, and-or, 1 FMA)
 //   y_n = sum_g S_gn * (D_g - ZF_gn * X_g),   X_g = sum_{k in g} x_k
-// GEMV with int8 dot products (AVX-512 VNNI, target AVX3_DL): x is split per segment (at most
-// 4 blocks of one group) as x = s (x0 + x1 / 2^7 + x2 / 2^14) with int8 x0 in [-127, 127] and
-// x1, x2 in [-64, 64] (|error| <= 2^-15 s = 2^-22 max|x|), codes are unpacked to bytes, and
-// vpdpbusd forms D_p = sum q * x_p exactly in int32; per group
+// GEMV, int8 path (AVX3_DL = AVX-512 VNNI, e.g. Zen 4, Ice Lake): x is split per segment (at
+// most 4 blocks of one group) as x = s (x0 + x1 / 2^7 + x2 / 2^14), int8 x0 in [-127, 127] and
+// x1, x2 in [-64, 64] (|error| <= 2^-15 s = 2^-22 max|x| of the segment, about fp32
+// rounding; the float path is used for non-finite x); codes are unpacked to bytes and vpdpbusd
+// forms sum q * x_p exactly in int32 (3 instructions per 4 codes x 16 rows, about twice the float
+// path's rate); per group
 //   y_n += scale_gn * (sum_k q_k x_k - z_gn * X_g).
 // GEMM (R activation rows at once): the weight vector S * (m - ZF) (bit-identical to the
 // reference dequantization scale * (q - z)) is formed once per code and used by R FMAs.
