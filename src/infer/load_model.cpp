@@ -19,19 +19,8 @@ LinearKind kind_of(const ArchSpec& arch, const std::string& local) {
 
 std::unique_ptr<LinearOp> make_quant_linear(const QuantizedLayerData& d, LinearBackend backend) {
   if (backend == LinearBackend::kDequantized) return make_dequantized_linear(d);
-  const PackedLinear& p = d.packed;
-  kernels::QuantLinearDesc desc;
-  desc.bits = p.bits;
-  desc.group_size = p.group_size;
-  desc.in_features = p.in_features;
-  desc.out_features = p.out_features;
-  desc.groups = p.groups;
-  desc.format = p.format;
-  desc.qweight = p.qweight.data();
-  desc.qzeros = p.qzeros.data();
-  desc.scales = d.scales.data();
-  desc.g_idx = p.g_idx.data();
-  desc.bias = d.bias.empty() ? nullptr : d.bias.data();
+  const kernels::QuantLinearDesc desc =
+      kernels::describe_packed(d.packed, d.scales.data(), d.bias.empty() ? nullptr : d.bias.data());
   return std::make_unique<kernels::QuantLinear>(desc);
 }
 

@@ -46,6 +46,22 @@ QuantLinear::QuantLinear(const QuantLinearDesc& desc, const QuantLinearOptions& 
   build(desc);
 }
 
+QuantLinearDesc describe_packed(const PackedLinear& packed, const float* scales, const float* bias) {
+  QuantLinearDesc d;
+  d.bits = packed.bits;
+  d.group_size = packed.group_size;
+  d.in_features = packed.in_features;
+  d.out_features = packed.out_features;
+  d.groups = packed.groups;
+  d.format = packed.format;
+  d.qweight = packed.qweight.data();
+  d.qzeros = packed.qzeros.data();
+  d.scales = scales;
+  d.g_idx = packed.g_idx.empty() ? nullptr : packed.g_idx.data();
+  d.bias = bias;
+  return d;
+}
+
 QuantLinear::QuantLinear(const PackedLinear& packed, const std::vector<float>& bias,
                          const QuantLinearOptions& options)
     : options_(options) {
@@ -59,18 +75,7 @@ QuantLinear::QuantLinear(const PackedLinear& packed, const std::vector<float>& b
   }
   std::vector<float> scales(packed.scales.size());
   f16_to_f32(packed.scales.data(), scales.data(), scales.size());
-  QuantLinearDesc d;
-  d.bits = packed.bits;
-  d.group_size = packed.group_size;
-  d.in_features = packed.in_features;
-  d.out_features = packed.out_features;
-  d.groups = packed.groups;
-  d.format = packed.format;
-  d.qweight = packed.qweight.data();
-  d.qzeros = packed.qzeros.data();
-  d.scales = scales.data();
-  d.g_idx = packed.g_idx.empty() ? nullptr : packed.g_idx.data();
-  d.bias = bias.empty() ? nullptr : bias.data();
+  const QuantLinearDesc d = describe_packed(packed, scales.data(), bias.empty() ? nullptr : bias.data());
   if (static_cast<int64_t>(packed.qweight.size()) != packed.qweight_rows() * packed.out_features ||
       static_cast<int64_t>(packed.qzeros.size()) != packed.groups * packed.qzeros_cols() ||
       (!packed.g_idx.empty() && static_cast<int64_t>(packed.g_idx.size()) != packed.in_features)) {

@@ -40,6 +40,10 @@ struct QuantLinearDesc {
   const float* bias = nullptr;     // [N] or nullptr
 };
 
+// The description of a packed layer whose scales are given as float ([G, N]; fp16 or bf16 in the
+// file) and whose bias is optional (nullptr).
+QuantLinearDesc describe_packed(const PackedLinear& packed, const float* scales, const float* bias);
+
 enum class GemmPath {
   kAuto,          // fused GEMM for rows > 1 (measured faster at every batch size tried)
   kFused,         // fused dequantize-and-multiply GEMM
