@@ -43,7 +43,7 @@ Command add_quantize(CLI::App& root) {
     std::string model, out, format, method = "gptq", max_shard = "0", calib;
     std::vector<std::string> modules;
     QuantizeOptions q;
-    bool sym = true, asym = false, no_true_sequential = false, json = false;
+    bool sym = false, asym = false;  // explicit flags; symmetric unless --asym
   };
   auto o = std::make_shared<Opts>();
   CLI::App* app = root.add_subcommand("quantize", "Quantize a Hugging Face checkpoint into a GPTQ checkpoint");
