@@ -11,5 +11,5 @@ cd "$(dirname "$0")/.."
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   BUILD_DIR=${ASAN_BUILD_DIR:-build-asan} \
     SANITIZE_TARGETS="test_safetensors test_fp16 test_pack test_quantizer test_gptq_solver test_tokenizer test_convert test_fuzz_regressions test_numerical_faults" \
-    SANITIZE_EXCLUDE="Quality|Pipeline" ./scripts/sanitize.sh -L unit
+    GTEST_FILTER="-*Quality*:*Pipeline*" ./scripts/sanitize.sh
 fi

@@ -12,10 +12,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <functional>
 #include <map>
+
+#include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
@@ -179,7 +183,17 @@ std::vector<std::string> quantize_args(const Env& e, std::vector<std::string> ex
   std::vector<std::string> a{"quantize",  e.model.string(), e.out.string(), "--calib",
                              fixture_data("calib.txt").string(), "--nsamples", "4", "--seqlen", "64",
                              "--damp",    "0.01",           "--quiet"};
-  a.insert(a.end(), extra.begin(), extra.end());
+  // An extra option replaces the default one of the same name (e.g. --nsamples 0).
+  for (size_t i = 0; i < extra.size(); ++i) {
+    const auto it = std::find(a.begin(), a.end(), extra[i]);
+    const bool takes_value = i + 1 < extra.size() && !extra[i + 1].starts_with("--");
+    if (it != a.end() && takes_value && it + 1 != a.end() && !(it + 1)->starts_with("--")) {
+      *(it + 1) = extra[++i];
+    } else {
+      a.push_back(extra[i]);
+      if (takes_value) a.push_back(extra[++i]);
+    }
+  }
   return a;
 }
 
@@ -251,11 +265,11 @@ std::vector<CliCase> cases() {
            return true;
          });
        }),
-       3, {"model.layers.1.self_attn.k_proj.weight", "[256, 128]"}},
+       3, {"model.layers.1.self_attn.k_proj.weight", "[256, 128]", "config.json implies [128, 256]"}},
       {"MissingTensor", damaged([](const fs::path& m) {
          rewrite_tensors(m, [](TensorSpec& s, std::string&) { return s.name != "model.layers.2.mlp.up_proj.weight"; });
        }),
-       3, {"model.layers.2.mlp.up_proj", "not found"}},
+       3, {"model.layers.2.mlp.up_proj.weight", "missing from the checkpoint", "does not match config.json"}},
       {"NanWeight", damaged([](const fs::path& m) { poke_f16(m, "model.layers.1.mlp.up_proj.weight", 777, NAN); }), 3,
        {"model.layers.1.mlp.up_proj", "non-finite", "damaged"}, Leftover::kPartialAllowed},
       {"InfInNorm",
@@ -277,7 +291,7 @@ std::vector<CliCase> cases() {
        {"config.json", "num_hidden_layers", "integer"}},
       {"ConfigFewerLayers",
        damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["num_hidden_layers"] = 6; }); }), 3,
-       {"model.layers", "4"}},
+       {"config.json", "num_hidden_layers is 6", "4 blocks", "use the config.json of this checkpoint"}},
       {"UnsupportedArchitecture",
        damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["model_type"] = "bert"; }); }), 3,
        {"model_type 'bert'", "not supported", "llama"}},
@@ -473,7 +487,9 @@ TEST_P(BadInput, OneClearErrorAndNothingLeftBehind) {
       break;
     case Leftover::kPartialAllowed:
       EXPECT_FALSE(fs::exists(e.out));
-      if (fs::exists(partial)) EXPECT_TRUE(fs::exists(partial + "/.gptq-run/state.json"));
+      if (fs::exists(partial)) {
+        EXPECT_TRUE(fs::exists(partial / ".gptq-run" / "state.json"));
+      }
       break;
     case Leftover::kOutputUntouched:
       EXPECT_EQ(snapshot(e.out), out_before);
@@ -485,11 +501,13 @@ TEST_P(BadInput, OneClearErrorAndNothingLeftBehind) {
       break;
   }
   // The input model is never modified (and no output appears inside it).
-  if (!model_before.empty()) EXPECT_EQ(snapshot(e.model), model_before);
+  if (!model_before.empty()) {
+    EXPECT_EQ(snapshot(e.model), model_before);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, BadInput, ::testing::ValuesIn(cases()),
-                         [](const auto& info) { return info.param.name; });
+                         [](const auto& param_info) { return param_info.param.name; });
 
 TEST(BadInputTable, HasAtLeastThirtyCases) { EXPECT_GE(cases().size(), 30u); }
 

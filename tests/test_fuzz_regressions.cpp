@@ -74,10 +74,27 @@ TEST(FuzzSeeds, LoaderSeedsLoad) {
     const auto m = load_model(d);
     EXPECT_EQ(m->quantized_layers, 7) << e.path();
     const auto logits = m->model->logits(std::vector<int32_t>{1, 2, 3});
-    for (float v : logits) ASSERT_TRUE(std::isfinite(v)) << e.path();
+    for (float v : logits) {
+      ASSERT_TRUE(std::isfinite(v)) << e.path();
+    }
     ++n;
   }
   EXPECT_EQ(n, 4);
+}
+
+TEST(FuzzSeeds, TokenizerSeedsLoad) {
+  const fs::path dir = fs::path(GPTQ_SOURCE_DIR) / "fuzz" / "corpus" / "tokenizer";
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const fs::path d = ::gptq::testing::scratch_dir("tok");
+    fs::copy_file(e.path(), d / "tokenizer.json");
+    const auto tok = Tokenizer::from_tokenizer_json(d / "tokenizer.json");
+    const auto ids = tok->encode("and the end in 2024, caf\xc3\xa9!", true);
+    EXPECT_FALSE(ids.empty()) << e.path();
+    for (int32_t id : ids) EXPECT_TRUE(id >= 0 && id < tok->vocab_size()) << e.path() << " id " << id;
+    ++n;
+  }
+  EXPECT_GE(n, 4);
 }
 
 }  // namespace

@@ -121,13 +121,17 @@ void expect_finite_checkpoint(const fs::path& out) {
   const TensorStore store = TensorStore::open(out);
   for (const auto& name : store.names()) {
     const TensorInfo& t = store.get(name);
-    if (t.dtype == DType::F16 || t.dtype == DType::F32 || t.dtype == DType::BF16)
-      for (float v : tensor_to_f32(t)) ASSERT_TRUE(std::isfinite(v)) << name;
+    if (t.dtype != DType::F16 && t.dtype != DType::F32 && t.dtype != DType::BF16) continue;
+    for (float v : tensor_to_f32(t)) {
+      ASSERT_TRUE(std::isfinite(v)) << name;
+    }
   }
   for (const auto backend : {LinearBackend::kKernel, LinearBackend::kDequantized}) {
     const auto m = load_model(out, backend);
     EXPECT_EQ(m->quantized_layers, 7 * kLayers);
-    for (float v : m->model->logits(std::vector<int32_t>{1, 2, 3, 4, 5})) ASSERT_TRUE(std::isfinite(v));
+    for (float v : m->model->logits(std::vector<int32_t>{1, 2, 3, 4, 5})) {
+      ASSERT_TRUE(std::isfinite(v));
+    }
   }
 }
 

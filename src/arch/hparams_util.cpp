@@ -40,7 +40,10 @@ ModelHparams read_llama_like_hparams(const nlohmann::json& config) {
   h.mlp_bias = cfg.boolean_or("mlp_bias", false);
   if (cfg.has("rope_scaling")) {
     const auto& rs = config.at("rope_scaling");
-    const std::string type = rs.value("rope_type", rs.value("type", std::string("default")));
+    if (!rs.is_object())
+      fail("config.json: rope_scaling must be an object or null, got {}", rs.dump().substr(0, 60));
+    const JsonObject r(rs, "config.json rope_scaling");
+    const std::string type = r.string_or("rope_type", r.string_or("type", "default"));
     if (type != "default")
       fail("config.json: rope_scaling type '{}' is not supported yet (only default RoPE)", type);
   }

@@ -103,7 +103,7 @@ std::vector<TokenSequence> from_tokenized(const CalibOptions& o) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_all(o.file));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // syntax error, or a number out of range (1e999)
     fail("{} is not valid JSON ({})", o.file.string(), e.what());
   }
   if (!j.is_array() || j.empty())
@@ -116,6 +116,9 @@ std::vector<TokenSequence> from_tokenized(const CalibOptions& o) {
     TokenSequence seq;
     for (const auto& v : e) {
       if (!v.is_number_integer()) fail("{}: sample {} holds a non-integer token id {}", o.file.string(), s, v.dump());
+      const bool fits = v.is_number_unsigned() ? v.get<uint64_t>() <= INT32_MAX
+                                               : v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX;
+      if (!fits) fail("{}: sample {} holds token id {}, outside any vocabulary", o.file.string(), s, v.dump());
       seq.push_back(v.get<int32_t>());
     }
     out.push_back(std::move(seq));

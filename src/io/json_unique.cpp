@@ -53,8 +53,9 @@ JsonParseResult parse_json_unique_keys(std::string_view text) {
     result.syntax_error =
         fmt::format("arrays and objects nested deeper than {} levels", kMaxJsonDepth);
     result.value = nullptr;
-  } catch (const nlohmann::json::parse_error& e) {
-    // Drop nlohmann's "[json.exception.parse_error.101] " prefix.
+  } catch (const nlohmann::json::exception& e) {
+    // A syntax error, or a number out of range (out_of_range.406, e.g. 1e999). Drop nlohmann's
+    // "[json.exception.parse_error.101] " prefix.
     std::string_view what = e.what();
     if (const size_t end = what.find("] "); what.starts_with("[json.") && end != what.npos) {
       what.remove_prefix(end + 2);

@@ -133,7 +133,12 @@ TensorStore TensorStore::open(const fs::path& path) {
   }
 
   for (const std::string& shard : shard_names) {
-    if (!fs::is_regular_file(store.root_ / shard)) {
+    std::error_code lookup;  // e.g. a name too long for the file system: a damaged index
+    const bool present = fs::is_regular_file(store.root_ / shard, lookup);
+    if (lookup && lookup != std::errc::no_such_file_or_directory && lookup != std::errc::not_a_directory) {
+      bad_index(file, fmt::format("shard '{}' cannot be looked up ({})", shard.substr(0, 200), lookup.message()));
+    }
+    if (!present) {
       fail_code(ExitCode::kIo,
                 "checkpoint index '{}' names shard '{}', but '{}' does not exist; the checkpoint "
                 "is incomplete (download the missing shard)",

@@ -1,5 +1,7 @@
 #include "model/json_util.h"
 
+#include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -12,7 +14,7 @@ nlohmann::json read_json_file(const std::filesystem::path& path) {
   ss << in.rdbuf();
   try {
     return nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // syntax error, or a number out of range (1e999)
     fail("{} is not valid JSON ({}): the file is damaged; download it again", path.string(), e.what());
   }
 }
@@ -24,9 +26,14 @@ const nlohmann::json& JsonObject::get(const std::string& key) const {
 
 int64_t JsonObject::integer(const std::string& key) const {
   const auto& v = get(key);
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+    fail("{}: '{}' is too large, got {}", source_, key, v.dump());
   if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())))
-    return static_cast<int64_t>(v.get<double>());
+  if (v.is_number_float()) {
+    // A whole number in the int64 range (checked before the cast, which is undefined outside it).
+    const double d = v.get<double>();
+    if (std::trunc(d) == d && d >= -9.2e18 && d <= 9.2e18) return static_cast<int64_t>(d);
+  }
   fail("{}: '{}' must be an integer, got {}", source_, key, v.dump());
 }
 

@@ -14,6 +14,7 @@
 
 #include "calib/tokenizer.h"
 #include "io/safetensors.h"
+#include "io/safetensors_header.h"
 #include "io/safetensors_writer.h"
 #include "model/convert.h"
 #include "model/quantization_config.h"
@@ -187,6 +188,7 @@ class QuantizeRun {
 
  private:
   void discard_staging();
+  void validate_blocks() const;
   void setup();
   void copy_float_tensors();
   void quantize_block(int64_t b);
@@ -214,6 +216,41 @@ class QuantizeRun {
   bool created_staging_ = false;  // this run created the staging directory
   bool durable_ = false;          // the staging directory holds a resumable state
 };
+
+// Every block's tensors exist with the shapes config.json implies (headers only: the weights are
+// read block by block later), so that a damaged checkpoint fails before the run, not at block 40.
+void QuantizeRun::validate_blocks() const {
+  if (cfg_.hp.layers != plan_.num_blocks)
+    fail("{}: num_hidden_layers is {} but the checkpoint has {} blocks in '{}': config.json and the weights do not "
+         "belong together; use the config.json of this checkpoint",
+         (model_dir_ / "config.json").string(), cfg_.hp.layers, plan_.num_blocks, plan_.block_name);
+  const ArchSpec& arch = cfg_.require_arch();
+  for (int64_t b = 0; b < plan_.num_blocks; ++b) {
+    BlockOptions bo;
+    bo.load_linears = false;  // norms and biases are loaded (small) and checked
+    bo.block_name = plan_.block_name;
+    const BlockForward bf(cfg_, store_, b, bo);
+    for (const auto& local : bf.linears()) {
+      const auto [n, k] = bf.linear_dims(local);
+      const std::string name = bf.prefix() + local + ".weight";
+      LinearKind kind = LinearKind::kLinear;
+      for (const auto& l : arch.linears)
+        if (l.name == local) kind = l.kind;
+      const std::vector<int64_t> want = kind == LinearKind::kConv1D   ? std::vector<int64_t>{k, n}
+                                        : kind == LinearKind::kConv2d ? std::vector<int64_t>{n, k, 1, 1}
+                                                                      : std::vector<int64_t>{n, k};
+      const TensorInfo* t = store_.find(name);
+      if (!t)
+        fail("tensor '{}' (linear weight, {} -> {} features) is missing from the checkpoint {}; the checkpoint is "
+             "incomplete or does not match config.json",
+             name, k, n, model_dir_.string());
+      if (t->shape != want)
+        fail("tensor '{}' has shape {}; config.json implies {}: the checkpoint is damaged or does not match "
+             "config.json",
+             name, t->shape_str(), format_shape(want));
+    }
+  }
+}
 
 // A failure before the first durable state leaves nothing behind.
 void QuantizeRun::discard_staging() {
@@ -247,6 +284,7 @@ void QuantizeRun::setup() {
   co.allow_unaligned = opt_.allow_unaligned;
   co.true_sequential = opt_.true_sequential;
   plan_ = convert_model(cfg_, store_, co);
+  validate_blocks();
   for (const auto& w : plan_.warnings) log_("warning: " + w);
   // Calibration data (not needed for round-to-nearest).
   seqlen_ = opt_.calib.seqlen > 0 ? opt_.calib.seqlen : cfg_.default_seqlen();
