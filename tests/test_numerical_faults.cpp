@@ -21,6 +21,7 @@
 #include "io/safetensors_writer.h"
 #include "pipeline/quantize.h"
 #include "support/fixtures.h"
+#include "support/quantize_helpers.h"
 #include "util/error.h"
 #include "util/fp16.h"
 
@@ -28,6 +29,7 @@ namespace gptq {
 namespace {
 
 namespace fs = std::filesystem;
+using ::gptq::testing::kSilent;
 using ::gptq::testing::scratch_dir;
 
 constexpr int64_t kHidden = 64, kInter = 128, kVocab = 64, kLayers = 2;
@@ -113,8 +115,6 @@ QuantizeOptions options(const fs::path& calib, int n, int len) {
   o.quiet = true;
   return o;
 }
-
-const auto kSilent = [](const std::string&) {};
 
 // Every tensor of the output is finite, and so are the logits of the loaded model.
 void expect_finite_checkpoint(const fs::path& out) {

@@ -14,6 +14,7 @@
 #include "nn/eval.h"
 #include "pipeline/quantize.h"
 #include "support/fixtures.h"
+#include "support/quantize_helpers.h"
 #include "support/tiny_models.h"
 #include "util/error.h"
 
@@ -21,27 +22,15 @@ namespace gptq {
 namespace {
 
 namespace fs = std::filesystem;
-using ::gptq::testing::fixture_data;
+using ::gptq::testing::fixture_quantize_options;
+using ::gptq::testing::kSilent;
 using ::gptq::testing::eval_ids;
 using ::gptq::testing::fixture_model;
 using ::gptq::testing::read_file;
 using ::gptq::testing::scratch_dir;
 
-const auto kSilent = [](const std::string&) {};
-
 QuantizeOptions options(int bits, int group_size, bool sym, bool act_order, QuantMethod method) {
-  QuantizeOptions o;
-  o.quant.bits = bits;
-  o.quant.group_size = group_size;
-  o.quant.sym = sym;
-  o.quant.desc_act = act_order;
-  o.quant.damp_percent = 0.01;
-  o.method = method;
-  o.calib.file = fixture_data("calib.txt");
-  o.calib.nsamples = 32;
-  o.calib.seqlen = 256;
-  o.quiet = true;
-  return o;
+  return fixture_quantize_options(bits, group_size, sym, act_order, 32, method);
 }
 
 // Mean KL divergence to the float model over the first 40 windows of 256 tokens (quality.json protocol).

@@ -15,6 +15,7 @@
 #include "nn/eval.h"
 #include "pipeline/quantize.h"
 #include "support/fixtures.h"
+#include "support/quantize_helpers.h"
 #include "util/error.h"
 #include "util/fp16.h"
 
@@ -22,25 +23,15 @@ namespace gptq {
 namespace {
 
 namespace fs = std::filesystem;
-using ::gptq::testing::fixture_data;
+using ::gptq::testing::fixture_quantize_options;
+using ::gptq::testing::kSilent;
 using ::gptq::testing::eval_ids;
 using ::gptq::testing::fixture_model;
 using ::gptq::testing::read_file;
 using ::gptq::testing::scratch_dir;
 
-const auto kSilent = [](const std::string&) {};
-
 fs::path quantize(const std::string& fixture, int bits, int gs, bool sym, bool act_order) {
-  QuantizeOptions o;
-  o.quant.bits = bits;
-  o.quant.group_size = gs;
-  o.quant.sym = sym;
-  o.quant.desc_act = act_order;
-  o.quant.damp_percent = 0.01;
-  o.calib.file = fixture_data("calib.txt");
-  o.calib.nsamples = 8;
-  o.calib.seqlen = 256;
-  o.quiet = true;
+  const QuantizeOptions o = fixture_quantize_options(bits, gs, sym, act_order, 8);
   const fs::path out = scratch_dir("q") / "model";
   quantize_model(fixture_model(fixture), out, o, kSilent);
   return out;

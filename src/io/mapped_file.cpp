@@ -9,14 +9,11 @@
 
 #include "io/safetensors.h"
 #include "util/error.h"
+#include "util/system_error.h"
 
 namespace gptq {
 
 namespace {
-std::string errno_text(int err) {
-  return std::error_code(err, std::generic_category()).message();
-}
-
 // Closes the descriptor on every path out of open().
 struct Fd {
   int fd;

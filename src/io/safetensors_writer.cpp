@@ -16,6 +16,7 @@
 
 #include "io/safetensors_header.h"
 #include "util/error.h"
+#include "util/system_error.h"
 
 namespace gptq {
 
@@ -23,32 +24,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string errno_text(int err) {
-  return std::error_code(err, std::generic_category()).message();
-}
-
-const char* io_hint(int err) {
-  switch (err) {
-    case ENOSPC:
-    case EDQUOT:
-      return "the disk is full: free some space or choose another output directory";
-    case EFBIG:
-      return "the file exceeds the maximum file size (ulimit -f or the file system's limit): "
-             "raise the limit, use a smaller maximum shard size or choose another output "
-             "directory";
-    case EROFS:
-      return "the file system is read-only: choose another output directory";
-    case EACCES:
-    case EPERM:
-      return "permission denied: choose a writable output directory";
-    default:
-      return "check the output directory and the disk";
-  }
-}
-
 [[noreturn]] void fail_io(const char* action, const fs::path& file, int err) {
   fail_code(ExitCode::kIo, "cannot {} '{}': {}; {}", action, file.string(), errno_text(err),
-            io_hint(err));
+            write_error_hint(err));
 }
 
 void pwrite_all(int fd, const fs::path& file, const void* data, uint64_t n, uint64_t offset) {
