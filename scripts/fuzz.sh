@@ -23,11 +23,14 @@ TARGETS=("$@")
 BUILD=${BUILD_DIR:-build-fuzz}
 PARALLEL=${PARALLEL:-1}
 
-if ! command -v clang++ >/dev/null; then
-  echo "fuzz: clang++ is needed (apt-get install clang libclang-rt-dev)" >&2
-  exit 2
-fi
 ./scripts/setup.sh
+# clang and its libFuzzer/sanitizer runtimes (installed when missing, like setup.sh does).
+if ! command -v clang++ >/dev/null || ! dpkg-query -W -f='${Status}' libclang-rt-dev 2>/dev/null | grep -q "install ok installed"; then
+  echo "fuzz: installing clang libclang-rt-dev"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends clang libclang-rt-dev >/dev/null
+fi
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
   -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" -DGPTQ_FUZZ=ON -DGPTQ_BUILD_TESTS=OFF \
