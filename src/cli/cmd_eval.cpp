@@ -31,7 +31,6 @@ Command add_eval(CLI::App& root) {
     std::string model, base, text;
     EvalOptions eval;
     bool json = false, dequantized = false;
-    int threads = 0;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* app = root.add_subcommand("eval", "Perplexity of a float or GPTQ checkpoint; KL divergence to a base model");

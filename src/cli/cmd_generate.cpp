@@ -1,7 +1,6 @@
 // gptq generate MODEL --prompt TEXT: text generation from a float or GPTQ checkpoint with a KV
 // cache (prefill the prompt, then one token per step), streamed to stdout as it is produced;
 // statistics (tokens, prefill and decode speed) go to stderr, or everything as JSON with --json.
-#include <cblas.h>
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
@@ -72,10 +71,7 @@ Command add_generate(CLI::App& root) {
           fail_code(ExitCode::kUsage, "--max-new-tokens {}: must be >= 0", o->gen.max_new_tokens);
         if (o->threads < 0)
           fail_code(ExitCode::kUsage, "--threads {}: must be >= 0 (0: all cores)", o->threads);
-        if (o->threads > 0) {
-          kernels::set_num_threads(o->threads);
-          openblas_set_num_threads(o->threads);
-        }
+        kernels::set_compute_threads(o->threads);
         const auto backend = o->dequantized ? LinearBackend::kDequantized : LinearBackend::kKernel;
         Stopwatch load_clock;
         const auto model = load_model(resolve_model_path(o->model), backend);

@@ -79,7 +79,7 @@ GenerateResult generate(const ModelForward& model, const std::vector<int32_t>& p
 
   Stopwatch prefill;
   model.forward_cached(prompt.data(), n_prompt, cache, x.data());
-  model.head_row(x.data() + (n_prompt - 1) * hidden, logits.data());
+  model.head(x.data() + (n_prompt - 1) * hidden, 1, logits.data());
   int32_t next = sampler.sample(logits.data(), vocab);
   r.prefill_seconds = prefill.seconds();
 
@@ -93,7 +93,7 @@ GenerateResult generate(const ModelForward& model, const std::vector<int32_t>& p
     if (on_token) on_token(next);
     if (static_cast<int64_t>(r.tokens.size()) == options.max_new_tokens) break;
     model.forward_cached(&next, 1, cache, x.data());
-    model.head_row(x.data(), logits.data());
+    model.head(x.data(), 1, logits.data());
     next = sampler.sample(logits.data(), vocab);
     ++r.decode_steps;
   }

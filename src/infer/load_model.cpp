@@ -11,12 +11,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-LinearKind kind_of(const ArchSpec& arch, const std::string& local) {
-  for (const auto& l : arch.linears)
-    if (l.name == local) return l.kind;
-  return LinearKind::kLinear;
-}
-
 std::unique_ptr<LinearOp> make_quant_linear(const QuantizedLayerData& d, LinearBackend backend) {
   if (backend == LinearBackend::kDequantized) return make_dequantized_linear(d);
   const kernels::QuantLinearDesc desc =
@@ -54,7 +48,7 @@ std::unique_ptr<LoadedModel> load_model(const fs::path& dir, LinearBackend backe
         block->set_linear(local, make_quant_linear(read_quantized_layer(m->store, full, n, k, q), backend));
         ++m->quantized_layers;
       } else if (m->store.find(full + ".weight")) {
-        block->set_weight(local, nn::load_linear_weight(m->store, full + ".weight", kind_of(arch, local), n, k));
+        block->set_weight(local, nn::load_linear_weight(m->store, full + ".weight", arch.linear_kind(local), n, k));
         ++m->float_layers;
       } else {
         fail("{}: neither {}.qweight nor {}.weight is in the checkpoint", dir.string(), full, full);

@@ -11,7 +11,6 @@
 #include <memory>
 #include <numeric>
 #include <random>
-#include <thread>
 
 #include "kernels/quant_kernels.h"
 #include "kernels/quant_linear.h"
@@ -45,12 +44,6 @@ std::string shape_name(int64_t n, int64_t k) {
 
 std::string quant_name(const LayerSpec& s) {
   return fmt::format("q{} g{}{}", s.bits, s.group_size, s.act_order ? " act" : "");
-}
-
-int resolve_threads(int t) {
-  if (t > 0) return t;
-  const unsigned hc = std::thread::hardware_concurrency();
-  return hc == 0 ? 1 : static_cast<int>(hc);
 }
 
 // 1-minute load average ("?" if unknown).
@@ -288,9 +281,7 @@ const BenchResult* find(const BenchReport& rep, int64_t n, int64_t k, int64_t ro
 BenchReport run_benchmarks(const BenchOptions& o, std::FILE* progress) {
   const auto start = Clock::now();
   BenchOptions opt = o;
-  const int threads = resolve_threads(opt.threads);
-  set_num_threads(threads);
-  openblas_set_num_threads(threads);
+  const int threads = set_compute_threads(opt.threads);
   if (opt.shapes.empty()) {
     if (opt.quick) {
       opt.shapes = {{256, 256}, {768, 256}, {256, 768}, {4096, 4096}};

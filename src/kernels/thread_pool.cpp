@@ -1,5 +1,7 @@
 #include "kernels/thread_pool.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <chrono>
 #include <memory>
@@ -154,6 +156,13 @@ int num_threads() {
   if (t > 0) return t;
   const unsigned hc = std::thread::hardware_concurrency();
   return hc == 0 ? 1 : static_cast<int>(hc);
+}
+
+int set_compute_threads(int threads) {
+  set_num_threads(threads);
+  const int used = num_threads();
+  openblas_set_num_threads(used);
+  return used;
 }
 
 ThreadPool& global_pool(int threads) {

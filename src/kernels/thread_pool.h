@@ -59,6 +59,10 @@ class ThreadPool {
 void set_num_threads(int threads);
 int num_threads();
 
+// Threads of all compute (the kernels' default and OpenBLAS): `threads` if > 0, else every core.
+// Returns the count now in use.
+int set_compute_threads(int threads);
+
 // A process-wide pool of at least `threads` threads (pools are created on demand and kept for the
 // life of the process, so a reference stays valid).
 ThreadPool& global_pool(int threads);

@@ -72,6 +72,13 @@ struct ArchSpec {
   QkvLayout qkv = QkvLayout::kSeparate;
   MlpType mlp = MlpType::kGated;
   ModelHparams (*read_hparams)(const nlohmann::json& config) = nullptr;
+
+  // How the linear `local` (e.g. "attn.c_attn") stores its weight; kLinear if not listed.
+  LinearKind linear_kind(const std::string& local) const {
+    for (const auto& l : linears)
+      if (l.name == local) return l.kind;
+    return LinearKind::kLinear;
+  }
 };
 
 // The registry (src/arch/registry.cpp).

@@ -1,5 +1,5 @@
 // Dense fp32 linear layer: y = x W^T + b with W the math matrix [N, K] (nn.Linear layout), one
-// sgemm per call.
+// sgemm per call (sgemv for one row).
 #pragma once
 
 #include <cstdint>

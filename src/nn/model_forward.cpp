@@ -1,11 +1,10 @@
 #include "nn/model_forward.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <limits>
 
 #include "io/safetensors.h"
+#include "nn/dense_linear.h"
 #include "nn/norm.h"
 #include "nn/weight_loader.h"
 #include "util/error.h"
@@ -93,10 +92,7 @@ void ModelForward::head(const float* x, int64_t rows, float* logits) const {
   std::vector<float> normed(static_cast<size_t>(rows * d));
   final_norm_->norm.apply(x, rows, normed.data());
   const std::vector<float>& w = lm_head_.empty() ? embed_ : lm_head_;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
-              static_cast<int>(vocab_), static_cast<int>(d), 1.0f, normed.data(),
-              static_cast<int>(d), w.data(), static_cast<int>(d), 0.0f, logits,
-              static_cast<int>(vocab_));
+  nn::linear_forward(normed.data(), rows, w.data(), nullptr, vocab_, d, logits);
 }
 
 bool ModelForward::blocks_resident() const {
@@ -170,16 +166,6 @@ void ModelForward::forward_cached(const int32_t* ids, int64_t tokens, nn::KvCach
   }
   std::copy(st.resid.begin(), st.resid.end(), x);
   cache.advance(tokens);
-}
-
-void ModelForward::head_row(const float* x, float* logits) const {
-  const int64_t d = hidden();
-  thread_local std::vector<float> normed;
-  normed.resize(static_cast<size_t>(d));
-  final_norm_->norm.apply(x, 1, normed.data());
-  const std::vector<float>& w = lm_head_.empty() ? embed_ : lm_head_;
-  cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(vocab_), static_cast<int>(d), 1.0f,
-              w.data(), static_cast<int>(d), normed.data(), 1, 0.0f, logits, 1);
 }
 
 void ModelForward::forward_windows(const int32_t* ids, int64_t n, int64_t tokens, float* x) const {

@@ -75,9 +75,6 @@ class ModelForward {
   // final hidden states (before the final norm) in x [tokens, hidden]; then advances the cache.
   // head() of the rows gives the logits the whole-sequence forward gives those positions.
   void forward_cached(const int32_t* ids, int64_t tokens, nn::KvCache& cache, float* x) const;
-  // logits [vocab] of one row x [hidden], as head(x, 1, logits) but through a GEMV (the GEMM
-  // would repack the whole head matrix at every decoding step).
-  void head_row(const float* x, float* logits) const;
 
   // Final hidden states (before the final norm) of `n` independent windows of T tokens each:
   // ids [n * T] -> x [n * T, hidden]. Resident blocks: window by window. On demand: each block is

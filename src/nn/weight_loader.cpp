@@ -6,21 +6,20 @@
 #include <algorithm>
 
 #include "io/safetensors.h"
+#include "io/safetensors_header.h"
 #include "model/convert.h"
 #include "util/error.h"
 
 namespace gptq::nn {
 
 namespace {
-std::string shape_str(const std::vector<int64_t>& s) {
-  return fmt::format("[{}]", fmt::join(s, ", "));
-}
-
 const TensorInfo& require(const TensorStore& store, const std::string& name,
                           const std::string& what) {
   const TensorInfo* t = find_param(store, name);
   if (!t)
-    fail("tensor '{}' ({}) is missing from the checkpoint {}", name, what, store.root().string());
+    fail("tensor '{}' ({}) is missing from the checkpoint {}; the checkpoint is incomplete or does "
+         "not match config.json",
+         name, what, store.root().string());
   if (!is_float(t->dtype))
     fail("tensor '{}' ({}) has dtype {}; expected a floating-point tensor (F32, F16, BF16)", name,
          what, dtype_name(t->dtype));
@@ -39,42 +38,45 @@ std::vector<float> load_param(const TensorStore& store, const std::string& name,
                               const std::vector<int64_t>& shape, const std::string& what) {
   const TensorInfo& t = require(store, name, what);
   if (t.shape != shape)
-    fail("tensor '{}' ({}) has shape {}; expected {}", name, what, t.shape_str(), shape_str(shape));
+    fail("tensor '{}' ({}) has shape {}; expected {}: the checkpoint is damaged or does not match "
+         "config.json",
+         name, what, t.shape_str(), format_shape(shape));
   return tensor_to_f32(t);
+}
+
+const TensorInfo& check_linear_weight(const TensorStore& store, const std::string& name,
+                                     LinearKind kind, int64_t n, int64_t k) {
+  const TensorInfo& t = require(store, name, fmt::format("linear weight, {} -> {} features", k, n));
+  struct Layout {
+    std::vector<int64_t> shape;
+    const char* module;
+    std::string labelled;
+  };
+  const Layout want =
+      kind == LinearKind::kConv1D   ? Layout{{k, n}, "Conv1D weight", fmt::format("[in={}, out={}]", k, n)}
+      : kind == LinearKind::kConv2d ? Layout{{n, k, 1, 1}, "1x1 Conv2d weight", fmt::format("[out={}, in={}, 1, 1]", n, k)}
+                                    : Layout{{n, k}, "nn.Linear weight", fmt::format("[out={}, in={}]", n, k)};
+  if (t.shape != want.shape)
+    fail("tensor '{}' ({}) has shape {}; config.json implies {} = {}: the checkpoint is damaged or does "
+         "not match config.json",
+         name, want.module, t.shape_str(), format_shape(want.shape), want.labelled);
+  return t;
 }
 
 std::vector<float> load_linear_weight(const TensorStore& store, const std::string& name,
                                       LinearKind kind, int64_t n, int64_t k) {
-  const std::string what = fmt::format("linear weight, {} -> {} features", k, n);
-  const TensorInfo& t = require(store, name, what);
-  switch (kind) {
-    case LinearKind::kLinear:
-      if (t.shape != std::vector<int64_t>{n, k})
-        fail("tensor '{}' (nn.Linear weight) has shape {}; expected [out={}, in={}]", name,
-             t.shape_str(), n, k);
-      return tensor_to_f32(t);
-    case LinearKind::kConv2d:
-      if (t.shape != std::vector<int64_t>{n, k, 1, 1})
-        fail("tensor '{}' (1x1 Conv2d weight) has shape {}; expected [{}, {}, 1, 1]", name,
-             t.shape_str(), n, k);
-      return tensor_to_f32(t);
-    case LinearKind::kConv1D: {
-      if (t.shape != std::vector<int64_t>{k, n})
-        fail("tensor '{}' (Conv1D weight, stored [in, out]) has shape {}; expected [in={}, out={}]",
-             name, t.shape_str(), k, n);
-      const std::vector<float> kn = tensor_to_f32(t);
-      std::vector<float> nk(kn.size());
-      // W[n][k] = stored[k][n]; blocked transpose for cache friendliness.
-      constexpr int64_t kB = 32;
-      for (int64_t k0 = 0; k0 < k; k0 += kB)
-        for (int64_t n0 = 0; n0 < n; n0 += kB)
-          for (int64_t kk = k0; kk < std::min(k, k0 + kB); ++kk)
-            for (int64_t nn = n0; nn < std::min(n, n0 + kB); ++nn)
-              nk[nn * k + kk] = kn[kk * n + nn];
-      return nk;
-    }
-  }
-  fail("tensor '{}': unknown linear kind", name);
+  const TensorInfo& t = check_linear_weight(store, name, kind, n, k);
+  if (kind != LinearKind::kConv1D) return tensor_to_f32(t);  // [n, k] or [n, k, 1, 1]: W as stored
+  const std::vector<float> kn = tensor_to_f32(t);
+  std::vector<float> nk(kn.size());
+  // W[n][k] = stored[k][n]; blocked transpose for cache friendliness.
+  constexpr int64_t kB = 32;
+  for (int64_t k0 = 0; k0 < k; k0 += kB)
+    for (int64_t n0 = 0; n0 < n; n0 += kB)
+      for (int64_t kk = k0; kk < std::min(k, k0 + kB); ++kk)
+        for (int64_t nn = n0; nn < std::min(n, n0 + kB); ++nn)
+          nk[nn * k + kk] = kn[kk * n + nn];
+  return nk;
 }
 
 std::string detect_block_name(const TensorStore& store) {

@@ -24,6 +24,12 @@ const TensorInfo* find_param(const TensorStore& store, const std::string& name);
 std::vector<float> load_param(const TensorStore& store, const std::string& name,
                               const std::vector<int64_t>& shape, const std::string& what);
 
+// The header of a linear module's weight, checked without reading it: present, floating point,
+// and stored as `kind` stores W [n, k] (Linear [n, k], Conv1D [k, n], 1x1 Conv2d [n, k, 1, 1]).
+// Throws gptq::Error naming the tensor and the shape config.json implies.
+const TensorInfo& check_linear_weight(const TensorStore& store, const std::string& name,
+                                      LinearKind kind, int64_t n, int64_t k);
+
 // Weight of a linear module as the math matrix W [n, k]: nn.Linear [n, k] as stored, Conv1D
 // (stored [k, n]) transposed, 1x1 Conv2d [n, k, 1, 1] reshaped.
 std::vector<float> load_linear_weight(const TensorStore& store, const std::string& name,

@@ -1,6 +1,5 @@
 #include "pipeline/quantize.h"
 
-#include <cblas.h>
 #include <fmt/core.h>
 
 #include <cmath>
@@ -10,15 +9,15 @@
 #include <fstream>
 #include <map>
 #include <set>
-#include <thread>
 
 #include "calib/tokenizer.h"
 #include "io/safetensors.h"
-#include "io/safetensors_header.h"
+#include "kernels/thread_pool.h"
 #include "io/safetensors_writer.h"
 #include "model/convert.h"
 #include "model/quantization_config.h"
 #include "nn/block_forward.h"
+#include "nn/weight_loader.h"
 #include "pipeline/calibration_inputs.h"
 #include "pipeline/output_layout.h"
 #include "pipeline/run_state.h"
@@ -27,6 +26,7 @@
 #include "quant/pack.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/system_error.h"
 #include "util/fp16.h"
 #include "util/hash.h"
 #include "util/progress.h"
@@ -232,22 +232,7 @@ void QuantizeRun::validate_blocks() const {
     const BlockForward bf(cfg_, store_, b, bo);
     for (const auto& local : bf.linears()) {
       const auto [n, k] = bf.linear_dims(local);
-      const std::string name = bf.prefix() + local + ".weight";
-      LinearKind kind = LinearKind::kLinear;
-      for (const auto& l : arch.linears)
-        if (l.name == local) kind = l.kind;
-      const std::vector<int64_t> want = kind == LinearKind::kConv1D   ? std::vector<int64_t>{k, n}
-                                        : kind == LinearKind::kConv2d ? std::vector<int64_t>{n, k, 1, 1}
-                                                                      : std::vector<int64_t>{n, k};
-      const TensorInfo* t = store_.find(name);
-      if (!t)
-        fail("tensor '{}' (linear weight, {} -> {} features) is missing from the checkpoint {}; the checkpoint is "
-             "incomplete or does not match config.json",
-             name, k, n, model_dir_.string());
-      if (t->shape != want)
-        fail("tensor '{}' has shape {}; config.json implies {}: the checkpoint is damaged or does not match "
-             "config.json",
-             name, t->shape_str(), format_shape(want));
+      nn::check_linear_weight(store_, bf.prefix() + local + ".weight", arch.linear_kind(local), n, k);
     }
   }
 }
@@ -543,15 +528,15 @@ void QuantizeRun::finalize() {
   std::error_code ec;
   fs::rename(staging_, out_, ec);
   if (ec)
-    fail_code(ExitCode::kIo, "cannot rename {} to {}: {}", staging_.string(), out_.string(), ec.message());
+    fail_code(ExitCode::kIo, "cannot rename {} to {}: {}; {} (the finished output is in {}: run again with --resume, or rename it by hand)",
+              staging_.string(), out_.string(), ec.message(), write_error_hint(ec.value()), staging_.string());
   sync_directory(out_.parent_path().empty() ? fs::path(".") : out_.parent_path());
 }
 
 QuantizeSummary QuantizeRun::run() {
   try {
     setup();
-    const int threads = opt_.threads > 0 ? opt_.threads : static_cast<int>(std::thread::hardware_concurrency());
-    openblas_set_num_threads(threads);
+    kernels::set_compute_threads(opt_.threads);
     copy_float_tensors();
   } catch (...) {
     discard_staging();

@@ -47,7 +47,8 @@ void write_file_atomic(const fs::path& path, std::string_view bytes) {
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
-    fail_code(ExitCode::kIo, "cannot rename {} to {}: {}", tmp.string(), path.string(), errno_text(err));
+    fail_code(ExitCode::kIo, "cannot rename {} to {}: {}; {}", tmp.string(), path.string(), errno_text(err),
+              write_error_hint(err));
   }
   sync_directory(path.parent_path().empty() ? fs::path(".") : path.parent_path());
 }
