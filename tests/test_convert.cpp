@@ -21,7 +21,8 @@ using ::gptq::testing::scratch_dir;
 TEST(BlockPatterns, OptimumOrder) {
   EXPECT_EQ(block_patterns(),
             (std::vector<std::string>{"transformer.h", "model.decoder.layers", "gpt_neox.layers", "model.layers",
-                                      "model.language_model.layers", "h", "decoder.layers", "layers"}));
+                                      "model.language_model.layers", "language_model.model.layers", "h",
+                                      "decoder.layers", "layers"}));
 }
 
 TEST(BlockPatterns, FirstPatternInOrderWins) {
@@ -35,6 +36,10 @@ TEST(BlockPatterns, FirstPatternInOrderWins) {
   // A VLM text tower: "model.layers" is not a prefix of "model.language_model.layers".
   EXPECT_EQ(detect_block_pattern({"model", "model.language_model", "model.language_model.layers.0"}),
             "model.language_model.layers");
+  // The older multimodal layout (Llava, Gemma 3 saved before transformers 4.52): our addition.
+  EXPECT_EQ(detect_block_pattern({"language_model", "language_model.model", "language_model.model.layers.0",
+                                  "vision_tower.vision_model.encoder.layers.0"}),
+            "language_model.model.layers");
   EXPECT_EQ(detect_block_pattern({"encoder", "decoder.layers.0"}), "decoder.layers");
   EXPECT_EQ(detect_block_pattern({"emb", "blocks.0"}), "");
 }

@@ -11,5 +11,11 @@ const ArchSpec& arch_qwen2();
 const ArchSpec& arch_gpt2();
 const ArchSpec& arch_opt();
 const ArchSpec& arch_gpt_neox();
+const ArchSpec& arch_qwen3();
+const ArchSpec& arch_gemma();
+const ArchSpec& arch_gemma2();
+const ArchSpec& arch_gemma3();
+const ArchSpec& arch_phi3();
+const ArchSpec& arch_starcoder2();
 
 }  // namespace gptq

@@ -20,6 +20,7 @@ ModelHparams read_gpt_neox_hparams(const nlohmann::json& config) {
   h.norm_eps = cfg.number_or("layer_norm_eps", 1e-5);
   h.rotary_pct = cfg.number_or("rotary_pct", cfg.number_or("partial_rotary_factor", 0.25));
   h.rope_theta = cfg.number_or("rotary_emb_base", cfg.number_or("rope_theta", 10000.0));
+  h.rope.theta = h.rope_theta;
   h.act = parse_activation(cfg, "hidden_act", "gelu");
   h.parallel_residual = cfg.boolean_or("use_parallel_residual", true);
   h.tie_word_embeddings = cfg.boolean_or("tie_word_embeddings", false);

@@ -1,5 +1,10 @@
 #include "arch/hparams_util.h"
 
+#include <cmath>
+
+#include "arch/rope_params.h"
+#include "util/fp16.h"
+
 namespace gptq {
 
 Activation parse_activation(const JsonObject& cfg, const std::string& key, const std::string& def) {
@@ -20,6 +25,52 @@ int64_t head_dim_of(const JsonObject& cfg, int64_t hidden, int64_t heads) {
   return hidden / heads;
 }
 
+void read_sliding_layers(ModelHparams& h, const JsonObject& cfg, int64_t default_window,
+                         const std::function<bool(int64_t layer)>& by_default) {
+  h.sliding_window = cfg.raw().contains("sliding_window") ? cfg.integer_or("sliding_window", 0) : default_window;
+  if (h.sliding_window < 0) fail("{}: sliding_window must be positive or null", cfg.source());
+  h.layer_sliding.assign(static_cast<size_t>(std::max<int64_t>(h.layers, 0)), false);
+  if (cfg.has("layer_types")) {
+    const auto& types = cfg.raw().at("layer_types");
+    if (!types.is_array() || static_cast<int64_t>(types.size()) != h.layers)
+      fail("{}: layer_types must list one type per layer ({} layers)", cfg.source(), h.layers);
+    for (int64_t i = 0; i < h.layers; ++i) {
+      const auto& t = types[static_cast<size_t>(i)];
+      if (!t.is_string()) fail("{}: layer_types[{}] must be a string", cfg.source(), i);
+      const std::string s = t.get<std::string>();
+      if (s == "sliding_attention")
+        h.layer_sliding[static_cast<size_t>(i)] = true;
+      else if (s != "full_attention")
+        fail("{}: layer_types[{}] is '{}'; supported: full_attention, sliding_attention", cfg.source(), i, s);
+    }
+  } else {
+    for (int64_t i = 0; i < h.layers; ++i) h.layer_sliding[static_cast<size_t>(i)] = by_default(i);
+  }
+  bool any = false;
+  for (bool b : h.layer_sliding) any |= b;
+  if (any && h.sliding_window == 0 && cfg.has("layer_types"))
+    fail("{}: layer_types has sliding layers but sliding_window is not set", cfg.source());
+  if (!any || h.sliding_window == 0) {
+    h.sliding_window = 0;
+    h.layer_sliding.assign(h.layer_sliding.size(), false);
+  }
+}
+
+double gemma_embed_scale(const JsonObject& cfg, int64_t hidden) {
+  const auto scale = static_cast<float>(std::sqrt(static_cast<double>(hidden)));
+  const std::string dtype = cfg.string_or("torch_dtype", cfg.string_or("dtype", "float32"));
+  uint16_t bits = 0;
+  float rounded = scale;
+  if (dtype == "bfloat16") {
+    f32_to_bf16(&scale, &bits, 1);
+    bf16_to_f32(&bits, &rounded, 1);
+  } else if (dtype == "float16") {
+    f32_to_f16(&scale, &bits, 1);
+    f16_to_f32(&bits, &rounded, 1);
+  }
+  return rounded;
+}
+
 ModelHparams read_llama_like_hparams(const nlohmann::json& config) {
   JsonObject cfg(config, "config.json");
   ModelHparams h;
@@ -32,24 +83,18 @@ ModelHparams read_llama_like_hparams(const nlohmann::json& config) {
   h.vocab = cfg.integer("vocab_size");
   h.max_positions = cfg.integer_or("max_position_embeddings", 2048);
   h.norm_eps = cfg.number_or("rms_norm_eps", 1e-6);
-  h.rope_theta = cfg.number_or("rope_theta", 10000.0);
+  h.rope = read_rope(cfg, 10000.0);
+  h.rope_theta = h.rope.theta;
+  h.rotary_pct = cfg.number_or("partial_rotary_factor", 1.0);
   h.act = parse_activation(cfg, "hidden_act", "silu");
   h.tie_word_embeddings = cfg.boolean_or("tie_word_embeddings", false);
   h.qkv_bias = cfg.boolean_or("attention_bias", false);
   h.o_bias = h.qkv_bias;
   h.mlp_bias = cfg.boolean_or("mlp_bias", false);
-  if (cfg.has("rope_scaling")) {
-    const auto& rs = config.at("rope_scaling");
-    if (!rs.is_object())
-      fail("config.json: rope_scaling must be an object or null, got {}", rs.dump().substr(0, 60));
-    const JsonObject r(rs, "config.json rope_scaling");
-    const std::string type = r.string_or("rope_type", r.string_or("type", "default"));
-    if (type != "default")
-      fail("config.json: rope_scaling type '{}' is not supported yet (only default RoPE)", type);
-  }
   if (h.kv_heads <= 0 || h.heads % h.kv_heads != 0)
     fail("config.json: num_attention_heads {} is not a multiple of num_key_value_heads {}", h.heads,
          h.kv_heads);
+  h.layer_sliding.assign(static_cast<size_t>(std::max<int64_t>(h.layers, 0)), false);
   return h;
 }
 

@@ -1,7 +1,9 @@
 // Shared config.json readers for the per-architecture files.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "model/arch.h"
 #include "model/json_util.h"
@@ -12,10 +14,22 @@ namespace gptq {
 Activation parse_activation(const JsonObject& cfg, const std::string& key, const std::string& def);
 
 // The Llama-family keys (hidden_size, num_attention_heads, num_key_value_heads, head_dim,
-// intermediate_size, rms_norm_eps, rope_theta, hidden_act, tie_word_embeddings, ...).
+// intermediate_size, rms_norm_eps, rope_theta / rope_scaling / rope_parameters,
+// partial_rotary_factor, hidden_act, tie_word_embeddings, attention_bias, mlp_bias).
 ModelHparams read_llama_like_hparams(const nlohmann::json& config);
 
-// head_dim from the config if present, else hidden / heads (checked to divide).
+// head_dim from the config if present (and not null), else hidden / heads (checked to divide).
 int64_t head_dim_of(const JsonObject& cfg, int64_t hidden, int64_t heads);
+
+// Which layers use sliding-window attention: config.json's `layer_types` when present
+// ("sliding_attention" / "full_attention", one per layer), else `by_default(layer)`. Sets
+// h.sliding_window from `sliding_window`: null means none, an absent key the family's
+// transformers default `default_window` (0: none).
+void read_sliding_layers(ModelHparams& h, const JsonObject& cfg, int64_t default_window,
+                         const std::function<bool(int64_t layer)>& by_default);
+
+// The Gemma embedding normalizer sqrt(hidden_size) rounded to the model dtype (torch_dtype /
+// dtype: bfloat16 or float16), as `torch.tensor(hidden_size**0.5, dtype=...)` does.
+double gemma_embed_scale(const JsonObject& cfg, int64_t hidden);
 
 }  // namespace gptq

@@ -1,4 +1,5 @@
 // LlamaForCausalLM: pre-RMSNorm blocks, rotary attention (rotate_half) with GQA, SwiGLU MLP.
+// RoPE of any rope_type (Llama 3.1+: llama3). Also the language model of Llava checkpoints.
 #include "arch/archs.h"
 #include "arch/hparams_util.h"
 
@@ -26,6 +27,12 @@ const ArchSpec& arch_llama() {
       .qkv = QkvLayout::kSeparate,
       .mlp = MlpType::kGated,
       .read_hparams = read_llama_like_hparams,
+      .wrapper_types = {"llava", "llava_next"},
+      // transformers' LlamaConfig defaults, for the text_config of multimodal checkpoints
+      .text_defaults = R"({"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008,
+          "num_hidden_layers": 32, "num_attention_heads": 32, "hidden_act": "silu",
+          "max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+          "tie_word_embeddings": false})",
   };
   return spec;
 }

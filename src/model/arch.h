@@ -17,13 +17,16 @@
 namespace gptq {
 
 enum class LinearKind { kLinear, kConv1D, kConv2d };  // Conv1D: GPT-2 family, stored [in, out]
-enum class NormType { kRmsNorm, kLayerNorm };
+// kRmsNormUnitOffset: Gemma's RMSNorm, y = rmsnorm(x) * (1 + w) (the stored w is an offset).
+enum class NormType { kRmsNorm, kLayerNorm, kRmsNormUnitOffset };
 enum class Activation { kSilu, kGelu, kGeluTanh, kRelu };
 enum class PositionType { kRotary, kLearned };
 // kSeparate: q/k/v linears. kFusedConcat: one linear producing [q | k | v] (GPT-2 c_attn).
 // kFusedPerHead: one linear producing, per head, [q_h | k_h | v_h] (GPT-NeoX query_key_value).
 enum class QkvLayout { kSeparate, kFusedConcat, kFusedPerHead };
-enum class MlpType { kGated, kPlain };  // gated: down(act(gate(x)) * up(x)); plain: fc2(act(fc1(x)))
+// gated: down(act(gate(x)) * up(x)) (Phi-3's fused gate_up_proj: [gate | up] = gate_up(x));
+// plain: fc2(act(fc1(x)))
+enum class MlpType { kGated, kPlain };
 
 struct LinearSpec {
   std::string name;         // module path inside a block, e.g. "self_attn.q_proj"
@@ -36,6 +39,10 @@ struct BlockLayout {
   std::string attn_norm, mlp_norm;
   std::string q, k, v, qkv, o;
   std::string gate, up, down;  // plain MLP: up = first linear, down = second
+  std::string gate_up;         // fused [gate | up] (Phi-3), instead of gate and up
+  // Optional norms: per-head q/k norms after the projections, before RoPE (Qwen3, Gemma 3); the
+  // sandwich norms on the attention and MLP outputs before their residual adds (Gemma 2/3).
+  std::string q_norm, k_norm, attn_out_norm, mlp_out_norm;
 };
 
 // Module names relative to the model root.
@@ -46,13 +53,43 @@ struct ModelLayout {
   std::string lm_head;     // "" or absent tensor -> tied to embed
 };
 
+// Rotary embedding frequencies as transformers' modeling_rope_utils computes them (rope_type
+// default, linear, dynamic, yarn, longrope, llama3), read from rope_scaling / rope_parameters.
+struct RopeSpec {
+  std::string type = "default";
+  double theta = 10000.0;
+  double factor = 1.0;
+  // llama3
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;
+  int64_t original_max_positions = 0;  // llama3 / yarn (rope_scaling's) and longrope (config's)
+  // dynamic NTK: frequencies are recomputed for sequences longer than this (max_position_embeddings)
+  int64_t dynamic_base_positions = 0;
+  // yarn / longrope: cos and sin are multiplied by attention_factor (derived when absent)
+  double attention_factor = 1.0;
+  double beta_fast = 32.0, beta_slow = 1.0;
+  bool truncate = true;
+  // longrope: per-frequency divisors; long ones for sequences beyond original_max_positions
+  std::vector<double> short_factor, long_factor;
+};
+
 // Hyper-parameters read from config.json (names as transformers uses them).
 struct ModelHparams {
   int64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0;
   int64_t vocab = 0, max_positions = 0;
   double norm_eps = 1e-5;
   double rope_theta = 10000.0;
+  RopeSpec rope;                 // global layers (rope.theta == rope_theta)
+  RopeSpec rope_local;           // sliding-window layers when they use another RoPE (Gemma 3)
+  bool has_rope_local = false;
   double rotary_pct = 1.0;       // fraction of head_dim that is rotated (GPT-NeoX rotary_pct)
+  // Sliding-window attention: query i sees keys j with i - j < sliding_window on the layers
+  // marked in layer_sliding (empty = none).
+  int64_t sliding_window = 0;
+  std::vector<bool> layer_sliding;
+  double attn_scale = 0;         // softmax scale; 0 = 1/sqrt(head_dim)
+  double attn_softcap = 0;       // Gemma 2: scores = cap * tanh(scores / cap); 0 = off
+  double final_softcap = 0;      // Gemma 2: logits = cap * tanh(logits / cap); 0 = off
+  double embed_scale = 0;        // Gemma: embeddings times this (already rounded); 0 = off
   int64_t pos_offset = 0;        // OPT's learned positions start at index 2
   Activation act = Activation::kSilu;
   bool parallel_residual = false;  // GPT-NeoX: x + attn(ln1(x)) + mlp(ln2(x))
@@ -72,6 +109,11 @@ struct ArchSpec {
   QkvLayout qkv = QkvLayout::kSeparate;
   MlpType mlp = MlpType::kGated;
   ModelHparams (*read_hparams)(const nlohmann::json& config) = nullptr;
+  // Multimodal wrappers (model_type of the whole checkpoint, e.g. "llava") whose language model
+  // is this family; their text_config (or, without one, the top level) is read with
+  // text_defaults underneath: the keys transformers' config class supplies when absent.
+  std::vector<std::string> wrapper_types;
+  const char* text_defaults = "{}";
 
   // How the linear `local` (e.g. "attn.c_attn") stores its weight; kLinear if not listed.
   LinearKind linear_kind(const std::string& local) const {
@@ -85,5 +127,7 @@ struct ArchSpec {
 const std::vector<const ArchSpec*>& all_archs();
 // By config.json model_type; nullptr if unknown.
 const ArchSpec* find_arch(const std::string& model_type);
+// The family whose language model a multimodal checkpoint of `model_type` holds; nullptr if none.
+const ArchSpec* find_wrapper_arch(const std::string& model_type);
 
 }  // namespace gptq

@@ -14,7 +14,7 @@ namespace gptq {
 const std::vector<std::string>& block_patterns() {
   static const std::vector<std::string> patterns{
       "transformer.h", "model.decoder.layers", "gpt_neox.layers", "model.layers",
-      "model.language_model.layers", "h", "decoder.layers", "layers"};
+      "model.language_model.layers", "language_model.model.layers", "h", "decoder.layers", "layers"};
   return patterns;
 }
 

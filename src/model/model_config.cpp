@@ -10,6 +10,62 @@ namespace gptq {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// The language model of a multimodal checkpoint: text_config (or the top level, as older
+// Qwen2-VL configs keep it) over the defaults of its family's transformers config class.
+void load_text_tower(ModelConfig& c, const ArchSpec& wrapper_default) {
+  const std::string file = (c.dir / "config.json").string();
+  const bool nested = c.raw.contains("text_config") && !c.raw.at("text_config").is_null();
+  if (nested && !c.raw.at("text_config").is_object()) fail("{}: text_config must be an object", file);
+  const nlohmann::json& text = nested ? c.raw.at("text_config") : c.raw;
+  const ArchSpec* arch = &wrapper_default;
+  if (nested && text.contains("model_type")) {
+    const JsonObject t(text, file + " text_config");
+    const std::string type = t.string("model_type");
+    arch = find_arch(type);
+    if (!arch)
+      fail("{}: the language model of this {} checkpoint has model_type '{}', which is not supported",
+           file, c.model_type, type);
+  }
+  nlohmann::json merged = nlohmann::json::parse(arch->text_defaults);
+  for (const auto& [k, v] : text.items()) merged[k] = v;
+  // Keys transformers reads from the whole model's config when the text part lacks them.
+  for (const char* key : {"torch_dtype", "dtype", "tie_word_embeddings"})
+    if (!merged.contains(key) && c.raw.contains(key)) merged[key] = c.raw.at(key);
+  c.arch = arch;
+  c.text_tower = true;
+  c.text_raw = std::move(merged);
+}
+
+}  // namespace
+
+ModelLayout model_layout(const ModelConfig& config, const std::function<bool(const std::string&)>& has_tensor) {
+  const ArchSpec& arch = config.require_arch();
+  ModelLayout l = arch.model;
+  if (!config.text_tower) return l;
+  struct Variant {
+    const char* model_prefix;  // replaces the leading "model."
+    const char* head;
+  };
+  static const Variant variants[] = {{"model.language_model.", "lm_head"},
+                                     {"language_model.model.", "language_model.lm_head"},
+                                     {"model.", "lm_head"}};
+  auto rename = [](const std::string& name, const char* prefix) {
+    return name.starts_with("model.") ? prefix + name.substr(6) : name;
+  };
+  for (const Variant& v : variants) {
+    if (!has_tensor(rename(l.embed, v.model_prefix) + ".weight")) continue;
+    l.embed = rename(l.embed, v.model_prefix);
+    l.final_norm = rename(l.final_norm, v.model_prefix);
+    if (!l.lm_head.empty()) l.lm_head = v.head;
+    return l;
+  }
+  fail("{}: cannot find the language model's token embedding ({}.weight under model.language_model., "
+       "language_model.model. or model.)",
+       (config.dir / "config.json").string(), l.embed);
+}
+
 ModelConfig ModelConfig::load(const fs::path& dir) {
   ModelConfig c;
   c.dir = dir;
@@ -27,8 +83,12 @@ ModelConfig ModelConfig::load(const fs::path& dir) {
       c.raw["architectures"][0].is_string())
     c.architecture = c.raw["architectures"][0].get<std::string>();
   c.torch_dtype = cfg.string_or("torch_dtype", cfg.string_or("dtype", ""));
+  c.text_raw = c.raw;
   c.arch = find_arch(c.model_type);
-  if (c.arch) c.hp = c.arch->read_hparams(c.raw);
+  if (!c.arch) {
+    if (const ArchSpec* wrapper = find_wrapper_arch(c.model_type)) load_text_tower(c, *wrapper);
+  }
+  if (c.arch) c.hp = c.arch->read_hparams(c.text_raw);
   return c;
 }
 
@@ -37,6 +97,8 @@ const ArchSpec& ModelConfig::require_arch() const {
   std::string known;
   for (const ArchSpec* a : all_archs())
     for (const auto& t : a->model_types) known += (known.empty() ? "" : ", ") + t;
+  for (const ArchSpec* a : all_archs())
+    for (const auto& t : a->wrapper_types) known += ", " + t;
   fail("{}: model_type '{}' ({}) is not supported; supported: {}. A new family is one file in "
        "src/arch/ plus a registry line",
        (dir / "config.json").string(), model_type, architecture.empty() ? "no architectures" : architecture,
@@ -44,7 +106,7 @@ const ArchSpec& ModelConfig::require_arch() const {
 }
 
 int64_t ModelConfig::default_seqlen() const {
-  JsonObject cfg(raw, "config.json");
+  JsonObject cfg(text_raw.is_null() ? raw : text_raw, "config.json");
   const auto n = cfg.first_integer({"max_position_embeddings", "seq_length", "n_positions"});
   return std::min<int64_t>(4028, n.value_or(2048));
 }

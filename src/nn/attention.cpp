@@ -10,13 +10,7 @@
 namespace gptq::nn {
 
 void causal_softmax_inplace(float* s, int64_t tokens) {
-  for (int64_t i = 0; i < tokens; ++i) {
-    float* row = s + i * tokens;
-    const float mx = max_value(row, i + 1);
-    const float inv = static_cast<float>(1.0 / exp_shifted(row, i + 1, mx, row));
-    for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
-    std::fill(row + i + 1, row + tokens, 0.0f);
-  }
+  offset_causal_softmax_inplace(s, tokens, 0);
 }
 
 void causal_attention(const AttentionShape& shape, const HeadsView& q, const HeadsView& k,
@@ -32,7 +26,7 @@ void causal_attention(const AttentionShape& shape, const HeadsView& q, const Hea
                 static_cast<int>(d), shape.scale, q.head(h), static_cast<int>(q.row_stride),
                 k.head(g), static_cast<int>(k.row_stride), 0.0f, scores.data(),
                 static_cast<int>(t));
-    causal_softmax_inplace(scores.data(), t);
+    offset_causal_softmax_inplace(scores.data(), t, 0, shape.window, shape.softcap);
     // O_h = P V_g, written into the head's columns of out.
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(t), static_cast<int>(d),
                 static_cast<int>(t), 1.0f, scores.data(), static_cast<int>(t), v.head(g),
@@ -40,14 +34,20 @@ void causal_attention(const AttentionShape& shape, const HeadsView& q, const Hea
   }
 }
 
-void offset_causal_softmax_inplace(float* s, int64_t rows, int64_t past) {
+void offset_causal_softmax_inplace(float* s, int64_t rows, int64_t past, int64_t window,
+                                   float softcap) {
   const int64_t cols = past + rows;
   for (int64_t i = 0; i < rows; ++i) {
     float* row = s + i * cols;
-    const int64_t n = past + i + 1;
-    const float mx = max_value(row, n);
-    const float inv = static_cast<float>(1.0 / exp_shifted(row, n, mx, row));
-    for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+    const int64_t n = past + i + 1;  // columns up to and including the query's position
+    const int64_t lo = window > 0 ? std::max<int64_t>(0, n - window) : 0;
+    float* span = row + lo;
+    if (softcap > 0)
+      for (int64_t j = 0; j < n - lo; ++j) span[j] = softcap * std::tanh(span[j] / softcap);
+    const float mx = max_value(span, n - lo);
+    const float inv = static_cast<float>(1.0 / exp_shifted(span, n - lo, mx, span));
+    for (int64_t j = 0; j < n - lo; ++j) span[j] *= inv;
+    std::fill(row, row + lo, 0.0f);
     std::fill(row + n, row + cols, 0.0f);
   }
 }
@@ -66,7 +66,7 @@ void cached_causal_attention(const AttentionShape& shape, const HeadsView& q, co
                 static_cast<int>(d), shape.scale, q.head(h), static_cast<int>(q.row_stride),
                 k.head(g), static_cast<int>(k.row_stride), 0.0f, scores.data(),
                 static_cast<int>(n));
-    offset_causal_softmax_inplace(scores.data(), t, past);
+    offset_causal_softmax_inplace(scores.data(), t, past, shape.window, shape.softcap);
     // O_h = P V_g  [t, d]
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(t), static_cast<int>(d),
                 static_cast<int>(n), 1.0f, scores.data(), static_cast<int>(n), v.head(g),

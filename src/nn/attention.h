@@ -23,7 +23,9 @@ struct HeadsView {
 
 struct AttentionShape {
   int64_t heads = 0, kv_heads = 0, head_dim = 0;
-  float scale = 1.0f;  // usually 1 / sqrt(head_dim)
+  float scale = 1.0f;   // usually 1 / sqrt(head_dim)
+  float softcap = 0;    // > 0: scores = softcap * tanh(scores / softcap) (Gemma 2), before the mask
+  int64_t window = 0;   // > 0: query at position p sees keys p - window + 1 .. p (sliding window)
 };
 
 // out [T, heads * head_dim]; `scores` is scratch, resized to T * T.
@@ -32,6 +34,10 @@ void causal_attention(const AttentionShape& shape, const HeadsView& q, const Hea
 
 // Row-wise causal softmax of s [T, T] in place: row i over columns 0..i, columns > i set to 0.
 void causal_softmax_inplace(float* s, int64_t tokens);
+// Whether a query at position q sees the key at position k (causal, sliding window).
+inline bool attends(int64_t q, int64_t k, int64_t window) {
+  return k <= q && (window <= 0 || q - k < window);
+}
 
 // Incremental (KV-cached) form: `tokens` new queries at positions past..past+tokens-1 attend to
 // the keys / values of positions 0..past+tokens-1 (k and v hold all of them, the new ones
@@ -42,8 +48,10 @@ void cached_causal_attention(const AttentionShape& shape, const HeadsView& q, co
                              const HeadsView& v, int64_t past, int64_t tokens, float* out,
                              std::vector<float>& scores);
 
-// Row-wise softmax of s [rows, past + rows] in place: row i over columns 0..past+i, the columns
-// after it set to 0.
-void offset_causal_softmax_inplace(float* s, int64_t rows, int64_t past);
+// Row-wise softmax of s [rows, past + rows] in place: row i over columns lo..past+i, the other
+// columns set to 0; lo = 0, or past + i - window + 1 with a sliding window. softcap > 0 caps the
+// scores first (softcap * tanh(s / softcap)).
+void offset_causal_softmax_inplace(float* s, int64_t rows, int64_t past, int64_t window = 0,
+                                   float softcap = 0);
 
 }  // namespace gptq::nn

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <optional>
 
 #include "io/safetensors.h"
 #include "nn/activation.h"
@@ -22,10 +23,12 @@ namespace gptq {
 namespace {
 
 // What a linear computes inside the block (from the BlockLayout names).
-enum class Role { kQ, kK, kV, kQkv, kO, kGate, kUp, kDown };
+enum class Role { kQ, kK, kV, kQkv, kO, kGate, kUp, kDown, kGateUp };
+constexpr int kNumRoles = 9;
 
 struct Slot {
   std::string name;  // local, e.g. "self_attn.q_proj"
+  std::string capture_key;  // input group: linears reading the same rows share it
   LinearKind kind = LinearKind::kLinear;
   LinearGroup group = LinearGroup::kAttnIn;
   Role role = Role::kQ;
@@ -49,7 +52,8 @@ LinearGroup parse_group(const std::string& g, const std::string& arch, const std
 Role role_of(const BlockLayout& b, const std::string& name, const std::string& arch) {
   const std::pair<const std::string*, Role> roles[] = {
       {&b.q, Role::kQ}, {&b.k, Role::kK},       {&b.v, Role::kV},   {&b.qkv, Role::kQkv},
-      {&b.o, Role::kO}, {&b.gate, Role::kGate}, {&b.up, Role::kUp}, {&b.down, Role::kDown}};
+      {&b.o, Role::kO}, {&b.gate, Role::kGate}, {&b.up, Role::kUp}, {&b.down, Role::kDown},
+      {&b.gate_up, Role::kGateUp}};
   for (const auto& [n, r] : roles)
     if (!n->empty() && *n == name) return r;
   fail("architecture '{}': linear '{}' is none of the block layout's modules", arch, name);
@@ -78,6 +82,8 @@ LinearShape linear_shape(Role r, const ModelHparams& hp) {
       return {hp.intermediate, hp.hidden, hp.mlp_bias};
     case Role::kDown:
       return {hp.hidden, hp.intermediate, hp.mlp_bias};
+    case Role::kGateUp:
+      return {2 * hp.intermediate, hp.hidden, hp.mlp_bias};
   }
   return {0, 0, false};
 }
@@ -100,15 +106,20 @@ struct BlockForward::Impl {
   int64_t index = 0;
   std::string prefix;
   nn::Norm attn_norm, mlp_norm;
+  std::optional<nn::Norm> q_norm, k_norm, attn_out_norm, mlp_out_norm;
   std::vector<Slot> slots;  // ArchSpec::linears order
   std::vector<std::string> names;
   std::array<std::vector<std::string>, kNumLinearGroups> groups;
-  std::array<int, 8> by_role{-1, -1, -1, -1, -1, -1, -1, -1};
-  bool rotary_on = false;
-  nn::RotaryTable rotary;
+  std::array<std::string, kNumLinearGroups> group_keys;  // capture key of each stage
+  std::array<int, kNumRoles> by_role{-1, -1, -1, -1, -1, -1, -1, -1, -1};
+  std::unique_ptr<nn::Rope> rope;  // null: no rotary embedding
   nn::AttentionShape attn;
 
   int64_t q_width() const { return hp.heads * hp.head_dim; }
+  bool sliding() const {
+    return hp.sliding_window > 0 && index < static_cast<int64_t>(hp.layer_sliding.size()) &&
+           hp.layer_sliding[static_cast<size_t>(index)];
+  }
 
   Slot& slot(const std::string& name) {
     for (auto& s : slots)
@@ -134,8 +145,17 @@ struct BlockForward::Impl {
     l.forward(x, tokens, y.data());
   }
 
+  // Per-head norm over head_dim of `heads` heads of `tokens` rows of a view, in place.
+  static void norm_heads(const nn::Norm& n, const nn::HeadsView& v, int64_t tokens, int64_t heads) {
+    for (int64_t t = 0; t < tokens; ++t)
+      for (int64_t h = 0; h < heads; ++h) {
+        float* p = v.head(h) + t * v.row_stride;
+        n.apply(p, 1, p);
+      }
+  }
+
   // q, k, v of the state.tokens rows of st.h (the attention input), as views into the scratch
-  // buffers, with rotary applied at positions pos0, pos0 + 1, ...
+  // buffers, with the q/k norms and rotary applied at positions pos0, pos0 + 1, ...
   void project_qkv(const SequenceState& st, int64_t pos0, Scratch& sc, nn::HeadsView& q,
                    nn::HeadsView& k, nn::HeadsView& v) const {
     const int64_t t = st.tokens, d = hp.head_dim, heads = hp.heads, kvh = hp.kv_heads;
@@ -166,21 +186,24 @@ struct BlockForward::Impl {
         break;
       }
     }
-    if (rotary_on) {
-      rotary.apply(q.data, t, heads, q.row_stride, q.head_stride, pos0);
-      rotary.apply(k.data, t, kvh, k.row_stride, k.head_stride, pos0);
+    if (q_norm) norm_heads(*q_norm, q, t, heads);
+    if (k_norm) norm_heads(*k_norm, k, t, kvh);
+    if (rope) {
+      // The RoPE of dynamic NTK / longrope depends on the forward's length (last position + 1).
+      rope->apply(q.data, t, heads, q.row_stride, q.head_stride, pos0, pos0 + t);
+      rope->apply(k.data, t, kvh, k.row_stride, k.head_stride, pos0, pos0 + t);
     }
   }
 
   void load_norm(const TensorStore& store, const std::string& module, NormType type,
-                 nn::Norm& norm) {
-    norm.type = type;
-    norm.dim = hp.hidden;
-    norm.eps = static_cast<float>(hp.norm_eps);
-    const std::string what = type == NormType::kRmsNorm ? "RMSNorm weight" : "LayerNorm weight";
-    norm.weight = nn::load_param(store, prefix + module + ".weight", {hp.hidden}, what);
-    if (type == NormType::kLayerNorm)
-      norm.bias = nn::load_param(store, prefix + module + ".bias", {hp.hidden}, "LayerNorm bias");
+                 nn::Norm& norm, int64_t dim) {
+    norm = nn::load_norm(store, prefix + module, type, dim, static_cast<float>(hp.norm_eps));
+  }
+  void load_optional_norm(const TensorStore& store, const std::string& module, NormType type,
+                          std::optional<nn::Norm>& norm, int64_t dim) {
+    if (module.empty()) return;
+    norm.emplace();
+    load_norm(store, module, type, *norm, dim);
   }
 
   void check_state(const SequenceState& s, const std::vector<float>& v, int64_t width,
@@ -216,12 +239,17 @@ BlockForward::BlockForward(const ModelConfig& config, const TensorStore& store, 
     fail("{}: the per-head fused qkv layout needs as many key-value heads as heads", a.name);
   m.prefix = nn::block_prefix(store, index, options.block_name);
 
-  m.load_norm(store, a.block.attn_norm, a.norm, m.attn_norm);
-  m.load_norm(store, a.block.mlp_norm, a.norm, m.mlp_norm);
+  m.load_norm(store, a.block.attn_norm, a.norm, m.attn_norm, hp.hidden);
+  m.load_norm(store, a.block.mlp_norm, a.norm, m.mlp_norm, hp.hidden);
+  m.load_optional_norm(store, a.block.q_norm, a.norm, m.q_norm, hp.head_dim);
+  m.load_optional_norm(store, a.block.k_norm, a.norm, m.k_norm, hp.head_dim);
+  m.load_optional_norm(store, a.block.attn_out_norm, a.norm, m.attn_out_norm, hp.hidden);
+  m.load_optional_norm(store, a.block.mlp_out_norm, a.norm, m.mlp_out_norm, hp.hidden);
 
   for (const LinearSpec& spec : a.linears) {
     Slot s;
     s.name = spec.name;
+    s.capture_key = spec.input_group;
     s.kind = spec.kind;
     s.group = parse_group(spec.input_group, a.name, spec.name);
     s.role = role_of(a.block, spec.name, a.name);
@@ -238,6 +266,7 @@ BlockForward::BlockForward(const ModelConfig& config, const TensorStore& store, 
     }
     m.by_role[static_cast<int>(s.role)] = static_cast<int>(m.slots.size());
     m.groups[static_cast<int>(s.group)].push_back(s.name);
+    m.group_keys[static_cast<int>(s.group)] = s.capture_key;
     m.names.push_back(s.name);
     m.slots.push_back(std::move(s));
   }
@@ -245,8 +274,9 @@ BlockForward::BlockForward(const ModelConfig& config, const TensorStore& store, 
   const bool separate = a.qkv == QkvLayout::kSeparate;
   const bool qkv_ok =
       separate ? m.has(Role::kQ) && m.has(Role::kK) && m.has(Role::kV) : m.has(Role::kQkv);
+  const bool gated_ok = m.has(Role::kGateUp) || (m.has(Role::kGate) && m.has(Role::kUp));
   const bool mlp_ok =
-      m.has(Role::kUp) && m.has(Role::kDown) && (a.mlp == MlpType::kPlain || m.has(Role::kGate));
+      m.has(Role::kDown) && (a.mlp == MlpType::kPlain ? m.has(Role::kUp) : gated_ok);
   if (!qkv_ok || !m.has(Role::kO) || !mlp_ok)
     fail("architecture '{}': the block's linears ({}) do not cover its qkv / o / MLP layout",
          a.name, fmt::join(m.names, ", "));
@@ -256,14 +286,16 @@ BlockForward::BlockForward(const ModelConfig& config, const TensorStore& store, 
     const auto rot = static_cast<int64_t>(static_cast<double>(hp.head_dim) * hp.rotary_pct);
     if (rot > hp.head_dim) fail("{}: rotary_pct {} exceeds 1", a.name, hp.rotary_pct);
     if (rot > 0) {
-      m.rotary_on = true;
+      // Gemma 3's sliding layers have a RoPE of their own.
+      const RopeSpec& spec = hp.has_rope_local && m.sliding() ? hp.rope_local : hp.rope;
       // Tables up to 8192 positions (later positions are computed on the fly).
-      m.rotary =
-          nn::RotaryTable(rot, hp.rope_theta, std::clamp<int64_t>(hp.max_positions, 1, 8192));
+      m.rope = std::make_unique<nn::Rope>(spec, rot, std::clamp<int64_t>(hp.max_positions, 1, 8192));
     }
   }
-  m.attn = {hp.heads, hp.kv_heads, hp.head_dim,
-            static_cast<float>(1.0 / std::sqrt(static_cast<double>(hp.head_dim)))};
+  const double scale =
+      hp.attn_scale > 0 ? hp.attn_scale : 1.0 / std::sqrt(static_cast<double>(hp.head_dim));
+  m.attn = {hp.heads, hp.kv_heads, hp.head_dim, static_cast<float>(scale),
+            static_cast<float>(hp.attn_softcap), m.sliding() ? hp.sliding_window : 0};
 }
 
 BlockForward::~BlockForward() = default;
@@ -284,6 +316,10 @@ const std::vector<std::string>& BlockForward::group_linears(LinearGroup g) const
 
 LinearGroup BlockForward::group_of(const std::string& local_linear) const {
   return impl_->slot(local_linear).group;
+}
+
+const std::string& BlockForward::capture_key(const std::string& local_linear) const {
+  return impl_->slot(local_linear).capture_key;
 }
 
 std::pair<int64_t, int64_t> BlockForward::linear_dims(const std::string& local_linear) const {
@@ -332,7 +368,15 @@ const LinearOp& BlockForward::linear(const std::string& local_linear) const {
   return impl_->op(s.role);
 }
 
-void BlockForward::run_stage(LinearGroup g, SequenceState& st) const {
+void BlockForward::run_stage(LinearGroup g, SequenceState& st, const CaptureSink& sink) const {
+  compute_stage(g, st);
+  const Impl& m = *impl_;
+  const auto gi = static_cast<size_t>(g);
+  if (sink && !m.groups[gi].empty())
+    sink(m.group_keys[gi], st.h.data(), st.tokens, static_cast<int64_t>(st.h.size()) / st.tokens);
+}
+
+void BlockForward::compute_stage(LinearGroup g, SequenceState& st) const {
   const Impl& m = *impl_;
   const ModelHparams& hp = m.hp;
   const int64_t t = st.tokens, hidden = hp.hidden;
@@ -357,6 +401,7 @@ void BlockForward::run_stage(LinearGroup g, SequenceState& st) const {
       m.check_state(st, st.resid, hidden, "state.resid");
       std::vector<float>& a = scratch().a;
       m.apply(Role::kO, st.h.data(), t, a);
+      if (m.attn_out_norm) m.attn_out_norm->apply(a.data(), t, a.data());
       if (hp.parallel_residual) {
         st.aux.swap(a);  // added in finish(): x + attn(ln1(x)) + mlp(ln2(x))
       } else {
@@ -372,8 +417,21 @@ void BlockForward::run_stage(LinearGroup g, SequenceState& st) const {
       std::vector<float>& first = sc.a;
       if (m.arch->mlp == MlpType::kGated) {
         std::vector<float>& up = sc.b;
-        m.apply(Role::kGate, st.h.data(), t, first);
-        m.apply(Role::kUp, st.h.data(), t, up);
+        if (m.has(Role::kGateUp)) {
+          // Phi-3: [gate | up] = gate_up(h), gate = first half of each row.
+          m.apply(Role::kGateUp, st.h.data(), t, sc.q);
+          const int64_t inter = hp.intermediate;
+          first.resize(static_cast<size_t>(t * inter));
+          up.resize(static_cast<size_t>(t * inter));
+          for (int64_t r = 0; r < t; ++r) {
+            const float* row = sc.q.data() + r * 2 * inter;
+            std::copy(row, row + inter, first.data() + r * inter);
+            std::copy(row + inter, row + 2 * inter, up.data() + r * inter);
+          }
+        } else {
+          m.apply(Role::kGate, st.h.data(), t, first);
+          m.apply(Role::kUp, st.h.data(), t, up);
+        }
         nn::gated_activation_inplace(hp.act, first.data(), up.data(),
                                      static_cast<int64_t>(first.size()));
       } else {
@@ -392,6 +450,7 @@ void BlockForward::finish(SequenceState& st) const {
   m.check_state(st, st.resid, m.hp.hidden, "state.resid");
   std::vector<float>& out = scratch().a;
   m.apply(Role::kDown, st.h.data(), st.tokens, out);
+  if (m.mlp_out_norm) m.mlp_out_norm->apply(out.data(), st.tokens, out.data());
   const size_t n = st.resid.size();
   if (m.hp.parallel_residual) {
     m.check_state(st, st.aux, m.hp.hidden, "state.aux (attention output)");

@@ -1,31 +1,32 @@
-// The forward pass of one transformer block, split into stages so that GPTQ can take each
-// linear group's Hessian with the earlier groups already quantized while running every
-// calibration sequence through the block only once (Optimum's true-sequential semantics).
+// The forward pass of one transformer block, split into stages so that GPTQ can take the
+// Hessians of the linears of each stage with the earlier stages already quantized while running
+// every calibration sequence through the block only once (Optimum's true-sequential semantics).
 //
-// Every supported block has the same four linear groups, in this order:
-//   kAttnIn  (q, k, v  or fused qkv)   input: attn_norm(x)
-//   kAttnOut (o / dense / out_proj)    input: attention output (heads concatenated)
-//   kMlpIn   (gate, up  or fc1)        input: mlp_norm(x + attn)  (parallel residual: mlp_norm(x))
-//   kMlpMid  (down / fc2)              input: act(gate) * up  or  act(fc1)
-// run_stage(g, state) computes the input of group g from the state left by stage g-1 (stage 0
-// starts from the block input); finish(state) applies the last group and the residual and leaves
-// the block output in state.resid.
+// Every supported block has four stages, each ending where a set of linears reads its input:
+//   kAttnIn  (q, k, v  or fused qkv)          input: attn_norm(x)
+//   kAttnOut (o / dense / out_proj)           input: attention output (heads concatenated)
+//   kMlpIn   (gate, up, fused gate_up or fc1) input: mlp_norm(x + attn)  (parallel: mlp_norm(x))
+//   kMlpMid  (down / fc2)                     input: act(gate) * up  or  act(fc1)
+// run_stage(g, state, sink) computes the input of stage g from the state left by stage g-1
+// (stage 0 starts from the block input) and reports the input rows of each linear of the stage
+// to `sink`, under the linear's capture key (linears that read the same rows share one key, e.g.
+// "attn_in" for q/k/v): the caller owns what it makes of them (the Hessians). finish(state)
+// applies the last stage's linears and the residual and leaves the block output in state.resid.
 //
-// Usage: state.tokens = T; state.resid = block input [T, hidden]; then run_stage(kAttnIn),
-// run_stage(kAttnOut), run_stage(kMlpIn), run_stage(kMlpMid) (each leaves the input of that group
-// in state.h, where a hook may read it, e.g. for the Hessians), finish() -> state.resid = output.
 // What each stage does (transformers semantics, fp32):
 //   kAttnIn : h = attn_norm(resid)                       (resid keeps the block input x)
-//   kAttnOut: q, k, v = attn_in linears(h); rotary on q, k; causal GQA attention;
-//             h = heads concatenated [T, heads * head_dim]
-//   kMlpIn  : a = o(h); sequential: resid += a, h = mlp_norm(resid);
+//   kAttnOut: q, k, v = attn_in linears(h); optional per-head q/k norms; RoPE on q, k; causal
+//             GQA attention (optional soft-capping and sliding window); h = heads concatenated
+//   kMlpIn  : a = o(h) (optional attn_out_norm(a)); sequential: resid += a, h = mlp_norm(resid);
 //             parallel residual: aux = a, h = mlp_norm(resid)
-//   kMlpMid : gated: h = act(gate(h)) * up(h); plain: h = act(fc1(h))
-//   finish  : m = down(h); resid += m (parallel: resid = (m + aux) + resid)
+//   kMlpMid : gated: h = act(gate(h)) * up(h) (fused: [gate | up] = gate_up(h));
+//             plain: h = act(fc1(h))
+//   finish  : m = down(h) (optional mlp_out_norm(m)); resid += m (parallel: (m + aux) + resid)
 // The linears used are the current ones (after set_weight / set_linear).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -60,6 +61,10 @@ struct SequenceState {
   std::vector<float> aux;    // [T, hidden]: attention output kept for the parallel residual
 };
 
+// Receives the input rows [n_rows, width] of the linears with capture key `key`.
+using CaptureSink =
+    std::function<void(const std::string& key, const float* rows, int64_t n_rows, int64_t width)>;
+
 struct BlockOptions {
   // false: the linears are not loaded (e.g. a quantized checkpoint): each must be given with
   // set_linear() before the block runs; norms and biases are still loaded.
@@ -87,6 +92,9 @@ class BlockForward {
   // Linear modules of the block (local names, e.g. "self_attn.q_proj") in each group.
   const std::vector<std::string>& group_linears(LinearGroup g) const;
   LinearGroup group_of(const std::string& local_linear) const;
+  // The key under which run_stage reports the input rows of a linear (shared by the linears that
+  // read the same rows).
+  const std::string& capture_key(const std::string& local_linear) const;
 
   // {out_features N, in_features K} of a linear, as the architecture defines it.
   std::pair<int64_t, int64_t> linear_dims(const std::string& local_linear) const;
@@ -103,8 +111,9 @@ class BlockForward {
   // The linear as the forward uses it (throws if it has not been set).
   const LinearOp& linear(const std::string& local_linear) const;
 
-  // stage g in 0..3: compute the input of group g into state.h (width = in_features of the group).
-  void run_stage(LinearGroup g, SequenceState& state) const;
+  // stage g in 0..3: compute the input of group g into state.h (width = in_features of the group)
+  // and report it to `sink` (if given) under the capture key of each linear of the group.
+  void run_stage(LinearGroup g, SequenceState& state, const CaptureSink& sink = {}) const;
   // Applies kMlpMid and the residual: the block output ends in state.resid.
   void finish(SequenceState& state) const;
   // Whole block: x [T, hidden] in place.
@@ -120,6 +129,7 @@ class BlockForward {
   void forward_cached(SequenceState& state, const nn::KvBlockView& kv) const;
 
  private:
+  void compute_stage(LinearGroup g, SequenceState& state) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -1,6 +1,7 @@
 #include "nn/model_forward.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "io/safetensors.h"
@@ -28,25 +29,21 @@ ModelForward::ModelForward(const ModelConfig& config, const TensorStore& store,
          config_.model_type);
   if (block_name_.empty()) block_name_ = nn::detect_block_name(store);
 
+  const ModelLayout names =
+      model_layout(config_, [&](const std::string& n) { return nn::find_param(store, n) != nullptr; });
   vocab_ = hp.vocab;
-  embed_ = nn::load_param(store, a.model.embed + ".weight", {vocab_, hp.hidden}, "token embedding");
-  if (!a.model.pos_embed.empty()) {
+  embed_ = nn::load_param(store, names.embed + ".weight", {vocab_, hp.hidden}, "token embedding");
+  if (!names.pos_embed.empty()) {
     pos_rows_ = hp.max_positions + hp.pos_offset;
-    pos_embed_ = nn::load_param(store, a.model.pos_embed + ".weight", {pos_rows_, hp.hidden},
+    pos_embed_ = nn::load_param(store, names.pos_embed + ".weight", {pos_rows_, hp.hidden},
                                 "learned position embedding");
   }
-  nn::Norm& fn = final_norm_->norm;
-  fn.type = a.norm;
-  fn.dim = hp.hidden;
-  fn.eps = static_cast<float>(hp.norm_eps);
-  fn.weight =
-      nn::load_param(store, a.model.final_norm + ".weight", {hp.hidden}, "final norm weight");
-  if (a.norm == NormType::kLayerNorm)
-    fn.bias = nn::load_param(store, a.model.final_norm + ".bias", {hp.hidden}, "final norm bias");
+  final_norm_->norm =
+      nn::load_norm(store, names.final_norm, a.norm, hp.hidden, static_cast<float>(hp.norm_eps));
   // transformers ties lm_head to the input embedding when tie_word_embeddings is set; a checkpoint
   // without the head tensor is tied too.
-  const std::string head_name = a.model.lm_head + ".weight";
-  if (!hp.tie_word_embeddings && !a.model.lm_head.empty() && nn::find_param(store, head_name))
+  const std::string head_name = names.lm_head + ".weight";
+  if (!hp.tie_word_embeddings && !names.lm_head.empty() && nn::find_param(store, head_name))
     lm_head_ = nn::load_param(store, head_name, {vocab_, hp.hidden}, "LM head");
 
   if (options.load_blocks) {
@@ -77,7 +74,10 @@ void ModelForward::embed(const int32_t* ids, int64_t tokens, float* x, int64_t p
       fail("token id {} at position {} is outside the vocabulary [0, {})", id, t, vocab_);
     const float* e = embed_.data() + static_cast<int64_t>(id) * d;
     float* xr = x + t * d;
-    if (pos_embed_.empty()) {
+    if (config_.hp.embed_scale > 0) {  // Gemma: inputs_embeds * normalizer
+      const auto scale = static_cast<float>(config_.hp.embed_scale);
+      for (int64_t i = 0; i < d; ++i) xr[i] = e[i] * scale;
+    } else if (pos_embed_.empty()) {
       std::copy(e, e + d, xr);
     } else {
       const float* p = pos_embed_.data() + (pos0 + t + config_.hp.pos_offset) * d;
@@ -93,6 +93,8 @@ void ModelForward::head(const float* x, int64_t rows, float* logits) const {
   final_norm_->norm.apply(x, rows, normed.data());
   const std::vector<float>& w = lm_head_.empty() ? embed_ : lm_head_;
   nn::linear_forward(normed.data(), rows, w.data(), nullptr, vocab_, d, logits);
+  if (const auto cap = static_cast<float>(config_.hp.final_softcap); cap > 0)  // Gemma 2
+    for (int64_t i = 0; i < rows * vocab_; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
 }
 
 bool ModelForward::blocks_resident() const {

@@ -45,7 +45,7 @@ void layer_norm(const float* x, int64_t rows, int64_t dim, const float* w, const
 }
 
 void Norm::apply(const float* x, int64_t rows, float* y) const {
-  if (type == NormType::kRmsNorm)
+  if (type != NormType::kLayerNorm)  // kRmsNormUnitOffset holds 1 + w (nn::load_norm)
     rms_norm(x, rows, dim, weight.data(), eps, y);
   else
     layer_norm(x, rows, dim, weight.data(), bias.empty() ? nullptr : bias.data(), eps, y);

@@ -1,5 +1,7 @@
 #include "nn/weight_loader.h"
 
+#include "nn/norm.h"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -91,6 +93,20 @@ std::string detect_block_name(const TensorStore& store) {
 
 std::string block_prefix(const TensorStore& store, int64_t index, const std::string& block_name) {
   return fmt::format("{}.{}.", block_name.empty() ? detect_block_name(store) : block_name, index);
+}
+
+Norm load_norm(const TensorStore& store, const std::string& module, NormType type, int64_t dim,
+               float eps) {
+  Norm n;
+  n.type = type;
+  n.dim = dim;
+  n.eps = eps;
+  const char* what = type == NormType::kLayerNorm ? "LayerNorm weight" : "RMSNorm weight";
+  n.weight = load_param(store, module + ".weight", {dim}, what);
+  if (type == NormType::kRmsNormUnitOffset)
+    for (float& w : n.weight) w = 1.0f + w;  // Gemma: output * (1.0 + self.weight.float())
+  if (type == NormType::kLayerNorm) n.bias = load_param(store, module + ".bias", {dim}, "LayerNorm bias");
+  return n;
 }
 
 }  // namespace gptq::nn

@@ -24,6 +24,12 @@ const TensorInfo* find_param(const TensorStore& store, const std::string& name);
 std::vector<float> load_param(const TensorStore& store, const std::string& name,
                               const std::vector<int64_t>& shape, const std::string& what);
 
+// A norm module `module` (".weight", and ".bias" for LayerNorm) over `dim` features. Gemma's
+// (1 + w) RMSNorm keeps 1 + w, computed in fp32 as transformers does.
+struct Norm;
+Norm load_norm(const TensorStore& store, const std::string& module, NormType type, int64_t dim,
+               float eps);
+
 // The header of a linear module's weight, checked without reading it: present, floating point,
 // and stored as `kind` stores W [n, k] (Linear [n, k], Conv1D [k, n], 1x1 Conv2d [n, k, 1, 1]).
 // Throws gptq::Error naming the tensor and the shape config.json implies.

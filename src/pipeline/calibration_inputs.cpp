@@ -23,12 +23,14 @@ void tensor_row_to_f32(const TensorInfo& t, int64_t row, float* out) {
 
 std::vector<std::vector<float>> embed_sequences(const ModelConfig& config, const TensorStore& store,
                                                 const std::vector<TokenSequence>& seqs) {
-  const ArchSpec& arch = config.require_arch();
+  config.require_arch();
   const int64_t hidden = config.hp.hidden;
-  const TensorInfo& tok = store.get(arch.model.embed + ".weight");
+  const ModelLayout names = model_layout(config, [&](const std::string& n) { return store.find(n) != nullptr; });
+  const TensorInfo& tok = store.get(names.embed + ".weight");
   if (tok.shape.size() != 2 || tok.shape[1] != hidden)
     fail("{}: expected [vocab, {}], got {}", tok.name, hidden, tok.shape_str());
-  const TensorInfo* pos = arch.model.pos_embed.empty() ? nullptr : &store.get(arch.model.pos_embed + ".weight");
+  const TensorInfo* pos = names.pos_embed.empty() ? nullptr : &store.get(names.pos_embed + ".weight");
+  const auto scale = static_cast<float>(config.hp.embed_scale);
   std::vector<std::vector<float>> out;
   std::vector<float> row(static_cast<size_t>(hidden));
   for (const auto& ids : seqs) {
@@ -37,6 +39,8 @@ std::vector<std::vector<float>> embed_sequences(const ModelConfig& config, const
     for (int64_t t = 0; t < T; ++t) {
       float* xt = x.data() + t * hidden;
       tensor_row_to_f32(tok, ids[static_cast<size_t>(t)], xt);
+      if (scale > 0)  // Gemma: inputs_embeds * normalizer
+        for (int64_t i = 0; i < hidden; ++i) xt[i] *= scale;
       if (pos) {
         const int64_t p = t + config.hp.pos_offset;
         if (p >= pos->shape[0])

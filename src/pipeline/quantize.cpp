@@ -431,33 +431,40 @@ void QuantizeRun::quantize_block(int64_t b) {
       reset_states();
       next_stage = 0;
     }
-    std::map<int, std::vector<float>> hessian_of_stage;
+    // One Hessian per capture key (the linears reading the same rows share it), from the rows the
+    // block reports to the sink.
+    std::map<std::string, std::vector<float>> hessian_of_key;
+    auto hessian_of = [&](const std::string& layer) -> const std::vector<float>* {
+      return &hessian_of_key.at(bf.capture_key(layer));
+    };
     while (next_stage <= pass.last_stage) {
       const int s = next_stage++;
       bool need = false;
       for (const auto& g : pass.groups)
         for (int st : g.stages) need |= st == s;
-      std::unique_ptr<HessianAccumulator> acc;
+      std::map<std::string, std::unique_ptr<HessianAccumulator>> acc;
+      CaptureSink sink;
+      if (need)
+        sink = [&](const std::string& key, const float* rows, int64_t n, int64_t width) {
+          auto& a = acc[key];
+          if (!a) a = std::make_unique<HessianAccumulator>(width);
+          a->add(rows, n, 1);
+          flops_ += static_cast<double>(n) * width * width;  // syrk: T K^2 (symmetric half)
+        };
       for (auto& st : states) {
-        bf.run_stage(static_cast<LinearGroup>(s), st);
+        bf.run_stage(static_cast<LinearGroup>(s), st, sink);
         flops_ += stage_flops(s, st.tokens);
-        if (!need) continue;
-        const int64_t width = static_cast<int64_t>(st.h.size()) / st.tokens;
-        if (!acc) acc = std::make_unique<HessianAccumulator>(width);
-        acc->add(st.h.data(), st.tokens, 1);
-        flops_ += static_cast<double>(st.tokens) * width * width;  // syrk: T K^2 (symmetric half)
       }
-      if (need) hessian_of_stage[s] = acc->finalize();
+      for (auto& [key, a] : acc) hessian_of_key[key] = a->finalize();
       if (pass.single_stage_groups) {
         for (const auto& g : pass.groups)
           if (g.stages[0] == s)
-            for (const auto& name : g.layers) state_.layers.push_back(quantize_layer(*layers.at(name), bf, &hessian_of_stage[s]));
+            for (const auto& name : g.layers) state_.layers.push_back(quantize_layer(*layers.at(name), bf, hessian_of(name)));
       }
     }
     if (!pass.single_stage_groups) {
       for (const auto& g : pass.groups)
-        for (size_t i = 0; i < g.layers.size(); ++i)
-          state_.layers.push_back(quantize_layer(*layers.at(g.layers[i]), bf, &hessian_of_stage[g.stages[i]]));
+        for (const auto& name : g.layers) state_.layers.push_back(quantize_layer(*layers.at(name), bf, hessian_of(name)));
       stale = true;
     }
   }

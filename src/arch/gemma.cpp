@@ -1,0 +1,39 @@
+// GemmaForCausalLM (Gemma 1): the Llama block with Gemma's RMSNorm y = norm(x) * (1 + w),
+// embeddings times sqrt(hidden_size) rounded to the model dtype, GeGLU MLP
+// (hidden_activation, gelu_pytorch_tanh when unset: hidden_act is ignored as in transformers),
+// explicit head_dim, tied head.
+#include "arch/archs.h"
+#include "arch/gemma_common.h"
+#include "arch/hparams_util.h"
+
+namespace gptq {
+
+ModelHparams read_gemma_common(const nlohmann::json& config) {
+  const JsonObject cfg(config, "config.json");
+  ModelHparams h = read_llama_like_hparams(config);
+  h.act = parse_activation(cfg, "hidden_activation", "gelu_pytorch_tanh");
+  h.tie_word_embeddings = cfg.boolean_or("tie_word_embeddings", true);
+  h.embed_scale = gemma_embed_scale(cfg, h.hidden);
+  return h;
+}
+
+ArchSpec gemma_spec_base() {
+  ArchSpec s = arch_llama();
+  s.norm = NormType::kRmsNormUnitOffset;
+  s.wrapper_types = {};
+  s.text_defaults = "{}";
+  return s;
+}
+
+const ArchSpec& arch_gemma() {
+  static const ArchSpec spec = [] {
+    ArchSpec s = gemma_spec_base();
+    s.name = "gemma";
+    s.model_types = {"gemma"};
+    s.read_hparams = read_gemma_common;
+    return s;
+  }();
+  return spec;
+}
+
+}  // namespace gptq
