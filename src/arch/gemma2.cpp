@@ -25,7 +25,7 @@ void read_gemma2_attention(ModelHparams& h, const nlohmann::json& config, int64_
 
 namespace {
 ModelHparams read_gemma2_hparams(const nlohmann::json& config) {
-  ModelHparams h = read_gemma_common(config);
+  ModelHparams h = read_gemma_common(config, "hidden_activation");
   read_gemma2_attention(h, config, 2);
   return h;
 }

@@ -2,7 +2,8 @@
 // the Gemma 2 block plus per-head q_norm / k_norm ((1 + w) RMSNorm) before RoPE, five sliding
 // layers per global one (sliding_window_pattern, or layer_types), the sliding layers with their
 // own default RoPE (rope_local_base_freq) and the global ones with rope_theta + rope_scaling;
-// transformers 5 gives both as rope_parameters per layer type.
+// transformers 5 gives both as rope_parameters per layer type. attn_logit_softcapping is never
+// applied; final_logit_softcapping only by Gemma3ForCausalLM (not inside multimodal checkpoints).
 #include "arch/archs.h"
 #include "arch/gemma_common.h"
 #include "arch/hparams_util.h"
@@ -13,8 +14,9 @@ namespace gptq {
 namespace {
 ModelHparams read_gemma3_hparams(const nlohmann::json& config) {
   const JsonObject cfg(config, "config.json");
-  ModelHparams h = read_gemma_common(config);
+  ModelHparams h = read_gemma_common(config, "hidden_activation");
   read_gemma2_attention(h, config, cfg.integer_or("sliding_window_pattern", 6));
+  h.attn_softcap = 0;  // Gemma3Attention passes no softcap, whatever attn_logit_softcapping says
   h.has_rope_local = true;
   if (has_per_layer_type_rope(cfg)) {
     h.rope = read_rope(cfg, 1000000.0, "full_attention");
@@ -40,6 +42,7 @@ const ArchSpec& arch_gemma3() {
     s.block.mlp_out_norm = "post_feedforward_layernorm";
     s.read_hparams = read_gemma3_hparams;
     s.wrapper_types = {"gemma3"};
+    s.wrapper_overrides = R"({"final_logit_softcapping": null})";
     // transformers' Gemma3TextConfig defaults (the text_config of gemma-3-4b-it and larger
     // lists only a few keys)
     s.text_defaults = R"({"vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216,

@@ -5,8 +5,9 @@
 
 namespace gptq {
 
-// Llama-like keys plus Gemma's: hidden_activation, tied head by default, embedding scale.
-ModelHparams read_gemma_common(const nlohmann::json& config);
+// Llama-like keys plus Gemma's: the MLP activation (from `activation_key`), tied head by
+// default, embedding scale.
+ModelHparams read_gemma_common(const nlohmann::json& config, const char* activation_key);
 // The Llama layout with Gemma's (1 + w) RMSNorm.
 ArchSpec gemma_spec_base();
 // Gemma 2/3: attention scale query_pre_attn_scalar^-0.5, soft-capping, sliding layers by

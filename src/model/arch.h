@@ -114,6 +114,9 @@ struct ArchSpec {
   // text_defaults underneath: the keys transformers' config class supplies when absent.
   std::vector<std::string> wrapper_types;
   const char* text_defaults = "{}";
+  // Keys forced on the language model of such a wrapper (what its ForConditionalGeneration
+  // class does not apply, e.g. Gemma 3's final soft-capping).
+  const char* wrapper_overrides = "{}";
 
   // How the linear `local` (e.g. "attn.c_attn") stores its weight; kLinear if not listed.
   LinearKind linear_kind(const std::string& local) const {

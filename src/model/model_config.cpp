@@ -30,9 +30,16 @@ void load_text_tower(ModelConfig& c, const ArchSpec& wrapper_default) {
   }
   nlohmann::json merged = nlohmann::json::parse(arch->text_defaults);
   for (const auto& [k, v] : text.items()) merged[k] = v;
-  // Keys transformers reads from the whole model's config when the text part lacks them.
-  for (const char* key : {"torch_dtype", "dtype", "tie_word_embeddings"})
-    if (!merged.contains(key) && c.raw.contains(key)) merged[key] = c.raw.at(key);
+  // Keys transformers reads from the whole model's config when the text part lacks them; the head
+  // is tied when either config says so.
+  for (const char* key : {"torch_dtype", "dtype"})
+    if (!text.contains(key) && c.raw.contains(key)) merged[key] = c.raw.at(key);
+  if (nested && c.raw.contains("tie_word_embeddings")) {
+    const auto& t = c.raw.at("tie_word_embeddings");
+    if (t.is_boolean() && t.get<bool>()) merged["tie_word_embeddings"] = true;
+  }
+  const nlohmann::json overrides = nlohmann::json::parse(arch->wrapper_overrides);
+  for (auto it = overrides.begin(); it != overrides.end(); ++it) merged[it.key()] = it.value();
   c.arch = arch;
   c.text_tower = true;
   c.text_raw = std::move(merged);

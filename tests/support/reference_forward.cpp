@@ -184,8 +184,8 @@ double or_default(const std::optional<double>& v, double def) {
 // RotaryEmbeddingConfigMixin.standardize_rope_params (modeling_rope_utils.py) for one dict, after
 // the family's convert_rope_params_to_dict has filled rope_theta. `cfg` is the text config (with
 // class defaults merged), `raw` the config.json text dict (to tell present keys from defaults).
-RopeSpec standardize_rope(json d, const json& cfg, const json& raw, const std::string& type) {
-  RopeSpec r;
+RefRopeSpec standardize_rope(json d, const json& cfg, const json& raw, const std::string& type) {
+  RefRopeSpec r;
   const std::string t = d.value(
       "rope_type", d.contains("type") ? d.at("type").get<std::string>() : std::string("default"));
   r.type = t;
@@ -305,7 +305,7 @@ Vec default_inv_freq(double base, int64_t dim) {
 }
 
 // _compute_yarn_parameters.
-RopeFrequencies yarn(const RopeSpec& r, int64_t dim, int64_t max_positions) {
+RopeFrequencies yarn(const RefRopeSpec& r, int64_t dim, int64_t max_positions) {
   const int64_t original = *r.original_max_position_embeddings;
   const double factor = r.factor ? *r.factor : static_cast<double>(max_positions) / original;
   auto get_mscale = [](double scale, double mscale) {
@@ -341,7 +341,7 @@ RopeFrequencies yarn(const RopeSpec& r, int64_t dim, int64_t max_positions) {
 }
 
 // _compute_longrope_parameters (seq_len as longrope_frequency_update passes it).
-RopeFrequencies longrope(const RopeSpec& r, int64_t dim, int64_t max_positions, int64_t seq_len) {
+RopeFrequencies longrope(const RefRopeSpec& r, int64_t dim, int64_t max_positions, int64_t seq_len) {
   const int64_t original = *r.original_max_position_embeddings;
   const double factor = r.factor ? *r.factor : static_cast<double>(max_positions) / original;
   RopeFrequencies out;
@@ -362,7 +362,7 @@ RopeFrequencies longrope(const RopeSpec& r, int64_t dim, int64_t max_positions, 
 }
 
 // _compute_llama3_parameters.
-Vec llama3(const RopeSpec& r, int64_t dim) {
+Vec llama3(const RefRopeSpec& r, int64_t dim) {
   Vec inv = default_inv_freq(r.theta, dim);
   const double factor = *r.factor, low = *r.low_freq_factor, high = *r.high_freq_factor;
   const double old_context = static_cast<double>(*r.original_max_position_embeddings);
@@ -409,7 +409,7 @@ void apply_rope(double* v, const Vec& cos, const Vec& sin) {
 // ---------------------------------------------------------------------------------------------
 // Public helpers
 
-RopeFrequencies rope_frequencies(const RopeSpec& r, int64_t head_dim,
+RopeFrequencies rope_frequencies(const RefRopeSpec& r, int64_t head_dim,
                                  int64_t max_position_embeddings, int64_t seq_len) {
   // dim = int(head_dim * partial_rotary_factor)
   const auto dim = static_cast<int64_t>(static_cast<double>(head_dim) * r.partial_rotary_factor);
@@ -553,7 +553,7 @@ TextSpec text_spec(const json& config) {
       s.rope[lt] = standardize_rope(per[lt], cfg, raw, type);
   } else {
     const double default_theta = s.family == "qwen2" && type != "qwen2" ? 1e6 : 1e4;
-    const RopeSpec r = standardize_rope(rope_dict(raw, default_theta), cfg, raw, type);
+    const RefRopeSpec r = standardize_rope(rope_dict(raw, default_theta), cfg, raw, type);
     s.rope["full_attention"] = s.rope["sliding_attention"] = r;
   }
 

@@ -36,7 +36,7 @@ namespace gptq::testing {
 // One rope_parameters dict, standardized as RotaryEmbeddingConfigMixin.standardize_rope_params does
 // (rope_scaling or rope_parameters; "type" or "rope_type"; rope_theta and partial_rotary_factor
 // moved in; original_max_position_embeddings filled in for llama3 / yarn / longrope).
-struct RopeSpec {
+struct RefRopeSpec {
   std::string type = "default";  // default, linear, dynamic, yarn, longrope, llama3
   double theta = 10000.0;
   double partial_rotary_factor = 1.0;
@@ -55,7 +55,7 @@ struct RopeFrequencies {
 
 // The inverse frequencies (and attention factor) of `rope` for a head of `head_dim` dims (rotary
 // dims: int(head_dim * partial_rotary_factor)), for a forward over `seq_len` tokens.
-RopeFrequencies rope_frequencies(const RopeSpec& rope, int64_t head_dim,
+RopeFrequencies rope_frequencies(const RefRopeSpec& rope, int64_t head_dim,
                                  int64_t max_position_embeddings, int64_t seq_len);
 
 // The text model's hyperparameters as transformers resolves them from config.json: class
@@ -72,7 +72,7 @@ struct TextSpec {
   std::optional<double> attn_softcap, final_softcap;
   std::optional<int64_t> sliding_window;  // used by the "sliding_attention" layers
   std::vector<std::string> layer_types;   // per layer: full_attention or sliding_attention
-  std::map<std::string, RopeSpec> rope;   // by layer type
+  std::map<std::string, RefRopeSpec> rope;   // by layer type
   double embed_scale = 1.0;               // Gemma: sqrt(hidden) rounded as above
   bool tie_word_embeddings = false;       // the flag the model class reads
   std::string dtype;                      // torch_dtype / dtype ("" when absent)
