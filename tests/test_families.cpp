@@ -252,5 +252,55 @@ INSTANTIATE_TEST_SUITE_P(Published, InspectRealConfig, ::testing::ValuesIn(inspe
   return s;
 });
 
+// ---------------------------------------------------------------------------------------------
+// The CLI on a family checkpoint that has a real tokenizer (tiny-llama's byte-level BPE, the
+// vocabulary resized to it): quantize from text, eval against the float model, generate.
+
+int run(const std::string& cmd, const fs::path& log) {
+  return std::system((cmd + " > " + log.string() + " 2>&1").c_str());
+}
+
+class FamilyCli : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FamilyCli, QuantizeEvalGenerate) {
+  json config = family_config(GetParam());
+  json& text = config.contains("text_config") ? config["text_config"] : config;
+  text["vocab_size"] = 4096;
+  if (config.contains("text_config") && config.contains("vocab_size")) config["vocab_size"] = 4096;
+  const fs::path model = write_tiny(tiny_from_config(config), DType::BF16, 3);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
+    fs::copy_file(fixture_model("tiny-llama") / f, model / f);
+  const fs::path dir = scratch_dir("cli-" + GetParam()), out = dir / "q", log = dir / "log.txt";
+  const std::string exe = GPTQ_EXE;
+  ASSERT_EQ(run(exe + " quantize " + model.string() + " " + out.string() + " --calib " +
+                    fixture_data("calib.txt").string() + " --nsamples 8 --seqlen 40 --group-size 32",
+                log),
+            0)
+      << read_file(log);
+  const std::string qlog = read_file(log);
+  EXPECT_NE(qlog.find(config.contains("vision_config") ? "language_model" : "model.layers.1."), std::string::npos)
+      << qlog;
+  ASSERT_EQ(run(exe + " eval " + out.string() + " --text " + fixture_data("eval.txt").string() +
+                    " --seqlen 40 --max-windows 4 --json --base " + model.string(),
+                log),
+            0)
+      << read_file(log);
+  const std::string elog = read_file(log);
+  const json e = json::parse(elog.substr(elog.find('{')));
+  std::printf("[ %s ] gptq eval: %s\n", GetParam().c_str(), e.dump().c_str());
+  EXPECT_TRUE(e.dump().find("null") == std::string::npos) << e.dump();  // no NaN anywhere
+  ASSERT_EQ(run(exe + " generate " + out.string() +
+                    " --prompt \"And God said\" --max-new-tokens 12 --temperature 0",
+                log),
+            0)
+      << read_file(log);
+  EXPECT_NE(read_file(log).find("And God said"), std::string::npos) << read_file(log);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, FamilyCli,
+                         ::testing::Values("llama3", "qwen3", "gemma2", "gemma3", "phi3_longrope", "starcoder2",
+                                           "mistral3"),
+                         [](const auto& p) { return p.param; });
+
 }  // namespace
 }  // namespace gptq
