@@ -85,6 +85,24 @@ TEST(Calibration, PreTokenizedUsedAsGiven) {
   EXPECT_THROW(load_calibration({f, 1, 8, 0}, nullptr, 10), Error);
 }
 
+// gptq eval --ids reads one id list with the calibration .json reader.
+TEST(Calibration, EvalIdsFile) {
+  const fs::path f = scratch_dir("ids") / "ids.json";
+  std::ofstream(f) << "[3, 1, 4, 1, 5]";
+  EXPECT_EQ(load_token_ids(f, 10), (TokenSequence{3, 1, 4, 1, 5}));
+  std::ofstream(f) << R"({"input_ids": [2, 7], "attention_mask": [1, 1]})";
+  EXPECT_EQ(load_token_ids(f, 10), (TokenSequence{2, 7}));
+  EXPECT_THROW(load_token_ids(f, 5), Error);  // 7 outside a vocabulary of 5
+  for (const char* bad : {"[]", "[[1, 2]]", "[1, -1]", "[1, 3000000000]", "{\"ids\": [1]}", "[1,", "\"12\""}) {
+    std::ofstream(f) << bad;
+    EXPECT_THROW(load_token_ids(f, 10), Error) << bad;
+  }
+  EXPECT_THROW(load_token_ids(scratch_dir("ids") / "missing.json", 10), Error);
+  // The calibration reader refuses repeated keys as well now.
+  std::ofstream(f) << R"([{"input_ids": [1], "input_ids": [2]}])";
+  EXPECT_THROW(load_calibration({f, 1, 8, 0}, nullptr, 10), Error);
+}
+
 TEST(Calibration, BadOptions) {
   const auto tok = Tokenizer::from_model_dir(fixture_model("tiny-llama"));
   EXPECT_THROW(load_calibration({fixture_data("calib.txt"), 0, 128, 0}, tok.get(), 4096), Error);

@@ -19,6 +19,7 @@
 #include <functional>
 #include <map>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
@@ -232,6 +233,16 @@ void edit_config(const fs::path& dir, const std::function<void(json&)>& f) {
 
 const std::string kQ = "model.layers.0.self_attn.q_proj";
 
+// `gptq eval tiny-llama --ids dir/ids.json` with that file holding `ids_json`, plus `extra`.
+std::function<std::vector<std::string>(Env&)> eval_ids_file(std::string ids_json, std::vector<std::string> extra = {}) {
+  return [ids_json, extra](Env& e) {
+    write_text(e.dir / "ids.json", ids_json);
+    std::vector<std::string> args{"eval", fixture_model("tiny-llama").string(), "--ids", (e.dir / "ids.json").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+}
+
 std::vector<CliCase> cases() {
   return {
       // ---- damaged safetensors ----
@@ -430,6 +441,25 @@ std::vector<CliCase> cases() {
                                          fixture_data("eval.txt").string(), "--seqlen", "1"};
        },
        2, {"--seqlen 1", "at least 2"}},
+      // ---- eval --ids ----
+      {"EvalIdsNotJson", eval_ids_file("[1, 2,"), 3, {"ids.json", "not valid JSON"}},
+      {"EvalIdsOutsideVocabulary", eval_ids_file("[1, 2, 4096]"), 3, {"ids.json", "4096", "vocabulary [0, 4096)"}},
+      {"EvalIdsNotIntegers", eval_ids_file("{\"input_ids\": [1, 2.5]}"), 3, {"ids.json", "non-integer", "2.5"}},
+      {"EvalIdsListOfLists", eval_ids_file("[[1, 2], [3]]"), 3, {"ids.json", "one list of token ids"}},
+      {"EvalIdsRepeatedKey", eval_ids_file("{\"input_ids\": [1], \"input_ids\": [2]}"), 3,
+       {"ids.json", "'input_ids' appears twice"}},
+      {"EvalIdsTooDeep", eval_ids_file(std::string(100, '[') + std::string(100, ']')), 3,
+       {"ids.json", "not valid JSON", "nested deeper"}},
+      {"EvalIdsShorterThanWindow", eval_ids_file("[1, 2, 3]"), 3, {"--ids", "3 tokens", "--seqlen 256"}},
+      {"EvalIdsMissing", [](Env& e) {
+         return std::vector<std::string>{"eval", fixture_model("tiny-llama").string(), "--ids",
+                                         (e.dir / "missing.json").string()};
+       },
+       4, {"missing.json", "not found"}},
+      {"EvalIdsAndText", eval_ids_file("[1, 2, 3]", {"--text", fixture_data("eval.txt").string()}), 2,
+       {"--ids", "--text", "gptq eval --help"}},
+      {"EvalNoData", [](Env&) { return std::vector<std::string>{"eval", fixture_model("tiny-llama").string()}; }, 2,
+       {"--text FILE", "--ids FILE.json"}},
       {"InspectMissingModel", [](Env& e) {
          return std::vector<std::string>{"inspect", (e.dir / "nowhere").string()};
        },
@@ -510,6 +540,79 @@ INSTANTIATE_TEST_SUITE_P(Table, BadInput, ::testing::ValuesIn(cases()),
                          [](const auto& param_info) { return param_info.param.name; });
 
 TEST(BadInputTable, HasAtLeastThirtyCases) { EXPECT_GE(cases().size(), 30u); }
+
+// Acceptance of `eval --ids`: the fixture's reference ids of eval.txt give the perplexity of --text.
+TEST(Cli, EvalIdsSamePerplexityAsText) {
+  const fs::path dir = scratch_dir("ids");
+  const std::string model = fixture_model("tiny-llama").string();
+  const std::vector<std::string> common{"--seqlen", "256", "--max-windows", "6", "--json"};
+  auto eval = [&](const std::string& flag, const fs::path& file) {
+    std::vector<std::string> args{"eval", model, flag, file.string()};
+    args.insert(args.end(), common.begin(), common.end());
+    const RunResult r = run_gptq(args, dir);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return json::parse(r.out);
+  };
+  const json text = eval("--text", fixture_data("eval.txt"));
+  const json ids = eval("--ids", fixture_model("tiny-llama") / "reference" / "eval_ids.json");
+  EXPECT_EQ(ids.at("tokens"), text.at("tokens"));
+  EXPECT_EQ(ids.at("windows"), 6);
+  EXPECT_EQ(ids.at("ppl").get<double>(), text.at("ppl").get<double>());  // same ids, same windows: same bits
+  // {"input_ids": [...]} (a tokenizer's output) reads the same.
+  const json list = json::parse(read_file(fixture_model("tiny-llama") / "reference" / "eval_ids.json"));
+  write_text(dir / "tok.json", json{{"input_ids", list}, {"attention_mask", json::array()}}.dump());
+  EXPECT_EQ(eval("--ids", dir / "tok.json").at("ppl").get<double>(), text.at("ppl").get<double>());
+}
+
+// Asymmetric output defaults to v1; its zero points of 0 are counted per layer, in the layer lines,
+// the final summary and the report.
+TEST(Cli, AsymDefaultsToV1AndCountsZeroPointsOf0) {
+  const fs::path dir = scratch_dir("asym");
+  const RunResult r = run_gptq({"quantize", fixture_model("tiny-llama").string(), (dir / "q").string(), "--method",
+                                "rtn", "--asym", "--bits", "2", "--group-size", "16", "--report",
+                                (dir / "report.json").string()},
+                               dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_json(dir / "q" / "config.json").at("quantization_config").at("checkpoint_format"), "gptq");
+  const json report = read_json(dir / "report.json");
+  const int64_t total = report.at("totals").at("zero_point_0_groups").get<int64_t>();
+  EXPECT_GT(total, 0);
+  EXPECT_NE(r.err.find("zero-point-0 groups"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(fmt::format("warning: {} zero points of 0", total)), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--format gptq_v2"), std::string::npos);
+  // gptq_v2 says which loaders misread it.
+  const RunResult v2 = run_gptq({"quantize", fixture_model("tiny-llama").string(), (dir / "q2").string(), "--method",
+                                 "rtn", "--asym", "--format", "gptq_v2", "--quiet"},
+                                dir);
+  ASSERT_EQ(v2.code, 0) << v2.err;
+  EXPECT_NE(v2.err.find("read the zeros as v1"), std::string::npos) << v2.err;
+  EXPECT_NE(v2.err.find("auto-gptq"), std::string::npos);
+}
+
+// Shapes a loader cannot take are a line of `gptq inspect` (and a warning of `gptq quantize`).
+TEST(Cli, InspectNamesLoaderShapeIssues) {
+  const fs::path dir = scratch_dir("inspect");
+  const std::string model = fixture_model("tiny-llama").string();
+  const RunResult ok = run_gptq({"inspect", model}, dir);
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("loaders     no shape issue"), std::string::npos) << ok.out;
+  EXPECT_NE(ok.out.find("model.layers.0.self_attn.q_proj              Linear     256    256 zero "), std::string::npos)
+      << ok.out;
+  const RunResult g = run_gptq({"inspect", model, "--group-size", "512"}, dir);
+  ASSERT_EQ(g.code, 0) << g.err;
+  EXPECT_NE(g.out.find("loaders     mlp.down_proj (256x768, 4 blocks): in_features 768 is not a multiple of "
+                       "group_size 512: auto-gptq"),
+            std::string::npos)
+      << g.out;
+  EXPECT_NE(g.out.find("--group-size 256 avoids it"), std::string::npos);
+  const RunResult q = run_gptq({"quantize", model, (dir / "q").string(), "--method", "rtn", "--group-size", "512",
+                                "--quiet"},
+                               dir);
+  ASSERT_EQ(q.code, 0) << q.err;
+  EXPECT_NE(q.err.find("warning: mlp.down_proj (256x768, 4 blocks): in_features 768"), std::string::npos) << q.err;
+  const RunResult nb = run_gptq({"inspect", model, "--no-zero-bias"}, dir);
+  EXPECT_EQ(nb.out.find(" zero "), std::string::npos);
+}
 
 TEST(Cli, VersionAndHelpSucceed) {
   const fs::path dir = scratch_dir("v");

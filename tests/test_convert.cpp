@@ -2,6 +2,7 @@
 // plans of the bundled fixtures.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "io/safetensors.h"
@@ -9,6 +10,7 @@
 #include "model/convert.h"
 #include "model/plan_report.h"
 #include "support/fixtures.h"
+#include "support/tiny_models.h"
 #include "util/error.h"
 
 namespace gptq {
@@ -206,10 +208,66 @@ TEST(ConvertSynthetic, UnalignedLayersStayFloat) {
   EXPECT_FALSE(plan.layers[0].quantize);
   EXPECT_NE(plan.layers[0].skip_reason.find("multiples of 32"), std::string::npos);
   EXPECT_FALSE(plan.warnings.empty());
+  EXPECT_TRUE(plan.loader_warnings.empty());  // a float layer loads everywhere
   opt.allow_unaligned = true;
   plan = convert_model(cfg, store, opt);
   EXPECT_TRUE(plan.layers[0].quantize);
   EXPECT_EQ(plan.layers[0].qweight_shape(), (std::vector<int64_t>{6, 32}));  // ceil(48*4/32)
+  // Quantized anyway: the loaders that refuse it are named.
+  EXPECT_FALSE(plan.layers[0].loader_issues.empty());
+  ASSERT_EQ(plan.loader_warnings.size(), 1u);  // one line for the layer name of both blocks
+  const std::string& w = plan.loader_warnings[0];
+  EXPECT_NE(w.find("fc (32x48, 2 blocks)"), std::string::npos) << w;
+  EXPECT_NE(w.find("in_features 48 is not a multiple of 32: auto-gptq refuses the checkpoint"), std::string::npos) << w;
+  EXPECT_NE(w.find("vllm"), std::string::npos) << w;
+  EXPECT_NE(w.find("without --allow-unaligned"), std::string::npos) << w;
+}
+
+TEST(LoaderCompat, ShapeIssues) {
+  EXPECT_TRUE(loader_shape_issues(256, 768, 4, 128).empty());
+  EXPECT_TRUE(loader_shape_issues(192, 256, 4, -1).empty());
+  EXPECT_TRUE(loader_shape_issues(192, 256, 4, 64).empty());
+  // The issue's example: 192 columns with g128.
+  const auto g = loader_shape_issues(192, 256, 4, 128);
+  std::vector<std::string> loaders;
+  for (const auto& i : g) loaders.push_back(i.loader);
+  EXPECT_EQ(loaders, (std::vector<std::string>{"auto-gptq", "exllama", "vllm"}));
+  EXPECT_EQ(g[0].condition, "in_features 192 is not a multiple of group_size 128");
+  const std::string d = describe_loader_issues(g);
+  EXPECT_EQ(d.find("in_features 192"), 0u);
+  EXPECT_EQ(d.find("in_features 192", 1), std::string::npos) << d;  // the condition once
+  // Not multiples of 32: auto-gptq sizes its buffers with floor(K/32); vLLM needs whole words.
+  const auto a = loader_shape_issues(48, 40, 4, -1);
+  EXPECT_EQ(std::count_if(a.begin(), a.end(), [](const LoaderIssue& i) { return i.loader == "auto-gptq"; }), 2);
+  EXPECT_EQ(std::count_if(a.begin(), a.end(), [](const LoaderIssue& i) { return i.loader == "vllm"; }), 0);  // 48*4, 40 % 8
+  const auto b = loader_shape_issues(48, 40, 3, -1);
+  EXPECT_EQ(std::count_if(b.begin(), b.end(), [](const LoaderIssue& i) { return i.loader == "vllm"; }), 2);
+}
+
+// in_features not a multiple of the group size: warned (named loaders, a group size that works),
+// listed per layer in the plan JSON (gptq inspect --json).
+TEST(ConvertSynthetic, GroupSizeNotDividingInFeaturesIsWarned) {
+  const fs::path dir =
+      testing::write_tiny(testing::llama_like("llama", 64, 4, 2, 16, false, false, 1e4, 160), DType::F16, 3);
+  const auto cfg = ModelConfig::load(dir);
+  const auto store = TensorStore::open(dir);
+  ConvertOptions opt;
+  opt.group_size = 64;
+  const ModelPlan plan = convert_model(cfg, store, opt);
+  ASSERT_EQ(plan.loader_warnings.size(), 1u);
+  const std::string& w = plan.loader_warnings[0];
+  EXPECT_EQ(w.find("mlp.down_proj (64x160, 2 blocks): in_features 160 is not a multiple of group_size 64: "
+                   "auto-gptq fails"),
+            0u)
+      << w;
+  EXPECT_NE(w.find("vllm refuses it"), std::string::npos) << w;
+  EXPECT_NE(w.find("--group-size 32 avoids it"), std::string::npos) << w;
+  const auto j = plan_to_json(cfg, plan);
+  EXPECT_EQ(j.at("loader_warnings").size(), 1u);
+  for (const auto& l : j.at("layers")) {
+    EXPECT_EQ(l.at("loader_issues").empty(), !l.at("name").get<std::string>().ends_with("mlp.down_proj"));
+    EXPECT_EQ(l.at("packed").at("bias").at("shape"), nlohmann::json::array({l.at("out_features")}));  // zero biases
+  }
 }
 
 TEST(ConvertOptionsCheck, BadBitsAndGroupSize) {

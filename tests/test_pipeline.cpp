@@ -4,12 +4,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <random>
 
 #include "infer/load_model.h"
+#include "io/safetensors.h"
+#include "model/convert.h"
 #include "model/json_util.h"
 #include "nn/eval.h"
 #include "pipeline/quantize.h"
@@ -107,10 +111,112 @@ TEST(Pipeline, WritesQuantizationConfigAndLoads) {
   EXPECT_FALSE(fs::exists(out.string() + ".partial"));
   const auto m = load_model(out);
   EXPECT_EQ(m->quantized_layers, 28);
-  // Asymmetric defaults to gptq_v2.
+  // Asymmetric defaults to gptq (v1) too, as GPTQModel.
   const fs::path out2 = scratch_dir("cfg2") / "q";
   quantize_model(fixture_model("tiny-llama"), out2, options(3, -1, false, false, QuantMethod::kRtn), kSilent);
-  EXPECT_EQ(read_json_file(out2 / "config.json").at("quantization_config").at("checkpoint_format"), "gptq_v2");
+  EXPECT_EQ(read_json_file(out2 / "config.json").at("quantization_config").at("checkpoint_format"), "gptq");
+}
+
+// Every quantized layer of the output gets a .bias: its own (fp16), or all zeros for a bias-free
+// layer (AutoGPTQ's layout; optimum < 1.20 computes NaN without it); --no-zero-bias omits them.
+void expect_biases(const fs::path& out, const ModelPlan* own_bias_from, bool zero_bias) {
+  const TensorStore store = TensorStore::open(out);
+  int64_t layers = 0;
+  for (const auto& n : store.names()) {
+    if (!n.ends_with(".qweight")) continue;
+    ++layers;
+    const std::string layer = n.substr(0, n.size() - 8);
+    const int64_t out_features = store.get(n).shape[1];
+    const TensorInfo* b = store.find(layer + ".bias");
+    bool own = false;
+    if (own_bias_from)
+      for (const auto& l : own_bias_from->layers) own |= l.name == layer && l.has_bias;
+    if (!own && !zero_bias) {
+      EXPECT_EQ(b, nullptr) << layer;
+      continue;
+    }
+    ASSERT_NE(b, nullptr) << layer;
+    EXPECT_EQ(b->dtype, DType::F16) << layer;
+    EXPECT_EQ(b->shape, std::vector<int64_t>{out_features}) << layer;
+    const std::vector<float> v = tensor_to_f32(*b);
+    const bool all_zero = std::all_of(v.begin(), v.end(), [](float x) { return x == 0.0f; });
+    EXPECT_EQ(all_zero, !own) << layer;
+  }
+  EXPECT_GT(layers, 0);
+}
+
+TEST(Pipeline, ZeroBiasForEveryQuantizedLayerByDefault) {
+  const fs::path dir = scratch_dir("bias");
+  auto o = options(4, 128, true, false, QuantMethod::kRtn);
+  EXPECT_TRUE(o.zero_bias);
+  quantize_model(fixture_model("tiny-llama"), dir / "zero", o, kSilent);
+  expect_biases(dir / "zero", nullptr, true);
+  EXPECT_EQ(load_model(dir / "zero")->quantized_layers, 28);
+  o.zero_bias = false;
+  quantize_model(fixture_model("tiny-llama"), dir / "none", o, kSilent);
+  expect_biases(dir / "none", nullptr, false);
+  // Qwen2: q/k/v keep their own biases, o_proj and the MLP get zero ones.
+  const fs::path qwen = testing::write_tiny(testing::llama_like("qwen2", 64, 4, 2, 16, true, true, 1e6, 128),
+                                            DType::F16, 5);
+  auto q = options(4, 32, true, false, QuantMethod::kRtn);
+  q.calib.seqlen = 32;
+  quantize_model(qwen, dir / "qwen", q, kSilent);
+  ConvertOptions co;
+  co.group_size = 32;
+  const ModelPlan plan = convert_model(ModelConfig::load(qwen), TensorStore::open(qwen), co);
+  expect_biases(dir / "qwen", &plan, true);
+}
+
+// Zero fields of qzeros (bits 2: 16 per word, no straddling) whose zero point is 0: v1 stores
+// zero - 1 = -1 as the all-ones field 3, v2 stores 0.
+int64_t stored_zero_point_0(const fs::path& out, CheckpointFormat format) {
+  const TensorStore store = TensorStore::open(out);
+  int64_t count = 0;
+  for (const auto& n : store.names()) {
+    if (!n.ends_with(".qzeros")) continue;
+    const TensorInfo& t = store.get(n);
+    const int64_t n_out = store.get(n.substr(0, n.size() - 7) + ".scales").shape[1];
+    for (int64_t g = 0; g < t.shape[0]; ++g)
+      for (int64_t j = 0; j < n_out; ++j) {
+        uint32_t word;
+        std::memcpy(&word, t.data + 4 * (g * t.shape[1] + j / 16), 4);
+        const uint32_t field = (word >> (2 * (j % 16))) & 3u;
+        count += field == (format == CheckpointFormat::kGptq ? 3u : 0u);
+      }
+  }
+  return count;
+}
+
+TEST(Pipeline, AsymDefaultsToV1AndCountsZeroPointsOf0) {
+  const fs::path dir = scratch_dir("zp0");
+  auto o = options(2, 16, false, false, QuantMethod::kRtn);
+  const auto v1 = quantize_model(fixture_model("tiny-llama"), dir / "v1", o, kSilent).report;
+  EXPECT_EQ(read_json_file(dir / "v1" / "config.json").at("quantization_config").at("checkpoint_format"), "gptq");
+  int64_t sum = 0, with = 0;
+  for (const auto& l : v1.at("layers")) {
+    sum += l.at("zero_point_0_groups").get<int64_t>();
+    with += l.at("zero_point_0_groups").get<int64_t>() > 0;
+  }
+  const int64_t total = v1.at("totals").at("zero_point_0_groups").get<int64_t>();
+  EXPECT_GT(total, 0);
+  EXPECT_EQ(total, sum);
+  EXPECT_EQ(v1.at("totals").at("layers_with_zero_point_0").get<int64_t>(), with);
+  EXPECT_EQ(stored_zero_point_0(dir / "v1", CheckpointFormat::kGptq), total);
+  ASSERT_FALSE(v1.at("loader_warnings").empty());
+  EXPECT_NE(v1.at("loader_warnings").back().get<std::string>().find("--format gptq_v2"), std::string::npos);
+  // gptq_v2: the same quantization, the zero points stored exactly, the misreading loaders named.
+  o.format = CheckpointFormat::kGptqV2;
+  const auto v2 = quantize_model(fixture_model("tiny-llama"), dir / "v2", o, kSilent).report;
+  EXPECT_EQ(v2.at("totals").at("zero_point_0_groups").get<int64_t>(), total);
+  EXPECT_EQ(stored_zero_point_0(dir / "v2", CheckpointFormat::kGptqV2), total);
+  EXPECT_NE(v2.at("loader_warnings").back().get<std::string>().find("auto-gptq"), std::string::npos);
+  // Both read back to the same weights (the v1 all-ones field is a zero point of 0 here).
+  const auto ids = eval_ids("tiny-llama");
+  EvalOptions eo;
+  eo.seqlen = 64;
+  eo.max_windows = 4;
+  EXPECT_EQ(evaluate_perplexity(*load_model(dir / "v1")->model, ids, eo).ppl,
+            evaluate_perplexity(*load_model(dir / "v2")->model, ids, eo).ppl);
 }
 
 TEST(Pipeline, DeterministicAcrossThreadCounts) {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "calib/tokenizer.h"
+#include "io/json_unique.h"
 #include "util/error.h"
 
 namespace gptq {
@@ -99,34 +100,60 @@ std::vector<TokenSequence> from_jsonl(const CalibOptions& o, const Tokenizer* to
   return out;
 }
 
-std::vector<TokenSequence> from_tokenized(const CalibOptions& o) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_all(o.file));
-  } catch (const nlohmann::json::exception& e) {  // syntax error, or a number out of range (1e999)
-    fail("{} is not valid JSON ({})", o.file.string(), e.what());
+// A JSON file of token ids: depth-bounded parse that also refuses repeated keys.
+nlohmann::json read_ids_json(const fs::path& file) {
+  JsonParseResult parsed = parse_json_unique_keys(read_all(file));
+  if (!parsed.syntax_error.empty()) fail("{} is not valid JSON ({})", file.string(), parsed.syntax_error);
+  if (parsed.duplicate)
+    fail("{}: key '{}' appears twice in one object; keep one", file.string(), parsed.duplicate->key);
+  return std::move(parsed.value);
+}
+
+// `e` is a list of token ids, or an object with one under "input_ids" (a tokenizer's output).
+TokenSequence token_ids_of(const nlohmann::json& e, const fs::path& file, const std::string& where) {
+  const nlohmann::json& ids = e.is_object() && e.contains("input_ids") ? e["input_ids"] : e;
+  if (!ids.is_array() || ids.empty())
+    fail("{}: {} must be a non-empty list of token ids (or {{\"input_ids\": [...]}})", file.string(), where);
+  TokenSequence seq;
+  seq.reserve(ids.size());
+  for (const auto& v : ids) {
+    if (!v.is_number_integer()) fail("{}: {} holds a non-integer token id {}", file.string(), where, v.dump());
+    const bool fits = v.is_number_unsigned() ? v.get<uint64_t>() <= INT32_MAX
+                                             : v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX;
+    if (!fits) fail("{}: {} holds token id {}, outside any vocabulary", file.string(), where, v.dump());
+    seq.push_back(v.get<int32_t>());
   }
+  return seq;
+}
+
+void check_vocabulary(const TokenSequence& seq, const fs::path& file, int64_t vocab_size, const std::string& where) {
+  for (int32_t id : seq)
+    if (id < 0 || id >= vocab_size)
+      fail("{}: {} holds token id {} outside the model's vocabulary [0, {})", file.string(), where, id, vocab_size);
+}
+
+std::vector<TokenSequence> from_tokenized(const CalibOptions& o) {
+  const nlohmann::json j = read_ids_json(o.file);
   if (!j.is_array() || j.empty())
     fail("{}: pre-tokenized calibration data must be a non-empty JSON list of token-id lists", o.file.string());
   std::vector<TokenSequence> out;
-  for (size_t s = 0; s < j.size() && static_cast<int64_t>(out.size()) < o.nsamples; ++s) {
-    const auto& e = j[s].is_object() && j[s].contains("input_ids") ? j[s]["input_ids"] : j[s];
-    if (!e.is_array() || e.empty())
-      fail("{}: sample {} must be a non-empty list of token ids (or {{\"input_ids\": [...]}})", o.file.string(), s);
-    TokenSequence seq;
-    for (const auto& v : e) {
-      if (!v.is_number_integer()) fail("{}: sample {} holds a non-integer token id {}", o.file.string(), s, v.dump());
-      const bool fits = v.is_number_unsigned() ? v.get<uint64_t>() <= INT32_MAX
-                                               : v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX;
-      if (!fits) fail("{}: sample {} holds token id {}, outside any vocabulary", o.file.string(), s, v.dump());
-      seq.push_back(v.get<int32_t>());
-    }
-    out.push_back(std::move(seq));
-  }
+  for (size_t s = 0; s < j.size() && static_cast<int64_t>(out.size()) < o.nsamples; ++s)
+    out.push_back(token_ids_of(j[s], o.file, fmt::format("sample {}", s)));
   return out;
 }
 
 }  // namespace
+
+TokenSequence load_token_ids(const fs::path& file, int64_t vocab_size) {
+  if (!fs::exists(file)) fail_code(ExitCode::kIo, "token-id file {} not found", file.string());
+  const nlohmann::json j = read_ids_json(file);
+  if (j.is_array() && !j.empty() && (j[0].is_array() || j[0].is_object()))
+    fail("{}: expected one list of token ids (or {{\"input_ids\": [...]}}), not a list of sequences",
+         file.string());
+  TokenSequence ids = token_ids_of(j, file, "the file");
+  check_vocabulary(ids, file, vocab_size, "the file");
+  return ids;
+}
 
 std::vector<TokenSequence> load_calibration(const CalibOptions& o, const Tokenizer* tokenizer, int64_t vocab_size) {
   if (o.nsamples <= 0) fail_code(ExitCode::kUsage, "--nsamples {}: must be at least 1", o.nsamples);
@@ -136,11 +163,7 @@ std::vector<TokenSequence> load_calibration(const CalibOptions& o, const Tokeniz
   std::vector<TokenSequence> out = ext == ".jsonl"  ? from_jsonl(o, tokenizer)
                                    : ext == ".json" ? from_tokenized(o)
                                                     : from_text(o, tokenizer);
-  for (size_t s = 0; s < out.size(); ++s)
-    for (int32_t id : out[s])
-      if (id < 0 || id >= vocab_size)
-        fail("{}: sample {} holds token id {} outside the model's vocabulary [0, {})", o.file.string(), s, id,
-             vocab_size);
+  for (size_t s = 0; s < out.size(); ++s) check_vocabulary(out[s], o.file, vocab_size, fmt::format("sample {}", s));
   return out;
 }
 

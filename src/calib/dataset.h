@@ -35,6 +35,11 @@ using TokenSequence = std::vector<int32_t>;
 std::vector<TokenSequence> load_calibration(const CalibOptions& options, const Tokenizer* tokenizer,
                                             int64_t vocab_size);
 
+// Pre-tokenized evaluation ids (gptq eval --ids): a JSON list of token ids, or an object with one
+// under "input_ids" (a tokenizer's output); read as the calibration .json files are (depth-bounded,
+// no repeated keys, ids checked against [0, vocab_size)).
+TokenSequence load_token_ids(const std::filesystem::path& file, int64_t vocab_size);
+
 // Deterministic uniform integer in [lo, hi] (documented above).
 int64_t uniform_int(std::mt19937_64& rng, int64_t lo, int64_t hi);
 

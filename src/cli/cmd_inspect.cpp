@@ -12,6 +12,12 @@ namespace gptq::cli {
 
 namespace {
 
+// "yes": the layer's own bias; "zero": a zero bias is written; "no".
+const char* bias_str(const QuantLayer& l) {
+  if (l.has_bias) return "yes";
+  return l.quantize && l.writes_bias ? "zero" : "no";
+}
+
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
@@ -30,7 +36,7 @@ void print_plan(const ModelConfig& cfg, const ModelPlan& plan) {
   for (const auto& l : plan.layers) {
     if (l.quantize) {
       fmt::print("{:<44} {:<7} {:>6} {:>6} {:<5} {:<16} {:<12} {:<12}\n", l.name, linear_kind_name(l.kind),
-                 l.in_features, l.out_features, l.has_bias ? "yes" : "no", shape_str(l.qweight_shape()),
+                 l.in_features, l.out_features, bias_str(l), shape_str(l.qweight_shape()),
                  shape_str(l.qzeros_shape()), shape_str(l.scales_shape()));
     } else {
       fmt::print("{:<44} {:<7} {:>6} {:>6} {:<5} float: {}\n", l.name, linear_kind_name(l.kind), l.in_features,
@@ -43,6 +49,9 @@ void print_plan(const ModelConfig& cfg, const ModelPlan& plan) {
              plan.layers.size() - nq, plan.params_quantized / 1e6, plan.params_total / 1e6);
   fmt::print("size        input {}, estimated output {}\n", human_bytes(double(plan.input_bytes)),
              human_bytes(double(plan.estimated_output_bytes)));
+  if (plan.loader_warnings.empty())
+    fmt::print("loaders     no shape issue (in_features % group_size, in/out % 32) for auto-gptq, exllama or vLLM\n");
+  for (const auto& w : plan.loader_warnings) fmt::print("loaders     {}\n", w);
   for (const auto& w : plan.warnings) fmt::print(stderr, "warning: {}\n", w);
 }
 
@@ -57,6 +66,7 @@ Command add_inspect(CLI::App& root) {
     std::string block_name;
     bool json = false;
     bool allow_unaligned = false;
+    bool zero_bias = true;
   };
   auto opts = std::make_shared<Opts>();
   CLI::App* app = root.add_subcommand("inspect", "Show the transformer blocks and the layers GPTQ would quantize");
@@ -70,6 +80,8 @@ Command add_inspect(CLI::App& root) {
   app->add_option("--block-name", opts->block_name, "Path of the block list (default: Optimum's patterns)");
   app->add_flag("--allow-unaligned", opts->allow_unaligned,
                 "Also quantize layers whose in/out features are not multiples of 32");
+  app->add_flag("--zero-bias,!--no-zero-bias", opts->zero_bias,
+                "Count the zero fp16 biases of bias-free quantized layers (as gptq quantize writes by default)");
   app->add_flag("--json", opts->json, "Print JSON instead of a table");
   return {app, [opts] {
             const auto dir = resolve_model_path(opts->model);
@@ -81,6 +93,7 @@ Command add_inspect(CLI::App& root) {
             co.block_name = opts->block_name;
             co.modules_in_block = parse_modules_in_block(opts->modules);
             co.allow_unaligned = opts->allow_unaligned;
+            co.zero_bias = opts->zero_bias;
             const ModelPlan plan = convert_model(cfg, store, co);
             if (opts->json) {
               fmt::print("{}\n", plan_to_json(cfg, plan).dump(2));

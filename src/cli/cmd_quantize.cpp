@@ -5,6 +5,7 @@
 #include <map>
 
 #include "cli/command.h"
+#include "model/loader_compat.h"
 #include "model/model_config.h"
 #include "model/plan_report.h"
 #include "pipeline/quantize.h"
@@ -36,6 +37,18 @@ uint64_t parse_size(const std::string& s) {
   return static_cast<uint64_t>(v * it->second);
 }
 
+// Asymmetric v1 output: how many zero points of 0 it holds, and what readers make of them.
+void print_zero_point_summary(const QuantizeOptions& q, const nlohmann::json& totals) {
+  if (q.quant.sym || q.effective_format() != CheckpointFormat::kGptq) return;
+  const int64_t groups = totals["zero_point_0_groups"].get<int64_t>();
+  if (groups == 0) {
+    fmt::print(stderr, "zero points of 0: none (every v1 reader gets the same zero points)\n");
+    return;
+  }
+  fmt::print(stderr, "warning: {} zero points of 0 (output row x group) in {} layers: {}\n", groups,
+             totals["layers_with_zero_point_0"].get<int64_t>(), v1_zero_point_0_note());
+}
+
 }  // namespace
 
 Command add_quantize(CLI::App& root) {
@@ -62,7 +75,7 @@ Command add_quantize(CLI::App& root) {
   app->add_flag("--act-group-aware", o->q.quant.act_group_aware,
                 "GPTQModel's group-aware reordering (needs --group-size > 0, no --desc-act)");
   app->add_flag("--sym", o->sym, "Symmetric quantization (default)");
-  app->add_flag("--asym", o->asym, "Asymmetric quantization (saved as gptq_v2 by default)");
+  app->add_flag("--asym", o->asym, "Asymmetric quantization (saved as gptq v1 unless --format gptq_v2)");
   app->add_option("--mse", o->q.quant.mse_norm, "MSE search of the clipping range with this norm (e.g. 2.4; 0: off)");
   app->add_flag("--true-sequential,!--no-true-sequential", o->q.true_sequential,
                 "Quantize the layers of a block one group after the other (default on)");
@@ -72,7 +85,7 @@ Command add_quantize(CLI::App& root) {
   app->add_option("--seed", o->q.calib.seed, "Seed of the calibration sampling")->capture_default_str();
   app->add_option("--batch-size", o->q.batch_size, "Accepted for Optimum parity (sequences are never padded)")
       ->capture_default_str();
-  app->add_option("--format", o->format, "Checkpoint format: gptq (v1) or gptq_v2 (default: gptq if sym, else gptq_v2)")
+  app->add_option("--format", o->format, "Checkpoint format: gptq (v1, default, read by every loader) or gptq_v2")
       ->check(CLI::IsMember({"gptq", "gptq_v2"}));
   app->add_option("--method", o->method, "gptq, or rtn (round-to-nearest baseline, no calibration)")
       ->check(CLI::IsMember({"gptq", "rtn"}))
@@ -83,7 +96,9 @@ Command add_quantize(CLI::App& root) {
   app->add_option("--block-name", o->q.block_name, "Path of the block list (default: Optimum's patterns)");
   app->add_flag("--allow-unaligned", o->q.allow_unaligned,
                 "Also quantize layers whose in/out features are not multiples of 32 (GPTQModel-only checkpoints)");
-  app->add_flag("--zero-bias", o->q.zero_bias, "Write all-zero fp16 biases for bias-free layers (optimum < 1.20)");
+  app->add_flag("--zero-bias,!--no-zero-bias", o->q.zero_bias,
+                "All-zero fp16 biases for bias-free quantized layers (default on: optimum < 1.20 and auto-gptq "
+                "need them)");
   app->add_option("--max-shard-size", o->max_shard, "Shard the output (e.g. 5GB; 0: one file)")->capture_default_str();
   app->add_option("--threads", o->q.threads, "Threads (0: all cores); the output does not depend on it");
   app->add_flag("--resume", o->q.resume, "Continue an interrupted run into the same OUT");
@@ -98,9 +113,8 @@ Command add_quantize(CLI::App& root) {
             q.modules_in_block = parse_modules_in_block(o->modules);
             q.max_shard_bytes = parse_size(o->max_shard);
             q.calib.file = o->calib;
-            if (q.format == CheckpointFormat::kGptq && !q.quant.sym)
-              fmt::print(stderr, "warning: asymmetric weights in the gptq (v1) format: a zero point of 0 cannot be "
-                                 "stored exactly (stored zero - 1 wraps); gptq_v2 is the safe choice\n");
+            if (q.effective_format() == CheckpointFormat::kGptqV2)
+              fmt::print(stderr, "warning: {}\n", gptq_v2_readers_note());
             const auto dir = resolve_model_path(o->model);
             const auto log = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
             const QuantizeSummary s = quantize_model(dir, o->out, q, log);
@@ -108,6 +122,7 @@ Command add_quantize(CLI::App& root) {
             fmt::print(stderr, "done: {} layers in {}, peak memory {}, {:.1f} GFLOP/s; output {}\n",
                        t["layers_quantized"].get<int64_t>(), human_seconds(s.seconds), human_bytes(double(s.peak_rss)),
                        t["gflops_per_second"].get<double>(), o->out);
+            print_zero_point_summary(q, t);
             if (!q.report.empty()) write_file_atomic(q.report, s.report.dump(2) + "\n");
             return 0;
           }};

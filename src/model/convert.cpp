@@ -117,6 +117,44 @@ std::vector<FoundLayer> layers_of_block(const ArchSpec* arch, const TensorStore&
   return out;
 }
 
+// A group size that divides `in` (the largest power of two below `group_size`, at least 16), or -1.
+int dividing_group_size(int64_t in, int group_size) {
+  for (int g = 1 << 20; g >= 16; g /= 2)
+    if (g < group_size && in % g == 0) return g;
+  return -1;
+}
+
+// Loader shape issues of every quantized layer, and one warning per layer name and shape.
+void note_loader_issues(ModelPlan& plan, const ConvertOptions& opt) {
+  struct Seen {
+    const QuantLayer* first;
+    int64_t blocks;
+  };
+  std::map<std::string, Seen> seen;  // key: local name + shape
+  std::vector<std::string> order;
+  for (auto& l : plan.layers) {
+    if (!l.quantize) continue;
+    l.loader_issues = loader_shape_issues(l.in_features, l.out_features, opt.bits, opt.group_size);
+    if (l.loader_issues.empty()) continue;
+    const std::string key = fmt::format("{} {}x{}", l.local_name, l.out_features, l.in_features);
+    auto [it, added] = seen.try_emplace(key, Seen{&l, 0});
+    ++it->second.blocks;
+    if (added) order.push_back(key);
+  }
+  for (const auto& key : order) {
+    const Seen& s = seen.at(key);
+    const QuantLayer& l = *s.first;
+    std::string fix;
+    if (opt.group_size > 0 && l.in_features % opt.group_size != 0)
+      fix = fmt::format("; --group-size {} avoids it", dividing_group_size(l.in_features, opt.group_size));
+    if (l.in_features % 32 != 0 || l.out_features % 32 != 0)
+      fix += "; without --allow-unaligned the layer stays float";
+    plan.loader_warnings.push_back(fmt::format("{} ({}x{}, {} block{}): {}{}", l.local_name, l.out_features,
+                                               l.in_features, s.blocks, s.blocks == 1 ? "" : "s",
+                                               describe_loader_issues(l.loader_issues), fix));
+  }
+}
+
 }  // namespace
 
 ModelPlan convert_model(const ModelConfig& config, const TensorStore& store, const ConvertOptions& opt) {
@@ -198,6 +236,7 @@ ModelPlan convert_model(const ModelConfig& config, const TensorStore& store, con
         q.out_features = w.shape[0];
       }
       q.has_bias = store.find(q.name + ".bias") != nullptr;
+      q.writes_bias = q.has_bias || opt.zero_bias;
       const int64_t gs = gs_check == -1 ? q.in_features : gs_check;
       q.groups = (q.in_features + gs - 1) / gs;
       if (q.quantize && !opt.modules_in_block.empty() && !matches_modules_in_block(q.name, opt.modules_in_block)) {
@@ -228,6 +267,7 @@ ModelPlan convert_model(const ModelConfig& config, const TensorStore& store, con
       }
   if (std::none_of(plan.layers.begin(), plan.layers.end(), [](const QuantLayer& l) { return l.quantize; }))
     plan.warnings.push_back("no layer is selected for quantization");
+  note_loader_issues(plan, opt);
 
   // Sequential groups (Optimum quantize_model step 3).
   std::vector<std::string> block0;
@@ -255,6 +295,8 @@ ModelPlan convert_model(const ModelConfig& config, const TensorStore& store, con
     plan.params_quantized += l.in_features * l.out_features;
     const auto qw = l.qweight_shape(), qz = l.qzeros_shape();
     plan.estimated_output_bytes += 4 * (qw[0] * qw[1] + qz[0] * qz[1] + l.in_features) + 2 * l.groups * l.out_features;
+    if (l.writes_bias) plan.estimated_output_bytes += 2 * l.out_features;  // fp16 bias replaces the stored one
+    quantized_weights.insert(l.name + ".bias");
   }
   for (const auto& n : names) {
     const auto& t = store.get(n);

@@ -10,6 +10,7 @@
 
 #include "io/dtype.h"
 #include "model/arch.h"
+#include "model/loader_compat.h"
 #include "model/model_config.h"
 
 namespace gptq {
@@ -38,6 +39,8 @@ struct ConvertOptions {
   // Quantize layers whose in/out features are not multiples of 32 (loadable by GPTQModel only).
   bool allow_unaligned = false;
   bool true_sequential = true;
+  // Write an all-zero fp16 bias for quantized layers without one (sizes only; see README).
+  bool zero_bias = true;
 };
 
 struct QuantLayer {
@@ -52,6 +55,8 @@ struct QuantLayer {
   bool quantize = true;     // false: stays float (reason in skip_reason)
   std::string skip_reason;
   int64_t groups = 0;       // G = ceil(K / group_size_eff)
+  bool writes_bias = false;  // the checkpoint gets <name>.bias (its own, or a zero bias)
+  std::vector<LoaderIssue> loader_issues;  // quantized shapes a major loader cannot take
 
   std::vector<int64_t> qweight_shape() const;  // [ceil(K*b/32), N] int32
   std::vector<int64_t> qzeros_shape() const;   // [G, ceil(N*b/32)] int32
@@ -70,6 +75,8 @@ struct ModelPlan {
   int64_t params_total = 0, params_quantized = 0;
   uint64_t input_bytes = 0, estimated_output_bytes = 0;
   std::vector<std::string> warnings;
+  // Quantized layer shapes that a major loader cannot take, one line per layer name of a block.
+  std::vector<std::string> loader_warnings;
 
   std::vector<const QuantLayer*> block_layers(int64_t block) const;
 };

@@ -30,7 +30,10 @@ nlohmann::json plan_to_json(const ModelConfig& config, const ModelPlan& plan) {
                      {"qzeros", {{"dtype", "I32"}, {"shape", l.qzeros_shape()}}},
                      {"scales", {{"dtype", "F16"}, {"shape", l.scales_shape()}}},
                      {"g_idx", {{"dtype", "I32"}, {"shape", {l.in_features}}}}};
-      if (l.has_bias) j["packed"]["bias"] = {{"dtype", "F16"}, {"shape", {l.out_features}}};
+      if (l.writes_bias) j["packed"]["bias"] = {{"dtype", "F16"}, {"shape", {l.out_features}}};
+      nlohmann::json issues = nlohmann::json::array();
+      for (const auto& i : l.loader_issues) issues.push_back({{"loader", i.loader}, {"condition", i.condition}, {"effect", i.effect}});
+      j["loader_issues"] = std::move(issues);
     } else {
       j["reason"] = l.skip_reason;
     }
@@ -56,7 +59,8 @@ nlohmann::json plan_to_json(const ModelConfig& config, const ModelPlan& plan) {
             {"params_quantized", plan.params_quantized},
             {"input_bytes", plan.input_bytes},
             {"estimated_output_bytes", plan.estimated_output_bytes}}},
-          {"warnings", plan.warnings}};
+          {"warnings", plan.warnings},
+          {"loader_warnings", plan.loader_warnings}};
 }
 
 std::vector<std::vector<std::string>> parse_modules_in_block(const std::vector<std::string>& args) {

@@ -15,6 +15,7 @@
 #include "kernels/thread_pool.h"
 #include "io/safetensors_writer.h"
 #include "model/convert.h"
+#include "model/loader_compat.h"
 #include "model/quantization_config.h"
 #include "nn/block_forward.h"
 #include "nn/weight_loader.h"
@@ -59,6 +60,24 @@ nlohmann::json options_json(const QuantizeOptions& o) {
           {"seqlen", o.calib.seqlen},
           {"seed", o.calib.seed},
           {"max_shard_bytes", o.max_shard_bytes}};
+}
+
+// Totals of the layers' zero points of 0, and what a loader makes of the output (report fields).
+void add_loader_report(const nlohmann::json& layers, const QuantizeOptions& o, const ModelPlan& plan,
+                       nlohmann::json* report) {
+  int64_t groups = 0, with = 0;
+  for (const auto& l : layers) {
+    const int64_t z = l.value("zero_point_0_groups", int64_t{0});
+    groups += z;
+    with += z > 0;
+  }
+  (*report)["totals"]["zero_point_0_groups"] = groups;
+  (*report)["totals"]["layers_with_zero_point_0"] = with;
+  nlohmann::json notes = plan.loader_warnings;
+  if (o.effective_format() == CheckpointFormat::kGptqV2) notes.push_back(gptq_v2_readers_note());
+  if (o.effective_format() == CheckpointFormat::kGptq && groups > 0)
+    notes.push_back(fmt::format("{} zero points of 0 in {} layers: {}", groups, with, v1_zero_point_0_note()));
+  (*report)["loader_warnings"] = notes;
 }
 
 std::string fingerprint_of(const ModelConfig& cfg, const TensorStore& store, const nlohmann::json& options,
@@ -268,9 +287,11 @@ void QuantizeRun::setup() {
   co.modules_in_block = opt_.modules_in_block;
   co.allow_unaligned = opt_.allow_unaligned;
   co.true_sequential = opt_.true_sequential;
+  co.zero_bias = opt_.zero_bias;
   plan_ = convert_model(cfg_, store_, co);
   validate_blocks();
   for (const auto& w : plan_.warnings) log_("warning: " + w);
+  for (const auto& w : plan_.loader_warnings) log_("warning: " + w);
   // Calibration data (not needed for round-to-nearest).
   seqlen_ = opt_.calib.seqlen > 0 ? opt_.calib.seqlen : cfg_.default_seqlen();
   if (seqlen_ > cfg_.hp.max_positions)
@@ -364,14 +385,18 @@ nlohmann::json QuantizeRun::quantize_layer(const QuantLayer& layer, BlockForward
   // The next layers see what a loader will compute: fp16 scales times (code - zero).
   bf.set_weight(layer.local_name, dequantize_linear(p));
   const double secs = sw.seconds();
+  // Zero points of 0 (asymmetric only): v1 stores them as the all-ones field, which readers disagree on.
+  const int64_t zp0 = count_zero_points_0(r.zeros);
   if (!opt_.quiet) {
     if (bar_) bar_->clear();
-    log_(fmt::format("{:<40} {:>5}x{:<5} loss {:10.4e}  damp {:.4f}{}  {:6.2f}s", layer.name, n, k, r.loss, r.damp,
-                     r.damp_retries ? fmt::format(" ({} raises)", r.damp_retries) : "", secs));
+    const bool v1_zp0 = zp0 > 0 && opt_.effective_format() == CheckpointFormat::kGptq;
+    log_(fmt::format("{:<40} {:>5}x{:<5} loss {:10.4e}  damp {:.4f}{}  {:6.2f}s{}", layer.name, n, k, r.loss, r.damp,
+                     r.damp_retries ? fmt::format(" ({} raises)", r.damp_retries) : "", secs,
+                     v1_zp0 ? fmt::format("  zero-point-0 groups {}/{}", zp0, r.zeros.size()) : ""));
   }
   return {{"name", layer.name},   {"block", layer.block}, {"out_features", n},      {"in_features", k},
           {"loss", r.loss},       {"damp", r.damp},        {"damp_retries", r.damp_retries},
-          {"dead_columns", r.dead_columns}, {"seconds", secs}};
+          {"dead_columns", r.dead_columns}, {"zero_point_0_groups", zp0}, {"seconds", secs}};
 }
 
 void QuantizeRun::quantize_block(int64_t b) {
@@ -596,6 +621,7 @@ QuantizeSummary QuantizeRun::run() {
                   {"calibration_seqlen", seqlen_},
                   {"output_files", writer_->file_names()}}},
                 {"quantization_config", quantization_config_json()}};
+  add_loader_report(state_.layers, opt_, plan_, &sum.report);
   return sum;
 }
 

@@ -18,11 +18,13 @@ struct QuantizeOptions {
   QuantConfig quant;                   // bits, group size, damp, desc_act, static_groups, sym, ...
   QuantMethod method = QuantMethod::kGptq;
   bool true_sequential = true;
-  std::optional<CheckpointFormat> format;  // default: gptq for sym, gptq_v2 for asym
+  std::optional<CheckpointFormat> format;  // default: gptq (v1), as GPTQModel; readers in README
   std::vector<std::vector<std::string>> modules_in_block;
   std::string block_name;
   bool allow_unaligned = false;        // quantize layers with in/out % 32 != 0 (GPTQModel-only)
-  bool zero_bias = false;              // write all-zero fp16 biases for bias-free layers
+  // All-zero fp16 biases for bias-free quantized layers (AutoGPTQ <= 0.7.1 writes them; optimum <
+  // 1.20 leaves the bias buffer uninitialised without one; newer loaders accept or ignore them).
+  bool zero_bias = true;
   CalibOptions calib;                  // file, nsamples, seqlen (0 = model default), seed
   int64_t batch_size = 1;              // accepted for Optimum parity; sequences are never padded
   uint64_t max_shard_bytes = 0;        // 0: one file
@@ -33,9 +35,8 @@ struct QuantizeOptions {
   // Test hook: stop (as if killed) after this many blocks are durable; -1 = never.
   int64_t stop_after_blocks = -1;
 
-  CheckpointFormat effective_format() const {
-    return format.value_or(quant.sym ? CheckpointFormat::kGptq : CheckpointFormat::kGptqV2);
-  }
+  // v1 also for asymmetric weights: the loaders that misread gptq_v2 are the common ones (README).
+  CheckpointFormat effective_format() const { return format.value_or(CheckpointFormat::kGptq); }
 };
 
 }  // namespace gptq

@@ -147,7 +147,7 @@ int64_t expected_groups(int64_t k, int group_size) {
 }
 
 // Stored qzeros field of a zero point: v1 keeps zero - 1 as the b-bit field (an asymmetric zero of
-// 0 wraps to maxq, which exllama-style loaders read back as 0), v2 keeps zero.
+// 0 wraps to maxq, read back here as 0; other readers disagree, see model/loader_compat.h), v2 keeps zero.
 uint8_t zero_field(int zero, int maxq, CheckpointFormat format) {
   const int v = format == CheckpointFormat::kGptq ? zero - 1 : zero;
   return static_cast<uint8_t>(v & maxq);
