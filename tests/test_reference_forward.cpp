@@ -4,13 +4,17 @@
 // family (Llama, Mistral, Qwen2 with plain RoPE), against values worked out by hand (RoPE
 // frequencies, YaRN / LongRoPE attention factors, Gemma's normalizer), and against properties that
 // fail when a piece is wrong (the sliding window's reach, which RoPE types depend on the sequence
-// length, soft-capping, multimodal prefixes, transformers-5 configs).
+// length, soft-capping, multimodal prefixes, transformers-5 configs), and, for the mixtures of
+// experts, routing worked out by hand, which layers are sparse and an expert starved of tokens.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
+#include <map>
 #include <random>
 #include <set>
 #include <string>
@@ -66,6 +70,18 @@ double max_diff_rows(const Logits& a, const Logits& b, int64_t r0, int64_t r1) {
 }
 
 const std::string kS = "sliding_attention", kF = "full_attention";
+
+bool is_moe_kind(const std::string& kind) {
+  return std::find(moe_kinds().begin(), moe_kinds().end(), kind) != moe_kinds().end();
+}
+
+// The kinds the engine supports today (every kind but the mixtures of experts).
+std::vector<std::string> dense_kinds() {
+  std::vector<std::string> out;
+  for (const std::string& k : family_kinds())
+    if (!is_moe_kind(k)) out.push_back(k);
+  return out;
+}
 
 // ---------------------------------------------------------------------------------------------
 // The configs and checkpoints
@@ -244,7 +260,7 @@ TEST_P(AllKindsMatchEngine, Within1e4OfMaxLogit) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kinds, AllKindsMatchEngine, ::testing::ValuesIn(family_kinds()),
+INSTANTIATE_TEST_SUITE_P(Kinds, AllKindsMatchEngine, ::testing::ValuesIn(dense_kinds()),
                          [](const auto& p) { return p.param; });
 
 // ---------------------------------------------------------------------------------------------
@@ -631,6 +647,380 @@ TEST(ReferenceForwardTest, MissingHeadWithoutTyingIsAnError) {
   const fs::path dir = write_tiny(m, DType::F32, 1, "lm_head.weight");
   EXPECT_THROW(ReferenceForward{dir}, Error);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Mixtures of experts (Mixtral, Qwen2-MoE, Qwen3-MoE)
+
+// Router logits (1, 3, 2, 0.5) of one token: softmax = (0.08536889, 0.63079554, 0.23205671,
+// 0.05177885) (sum e^x = 31.84159600). Top-2: experts 1 and 2, largest first. Renormalised:
+// e^3 / (e^3 + e^2) = 1 / (1 + e^-1) = 0.73105858 and 1 / (1 + e) = 0.26894142; not renormalised
+// (Qwen's norm_topk_prob false): the softmax values themselves. Top-1 renormalised: weight 1.
+TEST(MoeRouting, HandWorkedTopTwo) {
+  const std::vector<double> logits = {1.0, 3.0, 2.0, 0.5};
+  const RefRouting renorm = route_token(logits, 2, true);
+  EXPECT_EQ(renorm.experts, (std::vector<int64_t>{1, 2}));
+  ASSERT_EQ(renorm.weights.size(), 2u);
+  EXPECT_NEAR(renorm.weights[0], 0.7310585786300049, 1e-15);
+  EXPECT_NEAR(renorm.weights[1], 0.2689414213699951, 1e-15);
+  const RefRouting plain = route_token(logits, 2, false);
+  EXPECT_EQ(plain.experts, (std::vector<int64_t>{1, 2}));
+  EXPECT_NEAR(plain.weights[0], 0.6307955432474669, 1e-15);
+  EXPECT_NEAR(plain.weights[1], 0.23205671194331448, 1e-15);
+  const RefRouting one = route_token(logits, 1, true);
+  EXPECT_EQ(one.experts, (std::vector<int64_t>{1}));
+  EXPECT_EQ(one.weights, (std::vector<double>{1.0}));
+  EXPECT_NEAR(route_token(logits, 1, false).weights[0], 0.6307955432474669, 1e-15);
+  // Shifting every logit changes nothing (softmax); all experts: the softmax itself.
+  const RefRouting shifted = route_token({101.0, 103.0, 102.0, 100.5}, 2, false);
+  EXPECT_EQ(shifted.experts, plain.experts);
+  EXPECT_NEAR(shifted.weights[0], plain.weights[0], 1e-15);
+  const RefRouting all = route_token(logits, 4, true);
+  EXPECT_EQ(all.experts, (std::vector<int64_t>{1, 2, 0, 3}));
+  EXPECT_NEAR(all.weights[3], 0.05177885129942981, 1e-15);
+  EXPECT_THROW(route_token(logits, 5, true), Error);
+  EXPECT_THROW(route_token(logits, 0, true), Error);
+}
+
+// Equal probabilities go to the lower index (the convention; the tiny models never tie):
+// logits (2, 1, 2, 2), top-2 = experts 0 and 2, each e^2 / (3 e^2 + e) = 0.29692274 unnormalised.
+TEST(MoeRouting, TiesGoToTheLowerIndex) {
+  const RefRouting r = route_token({2.0, 1.0, 2.0, 2.0}, 2, false);
+  EXPECT_EQ(r.experts, (std::vector<int64_t>{0, 2}));
+  EXPECT_NEAR(r.weights[0], 0.2969227424756547, 1e-15);
+  EXPECT_NEAR(r.weights[1], 0.2969227424756547, 1e-15);
+  EXPECT_EQ(route_token({2.0, 1.0, 2.0, 2.0}, 2, true).weights, (std::vector<double>{0.5, 0.5}));
+}
+
+TEST(MoeConfigs, KindsAndResolvedSpecs) {
+  for (const std::string& kind : moe_kinds()) {
+    EXPECT_NE(std::find(family_kinds().begin(), family_kinds().end(), kind), family_kinds().end())
+        << kind;
+    EXPECT_NO_THROW(family_config(kind)) << kind;
+  }
+  EXPECT_EQ(moe_kinds(), (std::vector<std::string>{"mixtral", "qwen2_moe", "qwen3_moe"}));
+  for (const std::string& kind : dense_kinds()) {
+    const TextSpec s = text_spec(family_config(kind));
+    EXPECT_EQ(s.experts, 0) << kind;
+    EXPECT_EQ(s.sparse_layers, std::vector<bool>(static_cast<size_t>(s.layers), false)) << kind;
+  }
+  using B = std::vector<bool>;
+  using V = std::vector<std::string>;
+  const TextSpec m = text_spec(family_config("mixtral"));
+  EXPECT_EQ(m.family, "mixtral");
+  EXPECT_EQ(m.experts, 8);
+  EXPECT_EQ(m.experts_per_tok, 2);
+  EXPECT_EQ(m.moe_intermediate, 96);
+  EXPECT_EQ(m.shared_intermediate, 0);
+  EXPECT_TRUE(m.norm_topk_prob);
+  EXPECT_EQ(m.sparse_layers, (B{true, true}));
+  EXPECT_EQ(m.head_dim, 16);
+  EXPECT_FALSE(m.qkv_bias || m.o_bias);
+  EXPECT_EQ(m.layer_types, (V{kF, kF}));  // sliding_window null
+  EXPECT_EQ(m.rope.at(kF).theta, 1e6);
+  const TextSpec q2 = text_spec(family_config("qwen2_moe"));
+  EXPECT_EQ(q2.experts, 8);
+  EXPECT_EQ(q2.experts_per_tok, 2);
+  EXPECT_EQ(q2.moe_intermediate, 64);
+  EXPECT_EQ(q2.shared_intermediate, 128);
+  EXPECT_EQ(q2.intermediate, 160);
+  EXPECT_FALSE(q2.norm_topk_prob);
+  EXPECT_EQ(q2.sparse_layers, (B{true, false, true}));  // mlp_only_layers [1]
+  EXPECT_TRUE(q2.qkv_bias);
+  EXPECT_FALSE(q2.o_bias);
+  EXPECT_EQ(q2.head_dim, 16);
+  EXPECT_EQ(q2.layer_types, (V{kF, kF, kF}));  // use_sliding_window false
+  const TextSpec q3 = text_spec(family_config("qwen3_moe"));
+  EXPECT_EQ(q3.experts, 16);
+  EXPECT_EQ(q3.experts_per_tok, 4);
+  EXPECT_EQ(q3.moe_intermediate, 64);
+  EXPECT_EQ(q3.shared_intermediate, 0);
+  EXPECT_TRUE(q3.norm_topk_prob);
+  EXPECT_EQ(q3.sparse_layers, (B{true, true}));
+  EXPECT_EQ(q3.head_dim, 32);  // explicit, not hidden / heads = 16
+  EXPECT_FALSE(q3.qkv_bias);
+  EXPECT_EQ(q3.layer_types, (V{kF, kF}));
+}
+
+// Which layers are sparse: (i + 1) % decoder_sparse_step == 0 and i not in mlp_only_layers;
+// class defaults fill absent keys; the sliding-window rules of each class.
+TEST(MoeConfigs, SparseLayersDefaultsAndWindows) {
+  using B = std::vector<bool>;
+  using V = std::vector<std::string>;
+  json q = family_config("qwen3_moe");
+  q["num_hidden_layers"] = 4;
+  q["decoder_sparse_step"] = 2;
+  EXPECT_EQ(text_spec(q).sparse_layers, (B{false, true, false, true}));
+  q["decoder_sparse_step"] = 1;
+  q["mlp_only_layers"] = json::array({0, 3});
+  EXPECT_EQ(text_spec(q).sparse_layers, (B{false, true, true, false}));
+  q["mlp_only_layers"] = nullptr;  // None: []
+  EXPECT_EQ(text_spec(q).sparse_layers, (B{true, true, true, true}));
+  q.erase("norm_topk_prob");  // Qwen3MoeConfig default False
+  EXPECT_FALSE(text_spec(q).norm_topk_prob);
+  q["num_experts"] = 0;  // no experts: every layer dense
+  EXPECT_EQ(text_spec(q).sparse_layers, (B{false, false, false, false}));
+  json q2 = family_config("qwen2_moe");
+  q2.erase("mlp_only_layers");
+  q2.erase("norm_topk_prob");
+  EXPECT_EQ(text_spec(q2).sparse_layers, (B{true, true, true}));
+  EXPECT_FALSE(text_spec(q2).norm_topk_prob);
+  // Mixtral: rope_theta defaults to 1e6, norm_topk_prob does not exist (always renormalised).
+  json m = family_config("mixtral");
+  m.erase("rope_theta");
+  m["norm_topk_prob"] = false;
+  EXPECT_EQ(text_spec(m).rope.at(kF).theta, 1e6);
+  EXPECT_TRUE(text_spec(m).norm_topk_prob);
+  // Windows: Mixtral and Qwen3-MoE slide on every layer when they slide at all; Qwen2-MoE on
+  // layers with (i + 1) % 2 != 0 below max_window_layers.
+  m["sliding_window"] = 8;
+  EXPECT_EQ(text_spec(m).layer_types, (V{kS, kS}));
+  json q3 = family_config("qwen3_moe");
+  q3["sliding_window"] = 8;
+  EXPECT_EQ(text_spec(q3).layer_types, (V{kF, kF}));  // use_sliding_window false
+  q3["use_sliding_window"] = true;
+  EXPECT_EQ(text_spec(q3).layer_types, (V{kS, kS}));
+  json w = family_config("qwen2_moe");
+  w["use_sliding_window"] = true;
+  w["max_window_layers"] = 2;
+  EXPECT_EQ(text_spec(w).layer_types, (V{kS, kF, kF}));
+  EXPECT_EQ(*text_spec(w).sliding_window, 8);
+  json bad = family_config("mixtral");
+  bad["num_experts_per_tok"] = 9;
+  EXPECT_THROW(text_spec(bad), Error);
+}
+
+TEST(MoeCheckpoint, RealTensorNames) {
+  auto names = [](const std::string& kind) {
+    std::set<std::string> s;
+    for (const auto& t : tiny_from_config(family_config(kind)).tensors) s.insert(t.name);
+    return s;
+  };
+  const auto m = names("mixtral");
+  for (const char* n : {"model.layers.1.block_sparse_moe.gate.weight",
+                        "model.layers.1.block_sparse_moe.experts.7.w1.weight",
+                        "model.layers.0.block_sparse_moe.experts.0.w2.weight",
+                        "model.layers.0.block_sparse_moe.experts.3.w3.weight", "lm_head.weight"})
+    EXPECT_TRUE(m.count(n)) << n;
+  EXPECT_FALSE(m.count("model.layers.0.mlp.gate_proj.weight"));
+  EXPECT_FALSE(m.count("model.layers.0.block_sparse_moe.experts.8.w1.weight"));
+  const auto q2 = names("qwen2_moe");
+  for (const char* n :
+       {"model.layers.0.mlp.gate.weight", "model.layers.0.mlp.experts.7.gate_proj.weight",
+        "model.layers.2.mlp.experts.0.up_proj.weight",
+        "model.layers.2.mlp.experts.5.down_proj.weight",
+        "model.layers.0.mlp.shared_expert.gate_proj.weight",
+        "model.layers.2.mlp.shared_expert.down_proj.weight",
+        "model.layers.0.mlp.shared_expert_gate.weight",
+        "model.layers.1.mlp.gate_proj.weight",  // the dense layer
+        "model.layers.1.mlp.down_proj.weight", "model.layers.0.self_attn.q_proj.bias"})
+    EXPECT_TRUE(q2.count(n)) << n;
+  EXPECT_FALSE(q2.count("model.layers.1.mlp.gate.weight"));
+  EXPECT_FALSE(q2.count("model.layers.0.mlp.gate_proj.weight"));
+  EXPECT_FALSE(q2.count("model.layers.0.self_attn.o_proj.bias"));
+  const auto q3 = names("qwen3_moe");
+  for (const char* n :
+       {"model.layers.1.mlp.gate.weight", "model.layers.1.mlp.experts.15.down_proj.weight",
+        "model.layers.0.self_attn.q_norm.weight"})
+    EXPECT_TRUE(q3.count(n)) << n;
+  EXPECT_FALSE(q3.count("model.layers.0.mlp.shared_expert_gate.weight"));
+  EXPECT_FALSE(q3.count("model.layers.0.mlp.experts.16.gate_proj.weight"));
+  EXPECT_FALSE(q3.count("model.layers.0.self_attn.q_proj.bias"));
+  // Shapes: router [E, hidden], shared gate [1, hidden], experts at their own width.
+  const std::map<std::string, std::vector<int64_t>> shapes = {
+      {"model.layers.0.mlp.gate.weight", {8, 64}},
+      {"model.layers.0.mlp.shared_expert_gate.weight", {1, 64}},
+      {"model.layers.0.mlp.experts.3.down_proj.weight", {64, 64}},
+      {"model.layers.0.mlp.shared_expert.up_proj.weight", {128, 64}},
+      {"model.layers.1.mlp.up_proj.weight", {160, 64}}};
+  size_t found = 0;
+  for (const auto& t : tiny_from_config(family_config("qwen2_moe")).tensors) {
+    const auto it = shapes.find(t.name);
+    if (it == shapes.end()) continue;
+    ++found;
+    EXPECT_EQ(t.shape, it->second) << t.name;
+  }
+  EXPECT_EQ(found, shapes.size());
+}
+
+// The smallest gap, over the tokens of a sparse layer, between the k-th and (k+1)-th largest
+// router logits: how far every routing decision is from a tie.
+double min_routing_gap(const std::vector<double>& logits, int64_t experts, int64_t k) {
+  double gap = INFINITY;
+  for (size_t t = 0; t * experts < logits.size(); ++t) {
+    std::vector<double> row(logits.begin() + t * experts, logits.begin() + (t + 1) * experts);
+    std::sort(row.begin(), row.end(), std::greater<>());
+    gap = std::min(gap, row[k - 1] - row[k]);
+  }
+  return gap;
+}
+
+// Finite logits; routing counts that add up (T x top_k per sparse layer, none for dense layers);
+// routing that varies with the token (most experts used); decisions away from ties. The
+// checkpoints and tokens are those of MoeKindsMatchEngine (seed 5, tokens of seed 9).
+TEST(MoeReference, FiniteLogitsAndRoutingCounts) {
+  const std::vector<int32_t> ids = random_ids(T, 9);
+  for (const std::string& kind : moe_kinds()) {
+    for (const DType dtype : {DType::F32, DType::BF16}) {
+      SCOPED_TRACE(kind + (dtype == DType::F32 ? " f32" : " bf16"));
+      const ReferenceForward ref(write_config(family_config(kind), dtype, 5));
+      const TextSpec& s = ref.spec();
+      const Logits l = ref.logits(ids);
+      ASSERT_EQ(static_cast<int64_t>(l.size()), T * kFamilyVocab);
+      for (double e : l) ASSERT_TRUE(std::isfinite(e));
+      EXPECT_GT(max_abs(l), 0.1);
+      const auto counts = ref.expert_token_counts(ids);
+      const auto router = ref.router_logits(ids);
+      ASSERT_EQ(static_cast<int64_t>(counts.size()), s.layers);
+      for (int64_t i = 0; i < s.layers; ++i) {
+        if (!s.sparse_layers[i]) {
+          EXPECT_TRUE(counts[i].empty()) << i;
+          EXPECT_TRUE(router[i].empty()) << i;
+          continue;
+        }
+        ASSERT_EQ(static_cast<int64_t>(counts[i].size()), s.experts);
+        ASSERT_EQ(static_cast<int64_t>(router[i].size()), T * s.experts);
+        int64_t sum = 0, used = 0;
+        std::string line;
+        for (const int64_t c : counts[i]) {
+          sum += c;
+          used += c > 0;
+          line += ' ';
+          line += std::to_string(c);
+        }
+        EXPECT_EQ(sum, T * s.experts_per_tok) << i;
+        EXPECT_GE(used, s.experts * 3 / 4) << i;
+        const double gap = min_routing_gap(router[i], s.experts, s.experts_per_tok);
+        std::printf("[ %s %s ] layer %lld tokens per expert:%s; min top-k gap %.3g\n", kind.c_str(),
+                    dtype == DType::F32 ? "f32" : "bf16", static_cast<long long>(i), line.c_str(),
+                    gap);
+        EXPECT_GT(gap, 1e-4) << i;
+      }
+    }
+  }
+}
+
+// Renormalising the top-k weights matters (Qwen: norm_topk_prob), Mixtral has no such switch, and
+// top_k matters.
+TEST(MoeReference, RenormalisationSwitch) {
+  const std::vector<int32_t> ids = random_ids(T, 32);
+  for (const char* kind : {"qwen2_moe", "qwen3_moe"}) {
+    SCOPED_TRACE(kind);
+    json c = family_config(kind);
+    const Logits a = reference_logits(write_config(c), ids);
+    c["norm_topk_prob"] = !c.at("norm_topk_prob").get<bool>();
+    EXPECT_GT(max_diff_rows(a, reference_logits(write_config(c), ids), 0, T), 1e-3 * max_abs(a));
+  }
+  json m = family_config("mixtral");
+  const Logits a = reference_logits(write_config(m), ids);
+  m["norm_topk_prob"] = false;
+  EXPECT_EQ(max_diff_rows(a, reference_logits(write_config(m), ids), 0, T), 0.0);
+  // With every expert routed (top_k = E) and renormalisation, the routing weights are the
+  // softmax; with top_k = E - 1 the output changes.
+  json q = family_config("qwen3_moe");
+  const Logits base = reference_logits(write_config(q), ids);
+  q["num_experts_per_tok"] = 16;
+  const Logits every = reference_logits(write_config(q), ids);
+  EXPECT_GT(max_diff_rows(base, every, 0, T), 1e-3 * max_abs(base));
+  for (double e : every) ASSERT_TRUE(std::isfinite(e));
+}
+
+// starve_expert(): the starved expert of the starved layer receives no token, over many inputs
+// and in both stored dtypes, while every other expert of that layer receives some.
+TEST(MoeStarvedExpert, ReceivesNoToken) {
+  struct Case {
+    const char* kind;
+    int64_t layer, expert;
+  };
+  for (const Case& c : {Case{"mixtral", 1, 5}, Case{"qwen2_moe", 2, 0}, Case{"qwen3_moe", 0, 15}}) {
+    for (const DType dtype : {DType::BF16, DType::F32}) {
+      SCOPED_TRACE(std::string(c.kind) + (dtype == DType::F32 ? " f32" : " bf16"));
+      const json config = family_config(c.kind);
+      TinyModel m = tiny_from_config(config);
+      starve_expert(m, config, c.layer, c.expert);
+      const ReferenceForward ref(write_tiny(m, dtype, 5));
+      const TextSpec& s = ref.spec();
+      // Random sequences, every token of the vocabulary, and one token repeated.
+      std::vector<std::vector<int32_t>> inputs;
+      for (uint32_t seed = 40; seed < 46; ++seed) inputs.push_back(random_ids(T, seed));
+      std::vector<int32_t> vocab(static_cast<size_t>(kFamilyVocab));
+      for (int32_t v = 0; v < kFamilyVocab; ++v) vocab[v] = v;
+      inputs.push_back(vocab);
+      inputs.push_back(std::vector<int32_t>(8, 17));
+      std::vector<int64_t> total(static_cast<size_t>(s.experts), 0);
+      double margin = INFINITY;  // min over tokens: k-th largest logit - the starved logit
+      for (const auto& ids : inputs) {
+        const auto counts = ref.expert_token_counts(ids);
+        ASSERT_EQ(static_cast<int64_t>(counts[c.layer].size()), s.experts);
+        for (int64_t e = 0; e < s.experts; ++e) total[e] += counts[c.layer][e];
+        const std::vector<double> r = ref.router_logits(ids)[c.layer];
+        for (size_t t = 0; t * s.experts < r.size(); ++t) {
+          std::vector<double> row(r.begin() + t * s.experts, r.begin() + (t + 1) * s.experts);
+          EXPECT_EQ(row[c.expert], 0.0);
+          std::sort(row.begin(), row.end(), std::greater<>());
+          margin = std::min(margin, row[s.experts_per_tok - 1]);
+        }
+      }
+      std::string line;
+      for (const int64_t n : total) {
+        line += ' ';
+        line += std::to_string(n);
+      }
+      std::printf("[ %s ] starved layer %lld expert %lld, tokens per expert:%s; min margin %.3g\n",
+                  c.kind, static_cast<long long>(c.layer), static_cast<long long>(c.expert),
+                  line.c_str(), margin);
+      EXPECT_EQ(total[c.expert], 0);
+      for (int64_t e = 0; e < s.experts; ++e)
+        if (e != c.expert) {
+          EXPECT_GT(total[e], 0) << "expert " << e;
+        }
+      EXPECT_GT(margin, 1e-3);
+    }
+  }
+}
+
+TEST(MoeStarvedExpert, RejectsWhatCannotBeStarved) {
+  const json q2 = family_config("qwen2_moe");
+  TinyModel m = tiny_from_config(q2);
+  EXPECT_THROW(starve_expert(m, q2, 1, 0), std::invalid_argument);  // the dense layer
+  EXPECT_THROW(starve_expert(m, q2, 3, 0), std::invalid_argument);  // no such layer
+  EXPECT_THROW(starve_expert(m, q2, 0, 8), std::invalid_argument);  // no such expert
+  const json llama = family_config("llama");
+  TinyModel l = tiny_from_config(llama);
+  EXPECT_THROW(starve_expert(l, llama, 0, 0), std::invalid_argument);  // dense family
+  json few = family_config("mixtral");
+  few["num_local_experts"] = 4;  // 3 others cannot make 2 pairs
+  TinyModel f = tiny_from_config(few);
+  EXPECT_THROW(starve_expert(f, few, 0, 0), std::invalid_argument);
+  // Only the router of the starved layer changes.
+  const json mx = family_config("mixtral");
+  const TinyModel plain = tiny_from_config(mx);
+  TinyModel starved = plain;
+  starve_expert(starved, mx, 1, 5);
+  ASSERT_EQ(plain.tensors.size(), starved.tensors.size());
+  for (size_t i = 0; i < plain.tensors.size(); ++i)
+    EXPECT_EQ(starved.tensors[i].row_edits.empty(),
+              starved.tensors[i].name != "model.layers.1.block_sparse_moe.gate.weight")
+        << starved.tensors[i].name;
+}
+
+// The engine against the reference for the mixtures of experts, as AllKindsMatchEngine: float32
+// and bfloat16 checkpoints, 40 tokens, within 1e-4 x max|logit|. Disabled until the engine
+// supports MoE blocks. A mismatch on few rows with a small "min top-k gap" is a routing decision
+// near a tie, flipped by rounding.
+class MoeKindsMatchEngine : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MoeKindsMatchEngine, DISABLED_Within1e4OfMaxLogit) {
+  const json config = family_config(GetParam());
+  for (const DType dtype : {DType::F32, DType::BF16}) {
+    SCOPED_TRACE(dtype == DType::F32 ? "f32" : "bf16");
+    const auto [err, scale] =
+        engine_vs_reference(config, dtype, MultimodalLayout::kCurrent, GetParam().c_str());
+    EXPECT_LE(err, 1e-4 * scale);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, MoeKindsMatchEngine, ::testing::ValuesIn(moe_kinds()),
+                         [](const auto& p) { return p.param; });
 
 }  // namespace
 }  // namespace gptq

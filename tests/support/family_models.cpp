@@ -608,6 +608,117 @@ json qwen2_5_vl_config() {
           {"vocab_size", kFamilyVocab}};
 }
 
+// mistralai/Mixtral-8x7B-v0.1 keys (router_jitter_noise as MixtralConfig saves it since 4.38):
+// 8 experts, top-2, every layer sparse; the experts' width is intermediate_size.
+json mixtral_config() {
+  return {{"architectures", {"MixtralForCausalLM"}},
+          {"attention_dropout", 0.0},
+          {"bos_token_id", 1},
+          {"eos_token_id", 2},
+          {"hidden_act", "silu"},
+          {"hidden_size", 64},
+          {"initializer_range", 0.02},
+          {"intermediate_size", 96},
+          {"max_position_embeddings", 256},
+          {"model_type", "mixtral"},
+          {"num_attention_heads", 4},
+          {"num_experts_per_tok", 2},
+          {"num_hidden_layers", 2},
+          {"num_key_value_heads", 2},
+          {"num_local_experts", 8},
+          {"output_router_logits", false},
+          {"rms_norm_eps", 1e-05},
+          {"rope_theta", 1000000.0},
+          {"router_aux_loss_coef", 0.02},
+          {"router_jitter_noise", 0.0},
+          {"sliding_window", nullptr},
+          {"tie_word_embeddings", false},
+          {"torch_dtype", "bfloat16"},
+          {"transformers_version", "4.36.0.dev0"},
+          {"use_cache", true},
+          {"vocab_size", kFamilyVocab}};
+}
+
+// Qwen/Qwen1.5-MoE-A2.7B / Qwen2-57B-A14B keys: 8 experts of width moe_intermediate_size 64, top-2
+// without renormalisation (norm_topk_prob false), a gated shared expert of width 128, q/k/v
+// biases. 3 layers, decoder_sparse_step 1 and mlp_only_layers [1]: layers 0 and 2 are sparse,
+// layer 1 a dense MLP of intermediate_size 160.
+json qwen2_moe_config() {
+  return {{"architectures", {"Qwen2MoeForCausalLM"}},
+          {"attention_dropout", 0.0},
+          {"bos_token_id", 62},
+          {"decoder_sparse_step", 1},
+          {"eos_token_id", 63},
+          {"hidden_act", "silu"},
+          {"hidden_size", 64},
+          {"initializer_range", 0.02},
+          {"intermediate_size", 160},
+          {"max_position_embeddings", 256},
+          {"max_window_layers", 3},
+          {"mlp_only_layers", json::array({1})},
+          {"model_type", "qwen2_moe"},
+          {"moe_intermediate_size", 64},
+          {"norm_topk_prob", false},
+          {"num_attention_heads", 4},
+          {"num_experts", 8},
+          {"num_experts_per_tok", 2},
+          {"num_hidden_layers", 3},
+          {"num_key_value_heads", 2},
+          {"output_router_logits", false},
+          {"rms_norm_eps", 1e-06},
+          {"rope_theta", 1000000.0},
+          {"router_aux_loss_coef", 0.001},
+          {"shared_expert_intermediate_size", 128},
+          {"sliding_window", 8},
+          {"tie_word_embeddings", false},
+          {"torch_dtype", "bfloat16"},
+          {"transformers_version", "4.40.1"},
+          {"use_cache", true},
+          {"use_sliding_window", false},
+          {"vocab_size", kFamilyVocab}};
+}
+
+// Qwen/Qwen3-30B-A3B: 16 experts (128 published) of width 64, top-4 (8), renormalised
+// (norm_topk_prob true), no shared expert, q_norm / k_norm, explicit head_dim 32 with hidden 64
+// (as the published 128 with 2048 / 32 heads: head_dim is not hidden / heads), mlp_only_layers [].
+// intermediate_size is unused: every layer is sparse.
+json qwen3_moe_config() {
+  return {{"architectures", {"Qwen3MoeForCausalLM"}},
+          {"attention_bias", false},
+          {"attention_dropout", 0.0},
+          {"bos_token_id", 62},
+          {"decoder_sparse_step", 1},
+          {"eos_token_id", 63},
+          {"head_dim", 32},
+          {"hidden_act", "silu"},
+          {"hidden_size", 64},
+          {"initializer_range", 0.02},
+          {"intermediate_size", 192},
+          {"max_position_embeddings", 256},
+          {"max_window_layers", 2},
+          {"mlp_only_layers", json::array()},
+          {"model_type", "qwen3_moe"},
+          {"moe_intermediate_size", 64},
+          {"norm_topk_prob", true},
+          {"num_attention_heads", 4},
+          {"num_experts", 16},
+          {"num_experts_per_tok", 4},
+          {"num_hidden_layers", 2},
+          {"num_key_value_heads", 2},
+          {"output_router_logits", false},
+          {"rms_norm_eps", 1e-06},
+          {"rope_scaling", nullptr},
+          {"rope_theta", 1000000.0},
+          {"router_aux_loss_coef", 0.001},
+          {"sliding_window", nullptr},
+          {"tie_word_embeddings", false},
+          {"torch_dtype", "bfloat16"},
+          {"transformers_version", "4.51.0"},
+          {"use_cache", true},
+          {"use_sliding_window", false},
+          {"vocab_size", kFamilyVocab}};
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tensor lists
 
@@ -632,6 +743,82 @@ TextShape text_shape(const json& c, int64_t default_head_dim) {
   s.layers = c.at("num_hidden_layers").get<int64_t>();
   s.vocab = c.at("vocab_size").get<int64_t>();
   return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE)
+
+bool is_moe_type(const std::string& type) {
+  return type == "mixtral" || type == "qwen2_moe" || type == "qwen3_moe";
+}
+
+struct MoeShape {
+  int64_t experts = 0, top_k = 0, inter = 0, shared = 0;  // shared: 0 without a shared expert
+};
+
+MoeShape moe_shape(const json& c, const std::string& type) {
+  MoeShape m;
+  m.top_k = c.at("num_experts_per_tok").get<int64_t>();
+  if (type == "mixtral") {
+    m.experts = c.at("num_local_experts").get<int64_t>();
+    m.inter = c.at("intermediate_size").get<int64_t>();
+  } else {
+    m.experts = c.at("num_experts").get<int64_t>();
+    m.inter = c.at("moe_intermediate_size").get<int64_t>();
+    if (type == "qwen2_moe") m.shared = c.at("shared_expert_intermediate_size").get<int64_t>();
+  }
+  return m;
+}
+
+// MixtralDecoderLayer: every layer sparse. Qwen2MoeDecoderLayer / Qwen3MoeDecoderLayer: layer i
+// is sparse iff i is not in mlp_only_layers, num_experts > 0 and (i + 1) % decoder_sparse_step
+// == 0.
+bool sparse_layer(const json& c, const std::string& type, int64_t i) {
+  if (type == "mixtral") return true;
+  if (type != "qwen2_moe" && type != "qwen3_moe") return false;
+  if (c.contains("mlp_only_layers") && c.at("mlp_only_layers").is_array())
+    for (const auto& l : c.at("mlp_only_layers"))
+      if (l.get<int64_t>() == i) return false;
+  const int64_t step = int_or(c, "decoder_sparse_step", 1);
+  return c.at("num_experts").get<int64_t>() > 0 && step > 0 && (i + 1) % step == 0;
+}
+
+// The module holding a layer's MoE block: `block_sparse_moe.` (Mixtral checkpoints) or `mlp.`.
+std::string moe_module(const std::string& type) {
+  return type == "mixtral" ? "block_sparse_moe." : "mlp.";
+}
+
+// Router rows of scale 2 / sqrt(hidden): the normalised hidden state has norm about
+// sqrt(hidden), so router logits have a standard deviation near 2 and the top-k changes from
+// token to token while the k-th and (k+1)-th logits are rarely close.
+constexpr float kRouterScale = 2.0f;
+
+// One sparse block: router, routed experts (Mixtral: w1 gate, w3 up, w2 down), Qwen2-MoE's shared
+// expert and its [1, hidden] gate.
+void add_moe(TinyModel& m, const std::string& type, const MoeShape& moe, const std::string& p,
+             int64_t hidden) {
+  const std::string b = p + moe_module(type);
+  m.tensors.push_back({b + "gate.weight",
+                       {moe.experts, hidden},
+                       kRouterScale / std::sqrt(static_cast<float>(hidden))});
+  for (int64_t e = 0; e < moe.experts; ++e) {
+    const std::string x = b + "experts." + std::to_string(e) + ".";
+    if (type == "mixtral") {
+      add_linear(m, x + "w1", moe.inter, hidden, false);
+      add_linear(m, x + "w2", hidden, moe.inter, false);
+      add_linear(m, x + "w3", moe.inter, hidden, false);
+    } else {
+      add_linear(m, x + "gate_proj", moe.inter, hidden, false);
+      add_linear(m, x + "up_proj", moe.inter, hidden, false);
+      add_linear(m, x + "down_proj", hidden, moe.inter, false);
+    }
+  }
+  if (moe.shared > 0) {
+    add_linear(m, b + "shared_expert.gate_proj", moe.shared, hidden, false);
+    add_linear(m, b + "shared_expert.up_proj", moe.shared, hidden, false);
+    add_linear(m, b + "shared_expert.down_proj", hidden, moe.shared, false);
+    add_linear(m, b + "shared_expert_gate", 1, hidden, false);
+  }
 }
 
 // Gemma's RMSNorm computes x * (1 + w): its weights are stored around 0.
@@ -675,7 +862,9 @@ void add_text_model(TinyModel& m, const json& c, const std::string& type, const 
       mlp_bias = bool_or(c, "mlp_bias", false);
     } else if (type == "qwen2" || type == "qwen2_5_vl") {
       qkv_bias = true;
-    } else if (type == "qwen3" || gemma) {
+    } else if (type == "qwen2_moe") {  // Qwen2MoeConfig.qkv_bias (default True), o_proj never
+      qkv_bias = bool_or(c, "qkv_bias", true);
+    } else if (type == "qwen3" || type == "qwen3_moe" || gemma) {
       qkv_bias = o_bias = bool_or(c, "attention_bias", false);
     } else if (type == "starcoder2") {
       qkv_bias = o_bias = mlp_bias = bool_or(c, "use_bias", true);
@@ -684,7 +873,7 @@ void add_text_model(TinyModel& m, const json& c, const std::string& type, const 
     add_linear(m, p + "self_attn.k_proj", kv, s.hidden, qkv_bias);
     add_linear(m, p + "self_attn.v_proj", kv, s.hidden, qkv_bias);
     add_linear(m, p + "self_attn.o_proj", s.hidden, q, o_bias);
-    if (type == "qwen3") {
+    if (type == "qwen3" || type == "qwen3_moe") {
       add_norm(m, p + "self_attn.q_norm", s.head_dim, false);
       add_norm(m, p + "self_attn.k_norm", s.head_dim, false);
     } else if (type == "gemma3_text") {
@@ -696,7 +885,9 @@ void add_text_model(TinyModel& m, const json& c, const std::string& type, const 
       add_gemma_norm(m, p + "pre_feedforward_layernorm", s.hidden);
       add_gemma_norm(m, p + "post_feedforward_layernorm", s.hidden);
     }
-    if (type == "starcoder2") {
+    if (sparse_layer(c, type, i)) {
+      add_moe(m, type, moe_shape(c, type), p, s.hidden);
+    } else if (type == "starcoder2") {
       add_linear(m, p + "mlp.c_fc", s.inter, s.hidden, mlp_bias);
       add_linear(m, p + "mlp.c_proj", s.hidden, s.inter, mlp_bias);
     } else {
@@ -728,7 +919,12 @@ const std::vector<std::string>& family_kinds() {
       "llama",           "llama3",    "llama_linear", "llama_dynamic", "llama_yarn", "mistral",
       "mistral_sliding", "qwen2",     "qwen3",        "gemma",         "gemma2",     "gemma3_text",
       "phi3_longrope",   "phi4_mini", "starcoder2",   "gemma3",        "mistral3",   "llava",
-      "qwen2_5_vl",      "qwen3_v5",  "gemma3_v5"};
+      "qwen2_5_vl",      "qwen3_v5",  "gemma3_v5",    "mixtral",       "qwen2_moe",  "qwen3_moe"};
+  return kinds;
+}
+
+const std::vector<std::string>& moe_kinds() {
+  static const std::vector<std::string> kinds = {"mixtral", "qwen2_moe", "qwen3_moe"};
   return kinds;
 }
 
@@ -754,6 +950,9 @@ json family_config(const std::string& kind) {
   if (kind == "mistral3") return mistral3_config();
   if (kind == "llava") return llava_config();
   if (kind == "qwen2_5_vl") return qwen2_5_vl_config();
+  if (kind == "mixtral") return mixtral_config();
+  if (kind == "qwen2_moe") return qwen2_moe_config();
+  if (kind == "qwen3_moe") return qwen3_moe_config();
   throw std::invalid_argument("family_config: unknown kind '" + kind + "'");
 }
 
@@ -850,8 +1049,9 @@ TinyModel tiny_from_config(const json& config, MultimodalLayout layout) {
     return m;
   }
 
-  static const char* const kText[] = {"llama",  "mistral",     "qwen2", "qwen3",     "gemma",
-                                      "gemma2", "gemma3_text", "phi3",  "starcoder2"};
+  static const char* const kText[] = {"llama",      "mistral", "qwen2",       "qwen3",
+                                      "gemma",      "gemma2",  "gemma3_text", "phi3",
+                                      "starcoder2", "mixtral", "qwen2_moe",   "qwen3_moe"};
   bool known = false;
   for (const char* t : kText) known = known || type == t;
   if (!known)
@@ -859,6 +1059,34 @@ TinyModel tiny_from_config(const json& config, MultimodalLayout layout) {
   const bool tied = bool_or(config, "tie_word_embeddings", ties_by_default(type));
   add_text_model(m, config, type, "model.", "lm_head", tied);
   return m;
+}
+
+void starve_expert(TinyModel& m, const json& config, int64_t layer, int64_t expert) {
+  const std::string type = config.at("model_type").get<std::string>();
+  if (!is_moe_type(type))
+    throw std::invalid_argument("starve_expert: '" + type + "' has no experts");
+  if (layer < 0 || layer >= config.at("num_hidden_layers").get<int64_t>() ||
+      !sparse_layer(config, type, layer))
+    throw std::invalid_argument("starve_expert: layer " + std::to_string(layer) +
+                                " is not a sparse layer");
+  const MoeShape moe = moe_shape(config, type);
+  if (expert < 0 || expert >= moe.experts)
+    throw std::invalid_argument("starve_expert: no expert " + std::to_string(expert));
+  if (moe.experts - 1 < 2 * moe.top_k)
+    throw std::invalid_argument("starve_expert: needs 2 x top_k experts besides the starved one");
+  const std::string name =
+      "model.layers." + std::to_string(layer) + "." + moe_module(type) + "gate.weight";
+  for (TensorGen& t : m.tensors) {
+    if (t.name != name) continue;
+    t.row_edits.push_back({expert, -1, 0.0f});  // logit exactly 0 for every hidden state
+    std::vector<int64_t> others;
+    for (int64_t e = 0; e < moe.experts; ++e)
+      if (e != expert) others.push_back(e);
+    for (int64_t g = 0; g < moe.top_k; ++g)  // row others[2g + 1] = -row others[2g]
+      t.row_edits.push_back({others[2 * g + 1], others[2 * g], -1.0f});
+    return;
+  }
+  throw std::invalid_argument("starve_expert: the checkpoint has no " + name);
 }
 
 }  // namespace gptq::testing

@@ -28,8 +28,24 @@ constexpr int64_t kFamilyTestTokens = 40;  // the sequence length the configs ar
 //   (v0.1 shape: sliding_window 8), qwen2, qwen3, gemma, gemma2, gemma3_text, phi3_longrope
 //   (Phi-3.5-mini), phi4_mini (partial_rotary_factor 0.75), starcoder2, gemma3 (multimodal
 //   Gemma3ForConditionalGeneration), mistral3, llava, qwen2_5_vl, and the transformers-5 style
-//   qwen3_v5 (rope_parameters, dtype) and gemma3_v5 (per-layer-type rope_parameters, layer_types).
+//   qwen3_v5 (rope_parameters, dtype) and gemma3_v5 (per-layer-type rope_parameters, layer_types),
+//   and the mixtures of experts (see moe_kinds()).
 const std::vector<std::string>& family_kinds();
+
+// The mixture-of-experts kinds (the last ones of family_kinds()), hidden 64, 4 heads, 2 KV heads:
+//   mixtral   (Mixtral-8x7B keys) 2 layers, head_dim 16, 8 experts of width intermediate_size 96,
+//             top-2 renormalised, every layer sparse; `block_sparse_moe.gate` [8, 64],
+//             `block_sparse_moe.experts.E.{w1,w3}` [96, 64], `.w2` [64, 96].
+//   qwen2_moe (Qwen1.5-MoE-A2.7B / Qwen2-57B-A14B keys) 3 layers, head_dim 16, 8 experts of width
+//             moe_intermediate_size 64, top-2 not renormalised (norm_topk_prob false), a shared
+//             expert of width 128 gated by sigmoid(`mlp.shared_expert_gate` [1, 64]), q/k/v biases;
+//             mlp_only_layers [1]: layers 0 and 2 sparse, layer 1 a dense `mlp.{gate,up,down}_proj`
+//             of intermediate_size 160.
+//   qwen3_moe (Qwen3-30B-A3B keys) 2 layers, explicit head_dim 32, q_norm / k_norm, 16 experts of
+//             width 64, top-4 renormalised (norm_topk_prob true), no shared expert, every layer
+//             sparse. Qwen tensors: `mlp.gate` [E, 64], `mlp.experts.E.{gate,up,down}_proj`.
+// Router weights are 2 / sqrt(hidden) N(0, 1): logits of standard deviation about 2.
+const std::vector<std::string>& moe_kinds();
 
 // config.json of one kind (see family_kinds()); throws std::invalid_argument for an unknown kind.
 nlohmann::json family_config(const std::string& kind);
@@ -53,5 +69,21 @@ enum class MultimodalLayout { kCurrent, kLegacy };
 // ties the embeddings. family = the top-level model_type.
 TinyModel tiny_from_config(const nlohmann::json& config,
                            MultimodalLayout layout = MultimodalLayout::kCurrent);
+
+// Makes `expert` of sparse layer `layer` receive no token, whatever the input, by editing that
+// layer's router weight (`m` from tiny_from_config(config); the other tensors are unchanged, and
+// so are the router's other random rows):
+//   * the starved expert's row is zero, so its logit is exactly 0 for every hidden state;
+//   * the first 2 x top_k other experts (in index order) form top_k pairs whose rows are exact
+//     negations of each other (row b = -row a; negation is exact in every storage dtype and in
+//     any router matmul that treats all rows alike), so in each pair one logit is >= 0 and the
+//     other its negation.
+// Each pair thus holds an expert whose logit is >= the starved one's, and strictly greater unless
+// the hidden state is exactly orthogonal to that pair's row: top_k experts always beat the
+// starved one, which is never chosen. (The router has no bias and its input, the normalised
+// hidden state, has no sign-constant channel, so no single row can be made smaller than every
+// other for all inputs; pairs need no such channel.) Throws std::invalid_argument for a dense
+// layer or kind, an unknown expert, or fewer than 2 x top_k + 1 experts.
+void starve_expert(TinyModel& m, const nlohmann::json& config, int64_t layer, int64_t expert);
 
 }  // namespace gptq::testing

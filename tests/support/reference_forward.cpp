@@ -158,10 +158,69 @@ json class_defaults(const std::string& type) {
             {"sliding_window", nullptr},
             {"use_bias", true},
             {"tie_word_embeddings", true}};
+  if (type == "mixtral")  // MixtralConfig
+    return {{"vocab_size", 32000},
+            {"hidden_size", 4096},
+            {"intermediate_size", 14336},
+            {"num_hidden_layers", 32},
+            {"num_attention_heads", 32},
+            {"num_key_value_heads", 8},
+            {"head_dim", nullptr},
+            {"hidden_act", "silu"},
+            {"max_position_embeddings", 4096 * 32},
+            {"rms_norm_eps", 1e-5},
+            {"tie_word_embeddings", false},
+            {"sliding_window", nullptr},
+            {"num_experts_per_tok", 2},
+            {"num_local_experts", 8}};
+  if (type == "qwen2_moe")  // Qwen2MoeConfig
+    return {{"vocab_size", 151936},
+            {"hidden_size", 2048},
+            {"intermediate_size", 5632},
+            {"num_hidden_layers", 24},
+            {"num_attention_heads", 16},
+            {"num_key_value_heads", 16},
+            {"head_dim", nullptr},
+            {"hidden_act", "silu"},
+            {"max_position_embeddings", 32768},
+            {"rms_norm_eps", 1e-6},
+            {"tie_word_embeddings", false},
+            {"use_sliding_window", false},
+            {"sliding_window", 4096},
+            {"max_window_layers", 28},
+            {"decoder_sparse_step", 1},
+            {"moe_intermediate_size", 1408},
+            {"shared_expert_intermediate_size", 5632},
+            {"num_experts_per_tok", 4},
+            {"num_experts", 60},
+            {"norm_topk_prob", false},
+            {"mlp_only_layers", nullptr},
+            {"qkv_bias", true}};
+  if (type == "qwen3_moe")  // Qwen3MoeConfig
+    return {{"vocab_size", 151936},
+            {"hidden_size", 2048},
+            {"intermediate_size", 6144},
+            {"num_hidden_layers", 24},
+            {"num_attention_heads", 32},
+            {"num_key_value_heads", 4},
+            {"head_dim", nullptr},
+            {"hidden_act", "silu"},
+            {"max_position_embeddings", 32768},
+            {"rms_norm_eps", 1e-6},
+            {"tie_word_embeddings", false},
+            {"attention_bias", false},
+            {"use_sliding_window", false},
+            {"sliding_window", 4096},
+            {"decoder_sparse_step", 1},
+            {"moe_intermediate_size", 768},
+            {"num_experts_per_tok", 8},
+            {"num_experts", 128},
+            {"norm_topk_prob", false},
+            {"mlp_only_layers", nullptr}};
   fail(
       "reference: model_type '{}' is not supported (llama, mistral, qwen2, qwen3, gemma, "
-      "gemma2, gemma3_text, phi3, starcoder2 and the gemma3, mistral3, llava, qwen2_5_vl text "
-      "towers)",
+      "gemma2, gemma3_text, phi3, starcoder2, mixtral, qwen2_moe, qwen3_moe and the gemma3, "
+      "mistral3, llava, qwen2_5_vl text towers)",
       type);
 }
 
@@ -244,11 +303,30 @@ std::vector<std::string> resolve_layer_types(const std::string& family, const js
   std::vector<std::string> types(static_cast<size_t>(layers), "full_attention");
   if (family == "llama" || family == "gemma") {
     window.reset();  // LlamaModel / GemmaModel: create_causal_mask only
-  } else if (family == "mistral" || family == "phi3" || family == "starcoder2") {
-    // Mistral/Phi3/Starcoder2Model: create_sliding_window_causal_mask for every layer iff
+  } else if (family == "mistral" || family == "phi3" || family == "starcoder2" ||
+             family == "mixtral") {
+    // Mistral/Phi3/Starcoder2/MixtralModel: create_sliding_window_causal_mask for every layer iff
     // config.sliding_window is not None (a layer_types key is ignored).
     window = opt_int(cfg, "sliding_window");
     if (window) std::fill(types.begin(), types.end(), "sliding_attention");
+  } else if (family == "qwen3_moe") {
+    // Qwen3MoeConfig.__post_init__: sliding_window = sliding_window if use_sliding_window else
+    // None; Qwen3MoeModel (MixtralModel) then slides on every layer iff it is not None.
+    window =
+        cfg.at("use_sliding_window").get<bool>() ? opt_int(cfg, "sliding_window") : std::nullopt;
+    if (window) std::fill(types.begin(), types.end(), "sliding_attention");
+  } else if (family == "qwen2_moe") {
+    // Qwen2MoeConfig.__post_init__: sliding_window kept only with use_sliding_window; layer_types
+    // default: sliding iff (i + 1) % 2 and i < max_window_layers and use_sliding_window.
+    const bool use = cfg.at("use_sliding_window").get<bool>();
+    window = use ? opt_int(cfg, "sliding_window") : std::nullopt;
+    if (!is_null(raw, "layer_types")) {
+      types = raw.at("layer_types").get<std::vector<std::string>>();
+    } else {
+      const int64_t mwl = cfg.at("max_window_layers").get<int64_t>();
+      for (int64_t i = 0; i < layers; ++i)
+        if (use && (i + 1) % 2 != 0 && i < mwl) types[i] = "sliding_attention";
+    }
   } else if (family == "qwen2" || family == "qwen3") {
     // Qwen2Config.__post_init__: sliding_window = sliding_window if use_sliding_window else None;
     // layer_types default: sliding for i >= max_window_layers when sliding_window is set.
@@ -404,10 +482,43 @@ void apply_rope(double* v, const Vec& cos, const Vec& sin) {
   }
 }
 
+// Qwen3Attention (Qwen3, Qwen3-MoE) and Gemma3Attention normalise q and k per head.
+bool has_qk_norm(const std::string& family) {
+  return family == "qwen3" || family == "qwen3_moe" || family == "gemma3";
+}
+
+// The module holding a sparse layer's block: MixtralDecoderLayer.block_sparse_moe (the name in
+// Mixtral checkpoints), Qwen2Moe/Qwen3MoeDecoderLayer.mlp.
+std::string moe_module(const std::string& family) {
+  return family == "mixtral" ? "block_sparse_moe." : "mlp.";
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // Public helpers
+
+// MixtralTopKRouter / Qwen2MoeTopKRouter.forward after the gate: softmax(router_logits, dtype
+// float32) over the experts, torch.topk(probabilities, top_k) (sorted, largest first), then
+// router_top_value /= router_top_value.sum() (Mixtral always, Qwen when norm_topk_prob).
+RefRouting route_token(const std::vector<double>& router_logits, int64_t top_k, bool renormalize) {
+  const auto n = static_cast<int64_t>(router_logits.size());
+  if (top_k <= 0 || top_k > n) fail("reference: top_k {} outside [1, {}]", top_k, n);
+  const double mx = *std::max_element(router_logits.begin(), router_logits.end());
+  Vec p(router_logits.size());
+  double sum = 0;
+  for (size_t e = 0; e < p.size(); ++e) sum += (p[e] = std::exp(router_logits[e] - mx));
+  for (double& v : p) v /= sum;
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  for (int64_t e = 0; e < n; ++e) order[e] = e;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return p[a] > p[b]; });
+  RefRouting r;
+  r.experts.assign(order.begin(), order.begin() + top_k);
+  double top = 0;
+  for (const int64_t e : r.experts) top += p[e];
+  for (const int64_t e : r.experts) r.weights.push_back(renormalize ? p[e] / top : p[e]);
+  return r;
+}
 
 RopeFrequencies rope_frequencies(const RefRopeSpec& r, int64_t head_dim,
                                  int64_t max_position_embeddings, int64_t seq_len) {
@@ -507,12 +618,14 @@ TextSpec text_spec(const json& config) {
     s.mlp_bias = cfg.at("mlp_bias").get<bool>();
   } else if (s.family == "qwen2") {  // Qwen2Attention: q/k/v with bias, o_proj without
     s.qkv_bias = true;
-  } else if (s.family == "qwen3" || s.family == "gemma" || s.family == "gemma2" ||
-             s.family == "gemma3") {
+  } else if (s.family == "qwen2_moe") {  // Qwen2MoeAttention: q/k/v bias per qkv_bias
+    s.qkv_bias = cfg.at("qkv_bias").get<bool>();
+  } else if (s.family == "qwen3" || s.family == "qwen3_moe" || s.family == "gemma" ||
+             s.family == "gemma2" || s.family == "gemma3") {
     s.qkv_bias = s.o_bias = cfg.at("attention_bias").get<bool>();
   } else if (s.family == "starcoder2") {
     s.qkv_bias = s.o_bias = s.mlp_bias = cfg.at("use_bias").get<bool>();
-  }  // mistral, phi3: no biases
+  }  // mistral, phi3, mixtral: no biases
   // Gemma2/3Attention: scaling = query_pre_attn_scalar**-0.5; the others head_dim**-0.5.
   const double scalar = s.family == "gemma2" || s.family == "gemma3"
                             ? cfg.at("query_pre_attn_scalar").get<double>()
@@ -530,6 +643,36 @@ TextSpec text_spec(const json& config) {
       fail("reference: use_bidirectional_attention is not supported");
   }
   s.layer_types = resolve_layer_types(s.family, cfg, raw, s.layers, s.sliding_window);
+
+  // Mixture of experts: MixtralSparseMoeBlock on every layer; Qwen2Moe/Qwen3MoeDecoderLayer:
+  // a sparse block iff the layer is not in mlp_only_layers (None: []) and num_experts > 0 and
+  // (layer + 1) % decoder_sparse_step == 0, else Qwen2MoeMLP(intermediate_size).
+  s.sparse_layers.assign(static_cast<size_t>(s.layers), false);
+  if (s.family == "mixtral") {
+    s.experts = cfg.at("num_local_experts").get<int64_t>();
+    s.moe_intermediate = s.intermediate;
+    s.norm_topk_prob = true;  // MixtralTopKRouter always renormalises
+    s.sparse_layers.assign(static_cast<size_t>(s.layers), true);
+  } else if (s.family == "qwen2_moe" || s.family == "qwen3_moe") {
+    s.experts = cfg.at("num_experts").get<int64_t>();
+    s.moe_intermediate = cfg.at("moe_intermediate_size").get<int64_t>();
+    if (s.family == "qwen2_moe")
+      s.shared_intermediate = cfg.at("shared_expert_intermediate_size").get<int64_t>();
+    s.norm_topk_prob = cfg.at("norm_topk_prob").get<bool>();
+    const std::vector<int64_t> mlp_only =
+        is_null(cfg, "mlp_only_layers") ? std::vector<int64_t>{}
+                                        : cfg.at("mlp_only_layers").get<std::vector<int64_t>>();
+    const int64_t step = cfg.at("decoder_sparse_step").get<int64_t>();
+    if (step <= 0) fail("config.json: decoder_sparse_step {} must be positive", step);
+    for (int64_t i = 0; i < s.layers; ++i)
+      s.sparse_layers[i] = std::find(mlp_only.begin(), mlp_only.end(), i) == mlp_only.end() &&
+                           s.experts > 0 && (i + 1) % step == 0;
+  }
+  if (s.experts > 0) {
+    s.experts_per_tok = cfg.at("num_experts_per_tok").get<int64_t>();
+    if (s.experts_per_tok <= 0 || s.experts_per_tok > s.experts)
+      fail("config.json: num_experts_per_tok {} outside [1, {}]", s.experts_per_tok, s.experts);
+  }
 
   // RoPE parameters per layer type.
   if (s.family == "gemma3") {
@@ -552,7 +695,9 @@ TextSpec text_spec(const json& config) {
     for (const char* lt : {"full_attention", "sliding_attention"})
       s.rope[lt] = standardize_rope(per[lt], cfg, raw, type);
   } else {
-    const double default_theta = s.family == "qwen2" && type != "qwen2" ? 1e6 : 1e4;
+    // Class default_theta: 1e6 for Qwen2.5-VL's text config and MixtralConfig, else 1e4.
+    const double default_theta =
+        (s.family == "qwen2" && type != "qwen2") || s.family == "mixtral" ? 1e6 : 1e4;
     const RefRopeSpec r = standardize_rope(rope_dict(raw, default_theta), cfg, raw, type);
     s.rope["full_attention"] = s.rope["sliding_attention"] = r;
   }
@@ -630,22 +775,41 @@ ReferenceForward::ReferenceForward(const fs::path& model_dir) {
     norm_of(p + "post_attention_layernorm", s.hidden);
     if (s.family == "phi3") {
       linear_of(p + "self_attn.qkv_proj", q + 2 * kv, s.hidden, false);
-      linear_of(p + "mlp.gate_up_proj", 2 * s.intermediate, s.hidden, false);
     } else {
       linear_of(p + "self_attn.q_proj", q, s.hidden, s.qkv_bias);
       linear_of(p + "self_attn.k_proj", kv, s.hidden, s.qkv_bias);
       linear_of(p + "self_attn.v_proj", kv, s.hidden, s.qkv_bias);
-      if (s.family == "starcoder2") {
-        linear_of(p + "mlp.c_fc", s.intermediate, s.hidden, s.mlp_bias);
-      } else {
-        linear_of(p + "mlp.gate_proj", s.intermediate, s.hidden, s.mlp_bias);
-        linear_of(p + "mlp.up_proj", s.intermediate, s.hidden, s.mlp_bias);
-      }
     }
     linear_of(p + "self_attn.o_proj", s.hidden, q, s.o_bias);
-    linear_of(p + (s.family == "starcoder2" ? "mlp.c_proj" : "mlp.down_proj"), s.hidden,
-              s.intermediate, s.mlp_bias);
-    if (s.family == "qwen3" || s.family == "gemma3") {
+    if (s.sparse_layers[i]) {  // router, experts, shared expert and its gate
+      const std::string b = p + moe_module(s.family);
+      const int64_t I = s.moe_intermediate;
+      linear_of(b + "gate", s.experts, s.hidden, false);
+      for (int64_t e = 0; e < s.experts; ++e) {
+        const std::string x = b + "experts." + std::to_string(e) + ".";
+        const bool mixtral = s.family == "mixtral";
+        linear_of(x + (mixtral ? "w1" : "gate_proj"), I, s.hidden, false);
+        linear_of(x + (mixtral ? "w3" : "up_proj"), I, s.hidden, false);
+        linear_of(x + (mixtral ? "w2" : "down_proj"), s.hidden, I, false);
+      }
+      if (s.shared_intermediate > 0) {
+        linear_of(b + "shared_expert.gate_proj", s.shared_intermediate, s.hidden, false);
+        linear_of(b + "shared_expert.up_proj", s.shared_intermediate, s.hidden, false);
+        linear_of(b + "shared_expert.down_proj", s.hidden, s.shared_intermediate, false);
+        linear_of(b + "shared_expert_gate", 1, s.hidden, false);
+      }
+    } else if (s.family == "phi3") {
+      linear_of(p + "mlp.gate_up_proj", 2 * s.intermediate, s.hidden, false);
+      linear_of(p + "mlp.down_proj", s.hidden, s.intermediate, false);
+    } else if (s.family == "starcoder2") {
+      linear_of(p + "mlp.c_fc", s.intermediate, s.hidden, s.mlp_bias);
+      linear_of(p + "mlp.c_proj", s.hidden, s.intermediate, s.mlp_bias);
+    } else {
+      linear_of(p + "mlp.gate_proj", s.intermediate, s.hidden, s.mlp_bias);
+      linear_of(p + "mlp.up_proj", s.intermediate, s.hidden, s.mlp_bias);
+      linear_of(p + "mlp.down_proj", s.hidden, s.intermediate, s.mlp_bias);
+    }
+    if (has_qk_norm(s.family)) {
       norm_of(p + "self_attn.q_norm", s.head_dim);
       norm_of(p + "self_attn.k_norm", s.head_dim);
     }
@@ -741,7 +905,7 @@ Vec ReferenceForward::attention(int64_t layer, const Vec& h, int64_t T) const {
     k = linear(h, T, p + "k_proj", s.qkv_bias);
     v = linear(h, T, p + "v_proj", s.qkv_bias);
   }
-  if (s.family == "qwen3" || s.family == "gemma3") {  // per-head RMSNorm over head_dim
+  if (has_qk_norm(s.family)) {  // per-head RMSNorm over head_dim
     q = norm(q, hd, p + "q_norm");
     k = norm(k, hd, p + "k_norm");
   }
@@ -817,29 +981,70 @@ Vec ReferenceForward::mlp(int64_t layer, const Vec& h, int64_t T) const {
   return linear(a, T, p + "down_proj", s.mlp_bias);
 }
 
-// LlamaDecoderLayer (pre-norm residual blocks; Mistral, Qwen, Gemma 1, Phi3, Starcoder2 alike) or
-// Gemma2/Gemma3DecoderLayer (post-attention and pre/post-feedforward norms).
-Vec ReferenceForward::block(int64_t layer, Vec x, int64_t T) const {
+// A sparse layer's block (MixtralSparseMoeBlock, Qwen2MoeSparseMoeBlock, Qwen3MoeSparseMoeBlock):
+// router logits = gate(h) (no bias), route_token() per token, the weighted sum of the chosen
+// experts (MixtralExperts: down(act(gate) * up) per expert, Mixtral's w1 = gate, w3 = up,
+// w2 = down), plus, for Qwen2-MoE, sigmoid(shared_expert_gate(h)) * shared_expert(h).
+// `router_logits` (if not null) receives the [T, experts] logits.
+Vec ReferenceForward::moe(int64_t layer, const Vec& h, int64_t T, Vec* router_logits) const {
+  const TextSpec& s = spec_;
+  const std::string b = prefix_ + "layers." + std::to_string(layer) + "." + moe_module(s.family);
+  const int64_t d = s.hidden, E = s.experts, I = s.moe_intermediate;
+  const bool mixtral = s.family == "mixtral";
+  const Vec logits = linear(h, T, b + "gate", false);
+  if (router_logits) *router_logits = logits;
+  Vec out(static_cast<size_t>(T * d), 0.0);
+  for (int64_t t = 0; t < T; ++t) {
+    const RefRouting r =
+        route_token(Vec(&logits[t * E], &logits[t * E] + E), s.experts_per_tok, s.norm_topk_prob);
+    const Vec x(&h[t * d], &h[t * d] + d);
+    for (size_t k = 0; k < r.experts.size(); ++k) {
+      const std::string e = b + "experts." + std::to_string(r.experts[k]) + ".";
+      const Vec g = linear(x, 1, e + (mixtral ? "w1" : "gate_proj"), false),
+                u = linear(x, 1, e + (mixtral ? "w3" : "up_proj"), false);
+      Vec a(static_cast<size_t>(I));
+      for (int64_t j = 0; j < I; ++j) a[j] = activation(s.activation, g[j]) * u[j];
+      const Vec y = linear(a, 1, e + (mixtral ? "w2" : "down_proj"), false);
+      for (int64_t j = 0; j < d; ++j) out[t * d + j] += r.weights[k] * y[j];
+    }
+  }
+  if (s.shared_intermediate > 0) {
+    const Vec g = linear(h, T, b + "shared_expert.gate_proj", false),
+              u = linear(h, T, b + "shared_expert.up_proj", false);
+    Vec a(g.size());
+    for (size_t j = 0; j < a.size(); ++j) a[j] = activation(s.activation, g[j]) * u[j];
+    const Vec y = linear(a, T, b + "shared_expert.down_proj", false);
+    const Vec gate = linear(h, T, b + "shared_expert_gate", false);  // [T, 1]
+    for (int64_t t = 0; t < T; ++t) {
+      const double sig = 1.0 / (1.0 + std::exp(-gate[t]));
+      for (int64_t j = 0; j < d; ++j) out[t * d + j] += sig * y[t * d + j];
+    }
+  }
+  return out;
+}
+
+// LlamaDecoderLayer (pre-norm residual blocks; Mistral, Qwen, Gemma 1, Phi3, Starcoder2, Mixtral,
+// Qwen-MoE alike) or Gemma2/Gemma3DecoderLayer (post-attention and pre/post-feedforward norms).
+Vec ReferenceForward::block(int64_t layer, Vec x, int64_t T, Vec* router_logits) const {
   const std::string p = prefix_ + "layers." + std::to_string(layer) + ".";
   const int64_t d = spec_.hidden;
   const bool sandwich = spec_.family == "gemma2" || spec_.family == "gemma3";
   Vec a = attention(layer, norm(x, d, p + "input_layernorm"), T);
   if (sandwich) a = norm(a, d, p + "post_attention_layernorm");
   for (size_t i = 0; i < x.size(); ++i) x[i] += a[i];
-  Vec m =
-      mlp(layer,
-          norm(x, d, p + (sandwich ? "pre_feedforward_layernorm" : "post_attention_layernorm")), T);
+  const Vec h =
+      norm(x, d, p + (sandwich ? "pre_feedforward_layernorm" : "post_attention_layernorm"));
+  Vec m = spec_.sparse_layers[layer] ? moe(layer, h, T, router_logits) : mlp(layer, h, T);
   if (sandwich) m = norm(m, d, p + "post_feedforward_layernorm");
   for (size_t i = 0; i < x.size(); ++i) x[i] += m[i];
   return x;
 }
 
-// <Family>ForCausalLM.forward: embed_tokens (* normalizer for Gemma), the layers, norm, lm_head,
-// final logit soft-capping (Gemma 2; Gemma 3 text-only when set).
-std::vector<double> ReferenceForward::logits(const std::vector<int32_t>& ids) const {
+// <Family>Model.forward: embed_tokens (* normalizer for Gemma), the layers, the final norm.
+Vec ReferenceForward::forward(const std::vector<int32_t>& ids,
+                              std::vector<Vec>* router_logits) const {
   const TextSpec& s = spec_;
   const int64_t T = static_cast<int64_t>(ids.size()), d = s.hidden;
-  if (T == 0) return {};
   const Vec& embed = W(prefix_ + "embed_tokens.weight");
   Vec x(static_cast<size_t>(T * d));
   for (int64_t t = 0; t < T; ++t) {
@@ -847,8 +1052,43 @@ std::vector<double> ReferenceForward::logits(const std::vector<int32_t>& ids) co
       fail("reference: token id {} outside [0, {})", ids[t], s.vocab);
     for (int64_t j = 0; j < d; ++j) x[t * d + j] = embed[ids[t] * d + j] * s.embed_scale;
   }
-  for (int64_t i = 0; i < s.layers; ++i) x = block(i, std::move(x), T);
-  x = norm(x, d, prefix_ + "norm");
+  if (router_logits) router_logits->assign(static_cast<size_t>(s.layers), Vec{});
+  for (int64_t i = 0; i < s.layers; ++i)
+    x = block(i, std::move(x), T, router_logits ? &(*router_logits)[i] : nullptr);
+  return norm(x, d, prefix_ + "norm");
+}
+
+std::vector<std::vector<double>> ReferenceForward::router_logits(
+    const std::vector<int32_t>& ids) const {
+  std::vector<Vec> out;
+  forward(ids, &out);
+  return out;
+}
+
+std::vector<std::vector<int64_t>> ReferenceForward::expert_token_counts(
+    const std::vector<int32_t>& ids) const {
+  const std::vector<Vec> logits = router_logits(ids);
+  std::vector<std::vector<int64_t>> counts(logits.size());
+  const int64_t E = spec_.experts;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (logits[i].empty()) continue;
+    counts[i].assign(static_cast<size_t>(E), 0);
+    for (size_t t = 0; t * E < logits[i].size(); ++t) {
+      const Vec row(&logits[i][t * E], &logits[i][t * E] + E);
+      for (const int64_t e : route_token(row, spec_.experts_per_tok, spec_.norm_topk_prob).experts)
+        ++counts[i][e];
+    }
+  }
+  return counts;
+}
+
+// <Family>ForCausalLM.forward: the model, lm_head, final logit soft-capping (Gemma 2; Gemma 3
+// text-only when set).
+std::vector<double> ReferenceForward::logits(const std::vector<int32_t>& ids) const {
+  const TextSpec& s = spec_;
+  const int64_t T = static_cast<int64_t>(ids.size()), d = s.hidden;
+  if (T == 0) return {};
+  const Vec x = forward(ids, nullptr);
   const Vec& head = W(head_);
   Vec out(static_cast<size_t>(T * s.vocab));
   for (int64_t t = 0; t < T; ++t)

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <stdexcept>
 
 #include "io/safetensors_writer.h"
 #include "support/fixtures.h"
@@ -165,6 +166,14 @@ fs::path write_tiny(const TinyModel& m, DType dtype, uint32_t seed, const std::s
     std::vector<float> v(static_cast<size_t>(n));
     for (float& x : v) x = t.offset + t.scale * nd(rng);
     if (t.name == skip_tensor) continue;
+    const int64_t rows = t.shape.empty() ? 1 : t.shape[0], row = rows > 0 ? n / rows : 0;
+    for (const RowEdit& e : t.row_edits) {
+      if (e.row < 0 || e.row >= rows || e.source >= rows)
+        throw std::invalid_argument("write_tiny: row edit out of range in " + t.name);
+      for (int64_t j = 0; j < row; ++j)
+        v[static_cast<size_t>(e.row * row + j)] =
+            e.source < 0 ? 0.0f : e.factor * v[static_cast<size_t>(e.source * row + j)];
+    }
     if (dtype == DType::F32) {
       w.write(t.name, v.data(), v.size() * 4);
     } else {

@@ -15,11 +15,23 @@ namespace gptq::testing {
 
 constexpr int64_t kVocab = 50, kLayers = 2, kMaxPos = 64;
 
+// An edit of a drawn tensor: row `row` (along the leading dimension) becomes `factor` x row
+// `source`, or zeros when source < 0.
+struct RowEdit {
+  int64_t row = 0;
+  int64_t source = -1;
+  float factor = 1.0f;
+};
+
 struct TensorGen {
   std::string name;
   std::vector<int64_t> shape;
   float scale = 1.0f;  // value = offset + scale * N(0, 1)
   float offset = 0.0f;
+  // Applied in order after the values are drawn (so every tensor draws the same numbers with or
+  // without edits), before rounding to the stored dtype: a negated row rounds to exactly the
+  // negation, a zero row stays exactly zero.
+  std::vector<RowEdit> row_edits = {};
 };
 
 struct TinyModel {
