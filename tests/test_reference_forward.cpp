@@ -1004,12 +1004,11 @@ TEST(MoeStarvedExpert, RejectsWhatCannotBeStarved) {
 }
 
 // The engine against the reference for the mixtures of experts, as AllKindsMatchEngine: float32
-// and bfloat16 checkpoints, 40 tokens, within 1e-4 x max|logit|. Disabled until the engine
-// supports MoE blocks. A mismatch on few rows with a small "min top-k gap" is a routing decision
-// near a tie, flipped by rounding.
+// and bfloat16 checkpoints, 40 tokens, within 1e-4 x max|logit|. A mismatch on few rows with a
+// small "min top-k gap" is a routing decision near a tie, flipped by rounding.
 class MoeKindsMatchEngine : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(MoeKindsMatchEngine, DISABLED_Within1e4OfMaxLogit) {
+TEST_P(MoeKindsMatchEngine, Within1e4OfMaxLogit) {
   const json config = family_config(GetParam());
   for (const DType dtype : {DType::F32, DType::BF16}) {
     SCOPED_TRACE(dtype == DType::F32 ? "f32" : "bf16");

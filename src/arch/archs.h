@@ -17,5 +17,8 @@ const ArchSpec& arch_gemma2();
 const ArchSpec& arch_gemma3();
 const ArchSpec& arch_phi3();
 const ArchSpec& arch_starcoder2();
+const ArchSpec& arch_mixtral();
+const ArchSpec& arch_qwen2_moe();
+const ArchSpec& arch_qwen3_moe();
 
 }  // namespace gptq

@@ -56,6 +56,35 @@ void read_sliding_layers(ModelHparams& h, const JsonObject& cfg, int64_t default
   }
 }
 
+void read_moe(ModelHparams& h, const JsonObject& cfg, const char* experts_key, const char* inter_key,
+              bool renormalize) {
+  h.num_experts = cfg.integer(experts_key);
+  h.experts_per_token = cfg.integer("num_experts_per_tok");
+  h.moe_intermediate = cfg.integer(inter_key);
+  h.norm_topk_prob = cfg.boolean_or("norm_topk_prob", renormalize);
+  if (h.num_experts <= 0 || h.num_experts > 4096)
+    fail("{}: {} must be in 1..4096, got {}", cfg.source(), experts_key, h.num_experts);
+  if (h.experts_per_token <= 0 || h.experts_per_token > h.num_experts)
+    fail("{}: num_experts_per_tok must be in 1..{} ({}), got {}", cfg.source(), h.num_experts, experts_key,
+         h.experts_per_token);
+  if (h.moe_intermediate <= 0) fail("{}: {} must be positive", cfg.source(), inter_key);
+  const int64_t step = cfg.integer_or("decoder_sparse_step", 1);
+  if (step <= 0) fail("{}: decoder_sparse_step must be positive, got {}", cfg.source(), step);
+  std::vector<bool> dense(static_cast<size_t>(std::max<int64_t>(h.layers, 0)), false);
+  if (cfg.has("mlp_only_layers")) {
+    const auto& l = cfg.raw().at("mlp_only_layers");
+    if (!l.is_array()) fail("{}: mlp_only_layers must be a list of layer indices", cfg.source());
+    for (const auto& v : l) {
+      if (!v.is_number_integer()) fail("{}: mlp_only_layers must hold integers", cfg.source());
+      const auto i = v.get<int64_t>();
+      if (i >= 0 && i < h.layers) dense[static_cast<size_t>(i)] = true;
+    }
+  }
+  h.layer_moe.assign(dense.size(), false);
+  for (int64_t i = 0; i < h.layers; ++i)
+    h.layer_moe[static_cast<size_t>(i)] = !dense[static_cast<size_t>(i)] && (i + 1) % step == 0;
+}
+
 double gemma_embed_scale(const JsonObject& cfg, int64_t hidden) {
   const auto scale = static_cast<float>(std::sqrt(static_cast<double>(hidden)));
   const std::string dtype = cfg.string_or("torch_dtype", cfg.string_or("dtype", "float32"));

@@ -28,6 +28,12 @@ int64_t head_dim_of(const JsonObject& cfg, int64_t hidden, int64_t heads);
 void read_sliding_layers(ModelHparams& h, const JsonObject& cfg, int64_t default_window,
                          const std::function<bool(int64_t layer)>& by_default);
 
+// Mixture-of-experts keys: `experts_key` experts of `inter_key` width, num_experts_per_tok,
+// norm_topk_prob (default `renormalize`), and the sparse layers: (i + 1) % decoder_sparse_step == 0
+// and i not in mlp_only_layers (Qwen-MoE; Mixtral has neither key: every layer).
+void read_moe(ModelHparams& h, const JsonObject& cfg, const char* experts_key, const char* inter_key,
+              bool renormalize);
+
 // The Gemma embedding normalizer sqrt(hidden_size) rounded to the model dtype (torch_dtype /
 // dtype: bfloat16 or float16), as `torch.tensor(hidden_size**0.5, dtype=...)` does.
 double gemma_embed_scale(const JsonObject& cfg, int64_t hidden);

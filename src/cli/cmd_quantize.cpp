@@ -8,6 +8,7 @@
 #include "model/loader_compat.h"
 #include "model/model_config.h"
 #include "model/plan_report.h"
+#include "model/json_util.h"
 #include "pipeline/quantize.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
@@ -53,7 +54,7 @@ void print_zero_point_summary(const QuantizeOptions& q, const nlohmann::json& to
 
 Command add_quantize(CLI::App& root) {
   struct Opts {
-    std::string model, out, format, method = "gptq", max_shard = "0", calib;
+    std::string model, out, format, method = "gptq", max_shard = "0", calib, moe_calibration = "routed", dynamic;
     std::vector<std::string> modules;
     QuantizeOptions q;
     bool sym = false, asym = false;  // explicit flags; symmetric unless --asym
@@ -104,11 +105,28 @@ Command add_quantize(CLI::App& root) {
   app->add_flag("--resume", o->q.resume, "Continue an interrupted run into the same OUT");
   app->add_option("--report", o->q.report, "Write a JSON report (options, every layer, totals) to this file");
   app->add_flag("--quiet", o->q.quiet, "No per-layer lines");
+  app->add_option("--dynamic", o->dynamic,
+                  "JSON file of per-module overrides, GPTQModel's `dynamic` (\"+:regex\": {bits, group_size, "
+                  "desc_act, sym, damp_percent}, \"-:regex\": {} leaves modules float)");
+  app->add_option("--moe-calibration", o->moe_calibration,
+                  "MoE experts' Hessians from the tokens routed to them (routed) or from every token (all)")
+      ->check(CLI::IsMember({"routed", "all"}))
+      ->capture_default_str();
+  app->add_option("--moe-min-tokens", o->q.moe_min_tokens,
+                  "Experts routed fewer calibration tokens are rounded to nearest (-1: 0.1% of the tokens)")
+      ->check(CLI::Range(int64_t{-1}, int64_t{1} << 40))
+      ->capture_default_str();
+  app->add_option("--moe-experts-per-chunk", o->q.moe_experts_per_chunk,
+                  "Experts held in fp32 at once (memory bound; does not change the output)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
+      ->capture_default_str();
   return {app, [o] {
             QuantizeOptions q = o->q;
             if (o->asym && o->sym) fail_code(ExitCode::kUsage, "--sym and --asym contradict each other");
             q.quant.sym = !o->asym;
             q.method = o->method == "rtn" ? QuantMethod::kRtn : QuantMethod::kGptq;
+            q.moe_calibration = o->moe_calibration == "all" ? MoeCalibration::kAll : MoeCalibration::kRouted;
+            if (!o->dynamic.empty()) q.dynamic = read_json_file(o->dynamic);
             if (!o->format.empty()) q.format = o->format == "gptq" ? CheckpointFormat::kGptq : CheckpointFormat::kGptqV2;
             q.modules_in_block = parse_modules_in_block(o->modules);
             q.max_shard_bytes = parse_size(o->max_shard);

@@ -32,7 +32,8 @@ std::unique_ptr<LoadedModel> load_model(const fs::path& dir, LinearBackend backe
   if (m->quant && !m->quant->block_name_to_quantize.empty()) mo.block_name = m->quant->block_name_to_quantize;
   m->model = std::make_unique<ModelForward>(m->config, m->store, mo);
   if (!m->quant) {
-    m->float_layers = m->model->num_blocks() * static_cast<int64_t>(arch.linears.size());
+    for (int64_t b = 0; b < m->model->num_blocks(); ++b)
+      m->float_layers += static_cast<int64_t>(arch.block_linears(m->config.hp, b).size());
     return m;
   }
   const QuantizationConfig& q = *m->quant;
@@ -45,7 +46,7 @@ std::unique_ptr<LoadedModel> load_model(const fs::path& dir, LinearBackend backe
       const std::string full = block->prefix() + local;
       const auto [n, k] = block->linear_dims(local);
       if (m->store.find(full + ".qweight")) {
-        block->set_linear(local, make_quant_linear(read_quantized_layer(m->store, full, n, k, q), backend));
+        block->set_linear(local, make_quant_linear(read_quantized_layer(m->store, full, n, k, q.for_module(full)), backend));
         ++m->quantized_layers;
       } else if (m->store.find(full + ".weight")) {
         block->set_weight(local, nn::load_linear_weight(m->store, full + ".weight", arch.linear_kind(local), n, k));

@@ -34,6 +34,17 @@ struct LinearSpec {
   std::string input_group;  // layers with the same input_group read the same activations
 };
 
+// Mixture-of-Experts MLP (Mixtral, Qwen2-MoE, Qwen3-MoE): a router picks top-k experts per token;
+// each expert is a gated MLP; an optional shared expert runs on every token, scaled by
+// sigmoid(shared_expert_gate(x)). Names are relative to the block; "{e}" is the expert index.
+struct MoeLayout {
+  std::string router;                               // e.g. "mlp.gate" ("" = not a MoE family)
+  std::string expert_gate, expert_up, expert_down;  // e.g. "mlp.experts.{e}.gate_proj"
+  std::string shared_gate, shared_up, shared_down;  // "" = no shared expert
+  std::string shared_expert_gate;                   // [1, hidden] sigmoid gate of the shared expert
+  bool empty() const { return router.empty(); }
+};
+
 // Module names relative to a block ("" = absent). Parameters are "<module>.weight"/".bias".
 struct BlockLayout {
   std::string attn_norm, mlp_norm;
@@ -90,6 +101,14 @@ struct ModelHparams {
   double attn_softcap = 0;       // Gemma 2: scores = cap * tanh(scores / cap); 0 = off
   double final_softcap = 0;      // Gemma 2: logits = cap * tanh(logits / cap); 0 = off
   double embed_scale = 0;        // Gemma: embeddings times this (already rounded); 0 = off
+  // Mixture of experts: which layers are sparse (empty: none), experts, top-k, expert and shared
+  // expert widths, whether the top-k routing weights are renormalised to sum to 1.
+  std::vector<bool> layer_moe;
+  int64_t num_experts = 0, experts_per_token = 0, moe_intermediate = 0, shared_intermediate = 0;
+  bool norm_topk_prob = true;
+  bool is_moe_layer(int64_t layer) const {
+    return layer >= 0 && layer < static_cast<int64_t>(layer_moe.size()) && layer_moe[static_cast<size_t>(layer)];
+  }
   int64_t pos_offset = 0;        // OPT's learned positions start at index 2
   Activation act = Activation::kSilu;
   bool parallel_residual = false;  // GPT-NeoX: x + attn(ln1(x)) + mlp(ln2(x))
@@ -103,7 +122,10 @@ struct ArchSpec {
   std::vector<std::string> model_types;  // config.json "model_type" values handled
   ModelLayout model;
   BlockLayout block;
-  std::vector<LinearSpec> linears;  // registration order inside a block
+  std::vector<LinearSpec> linears;  // registration order inside a block (dense MLP layers)
+  MoeLayout moe;                    // sparse layers replace the MLP linears of `linears` by these
+  // Modules that look like linears but stay float (routers, shared-expert gates), as GPTQModel.
+  std::vector<std::string> float_modules;
   NormType norm = NormType::kRmsNorm;
   PositionType positions = PositionType::kRotary;
   QkvLayout qkv = QkvLayout::kSeparate;
@@ -124,7 +146,14 @@ struct ArchSpec {
       if (l.name == local) return l.kind;
     return LinearKind::kLinear;
   }
+  // The linears of block `layer` in registration order: `linears`, or on a sparse layer the
+  // attention linears followed by every expert's (input groups "expert.<e>.in" / ".mid") and the
+  // shared expert's ("mlp_in" / "shared_mid").
+  std::vector<LinearSpec> block_linears(const ModelHparams& hp, int64_t layer) const;
 };
+
+// The expert module name of a template ("mlp.experts.{e}.up_proj", 3 -> "mlp.experts.3.up_proj").
+std::string expert_name(const std::string& tmpl, int64_t expert);
 
 // The registry (src/arch/registry.cpp).
 const std::vector<const ArchSpec*>& all_archs();

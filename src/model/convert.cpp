@@ -7,6 +7,7 @@
 #include <set>
 
 #include "io/safetensors.h"
+#include "model/dynamic_overrides.h"
 #include "util/error.h"
 
 namespace gptq {
@@ -85,19 +86,26 @@ struct FoundLayer {
   std::string local;
   LinearKind kind;
   std::string input_group;
+  bool stays_float = false;  // a router or shared-expert gate
 };
 
-std::vector<FoundLayer> layers_of_block(const ArchSpec* arch, const TensorStore& store,
+std::vector<FoundLayer> layers_of_block(const ModelConfig& config, int64_t block, const TensorStore& store,
                                         const std::string& block_prefix, std::vector<std::string>* warnings) {
+  const ArchSpec* arch = config.arch;
   std::vector<FoundLayer> out;
   std::set<std::string> seen;
   if (arch) {
-    for (const auto& l : arch->linears) {
+    for (const auto& l : arch->block_linears(config.hp, block)) {
       if (store.find(block_prefix + l.name + ".weight")) {
         out.push_back({l.name, l.kind, l.input_group});
         seen.insert(l.name);
       }
     }
+    for (const auto& f : arch->float_modules)
+      if (!seen.count(f) && store.find(block_prefix + f + ".weight")) {
+        out.push_back({f, LinearKind::kLinear, "float:" + f, true});
+        seen.insert(f);
+      }
   }
   for (const auto& n : store.names()) {
     if (!n.starts_with(block_prefix) || !n.ends_with(".weight")) continue;
@@ -202,10 +210,9 @@ ModelPlan convert_model(const ModelConfig& config, const TensorStore& store, con
     plan.warnings.push_back(fmt::format("config.json says {} layers but the checkpoint has {} blocks",
                                         config.hp.layers, plan.num_blocks));
 
-  const int64_t gs_check = opt.group_size;
   for (int64_t b = 0; b < plan.num_blocks; ++b) {
     const std::string prefix = fmt::format("{}.{}.", plan.block_name, b);
-    for (const auto& found : layers_of_block(config.arch, store, prefix, b == 0 ? &plan.warnings : nullptr)) {
+    for (const auto& found : layers_of_block(config, b, store, prefix, b == 0 ? &plan.warnings : nullptr)) {
       QuantLayer q;
       q.name = prefix + found.local;
       q.local_name = found.local;
@@ -213,6 +220,15 @@ ModelPlan convert_model(const ModelConfig& config, const TensorStore& store, con
       q.kind = found.kind;
       q.input_group = found.input_group;
       q.bits = opt.bits;
+      q.group_size = opt.group_size;
+      if (opt.dynamic) {
+        QuantConfig base;
+        base.bits = opt.bits;
+        base.group_size = opt.group_size;
+        const QuantConfig r = opt.dynamic->resolve(q.name, base);
+        q.bits = r.bits;
+        q.group_size = r.group_size;
+      }
       const TensorInfo& w = store.get(q.name + ".weight");
       q.weight_dtype = w.dtype;
       if (!is_float(w.dtype))
@@ -237,8 +253,16 @@ ModelPlan convert_model(const ModelConfig& config, const TensorStore& store, con
       }
       q.has_bias = store.find(q.name + ".bias") != nullptr;
       q.writes_bias = q.has_bias || opt.zero_bias;
-      const int64_t gs = gs_check == -1 ? q.in_features : gs_check;
+      const int64_t gs = q.group_size == -1 ? q.in_features : q.group_size;
       q.groups = (q.in_features + gs - 1) / gs;
+      if (opt.dynamic && opt.dynamic->excluded(q.name)) {
+        q.quantize = false;
+        q.skip_reason = "excluded by a \"-:\" dynamic rule";
+      }
+      if (found.stays_float) {
+        q.quantize = false;
+        q.skip_reason = "MoE router / shared-expert gate: stays float (as GPTQModel)";
+      }
       if (q.quantize && !opt.modules_in_block.empty() && !matches_modules_in_block(q.name, opt.modules_in_block)) {
         q.quantize = false;
         q.skip_reason = "not in modules_in_block_to_quantize";
@@ -269,10 +293,12 @@ ModelPlan convert_model(const ModelConfig& config, const TensorStore& store, con
     plan.warnings.push_back("no layer is selected for quantization");
   note_loader_issues(plan, opt);
 
-  // Sequential groups (Optimum quantize_model step 3).
+  // Sequential groups (Optimum quantize_model step 3), over the layer names of every block in
+  // registration order (blocks may differ: dense and sparse layers of Qwen-MoE).
   std::vector<std::string> block0;
-  for (const auto* l : plan.block_layers(0))
-    if (l->quantize) block0.push_back(l->local_name);
+  std::set<std::string> named;
+  for (const auto& l : plan.layers)
+    if (l.quantize && named.insert(l.local_name).second) block0.push_back(l.local_name);
   if (!opt.modules_in_block.empty()) {
     if (opt.true_sequential) {
       plan.sequential_groups = opt.modules_in_block;

@@ -31,6 +31,8 @@ std::string detect_block_pattern(const std::vector<std::string>& module_names);
 bool matches_modules_in_block(const std::string& name,
                               const std::vector<std::vector<std::string>>& modules_in_block);
 
+class DynamicOverrides;
+
 struct ConvertOptions {
   std::string block_name;  // --block-name; "" = detect
   std::vector<std::vector<std::string>> modules_in_block;  // empty = every layer
@@ -41,6 +43,8 @@ struct ConvertOptions {
   bool true_sequential = true;
   // Write an all-zero fp16 bias for quantized layers without one (sizes only; see README).
   bool zero_bias = true;
+  // Per-module overrides (GPTQModel `dynamic`): bits / group size per layer, "-:" rules stay float.
+  const DynamicOverrides* dynamic = nullptr;
 };
 
 struct QuantLayer {
@@ -62,6 +66,7 @@ struct QuantLayer {
   std::vector<int64_t> qzeros_shape() const;   // [G, ceil(N*b/32)] int32
   std::vector<int64_t> scales_shape() const;   // [G, N] fp16
   int bits = 4;
+  int group_size = 128;     // -1: one group per row (after the dynamic overrides)
 };
 
 struct ModelPlan {

@@ -1,5 +1,7 @@
 #include "model/quantization_config.h"
 
+#include "model/dynamic_overrides.h"
+
 #include <fstream>
 
 #include "model/json_util.h"
@@ -27,6 +29,7 @@ nlohmann::json QuantizationConfig::to_json() const {
                    {"modules_in_block_to_quantize", nullptr},
                    {"meta", meta}};
   if (!modules_in_block_to_quantize.empty()) j["modules_in_block_to_quantize"] = modules_in_block_to_quantize;
+  if (!dynamic.is_null()) j["dynamic"] = dynamic;
   if (!block_name_to_quantize.empty()) j["block_name_to_quantize"] = block_name_to_quantize;
   if (model_seqlen > 0) j["model_seqlen"] = model_seqlen;
   return j;
@@ -92,6 +95,10 @@ QuantizationConfig QuantizationConfig::from_json(const nlohmann::json& j, const 
   q.block_name_to_quantize = o.string_or("block_name_to_quantize", "");
   q.model_seqlen = o.integer_or("model_seqlen", 0);
   if (o.has("meta") && j["meta"].is_object()) q.meta = j["meta"];
+  if (o.has("dynamic")) {
+    (void)DynamicOverrides(j["dynamic"], source);  // validated here, applied by for_module
+    q.dynamic = j["dynamic"];
+  }
   return q;
 }
 
@@ -107,6 +114,24 @@ std::optional<QuantizationConfig> QuantizationConfig::find_in_model_dir(const fs
     if (fs::exists(p)) return from_json(read_json_file(p), p.string());
   }
   return std::nullopt;
+}
+
+QuantizationConfig QuantizationConfig::for_module(const std::string& name) const {
+  if (dynamic.is_null()) return *this;
+  QuantConfig base;
+  base.bits = bits;
+  base.group_size = group_size;
+  base.desc_act = desc_act;
+  base.sym = sym;
+  base.damp_percent = damp_percent;
+  const QuantConfig r = DynamicOverrides(dynamic, "quantization_config").resolve(name, base);
+  QuantizationConfig q = *this;
+  q.bits = r.bits;
+  q.group_size = r.group_size;
+  q.desc_act = r.desc_act;
+  q.sym = r.sym;
+  q.damp_percent = r.damp_percent;
+  return q;
 }
 
 }  // namespace gptq

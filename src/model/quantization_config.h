@@ -28,6 +28,11 @@ struct QuantizationConfig {
   std::string block_name_to_quantize;
   int64_t model_seqlen = 0;
   nlohmann::json meta = nlohmann::json::object();
+  // GPTQModel's per-module overrides ("+:regex" / "-:regex"), null if none (model/dynamic_overrides.h).
+  nlohmann::json dynamic;
+
+  // The settings of module `name` (full path) after the dynamic overrides.
+  QuantizationConfig for_module(const std::string& name) const;
 
   nlohmann::json to_json() const;
   // Parses a quantization config; `source` names the file in messages. Rejects non-GPTQ methods,

@@ -13,6 +13,7 @@
 #include "nn/activation.h"
 #include "nn/attention.h"
 #include "nn/dense_linear.h"
+#include "nn/moe.h"
 #include "nn/norm.h"
 #include "nn/rotary.h"
 #include "nn/weight_loader.h"
@@ -23,8 +24,9 @@ namespace gptq {
 namespace {
 
 // What a linear computes inside the block (from the BlockLayout names).
-enum class Role { kQ, kK, kV, kQkv, kO, kGate, kUp, kDown, kGateUp };
-constexpr int kNumRoles = 9;
+enum class Role { kQ, kK, kV, kQkv, kO, kGate, kUp, kDown, kGateUp, kExpertGate, kExpertUp, kExpertDown,
+                  kSharedGate, kSharedUp, kSharedDown };
+constexpr int kNumRoles = 15;
 
 struct Slot {
   std::string name;  // local, e.g. "self_attn.q_proj"
@@ -32,6 +34,7 @@ struct Slot {
   LinearKind kind = LinearKind::kLinear;
   LinearGroup group = LinearGroup::kAttnIn;
   Role role = Role::kQ;
+  int64_t expert = -1;      // expert index of an expert linear
   int64_t n = 0, k = 0;     // out, in features
   std::vector<float> bias;  // [n] or empty
   std::unique_ptr<LinearOp> op;
@@ -41,12 +44,37 @@ struct Slot {
 LinearGroup parse_group(const std::string& g, const std::string& arch, const std::string& linear) {
   if (g == "attn_in") return LinearGroup::kAttnIn;
   if (g == "attn_out") return LinearGroup::kAttnOut;
-  if (g == "mlp_in") return LinearGroup::kMlpIn;
-  if (g == "mlp_mid") return LinearGroup::kMlpMid;
+  if (g == "mlp_in" || (g.starts_with("expert.") && g.ends_with(".in"))) return LinearGroup::kMlpIn;
+  if (g == "mlp_mid" || g == "shared_mid" || (g.starts_with("expert.") && g.ends_with(".mid")))
+    return LinearGroup::kMlpMid;
   fail(
       "architecture '{}': linear '{}' has input group '{}'; expected attn_in, attn_out, mlp_in or "
       "mlp_mid",
       arch, linear, g);
+}
+
+// Role and expert index of a linear of a sparse MoE layer; false if it is none of them.
+bool moe_role_of(const MoeLayout& m, const std::string& name, int64_t experts, Role& role, int64_t& expert) {
+  if (m.empty()) return false;
+  const std::pair<const std::string*, Role> shared[] = {
+      {&m.shared_gate, Role::kSharedGate}, {&m.shared_up, Role::kSharedUp}, {&m.shared_down, Role::kSharedDown}};
+  for (const auto& [n, r] : shared)
+    if (!n->empty() && *n == name) {
+      role = r;
+      return true;
+    }
+  for (int64_t e = 0; e < experts; ++e) {
+    const std::pair<std::string, Role> roles[] = {{expert_name(m.expert_gate, e), Role::kExpertGate},
+                                                  {expert_name(m.expert_up, e), Role::kExpertUp},
+                                                  {expert_name(m.expert_down, e), Role::kExpertDown}};
+    for (const auto& [n, r] : roles)
+      if (n == name) {
+        role = r;
+        expert = e;
+        return true;
+      }
+  }
+  return false;
 }
 
 Role role_of(const BlockLayout& b, const std::string& name, const std::string& arch) {
@@ -84,6 +112,16 @@ LinearShape linear_shape(Role r, const ModelHparams& hp) {
       return {hp.hidden, hp.intermediate, hp.mlp_bias};
     case Role::kGateUp:
       return {2 * hp.intermediate, hp.hidden, hp.mlp_bias};
+    case Role::kExpertGate:
+    case Role::kExpertUp:
+      return {hp.moe_intermediate, hp.hidden, false};
+    case Role::kExpertDown:
+      return {hp.hidden, hp.moe_intermediate, false};
+    case Role::kSharedGate:
+    case Role::kSharedUp:
+      return {hp.shared_intermediate, hp.hidden, false};
+    case Role::kSharedDown:
+      return {hp.hidden, hp.shared_intermediate, false};
   }
   return {0, 0, false};
 }
@@ -111,9 +149,34 @@ struct BlockForward::Impl {
   std::vector<std::string> names;
   std::array<std::vector<std::string>, kNumLinearGroups> groups;
   std::array<std::string, kNumLinearGroups> group_keys;  // capture key of each stage
-  std::array<int, kNumRoles> by_role{-1, -1, -1, -1, -1, -1, -1, -1, -1};
+  std::array<int, kNumRoles> by_role = [] {
+    std::array<int, kNumRoles> r{};
+    r.fill(-1);
+    return r;
+  }();
   std::unique_ptr<nn::Rope> rope;  // null: no rotary embedding
   nn::AttentionShape attn;
+  // Sparse MoE layer
+  bool moe = false, capture_all = false;
+  std::vector<float> router;               // [E, hidden]
+  std::vector<float> shared_expert_gate;   // [hidden] or empty
+  std::vector<std::array<int, 3>> experts;  // slot indices of gate, up, down per expert
+  const TensorStore* checkpoint = nullptr;  // lazy experts are read from it
+  std::string expert_key_in(int64_t e) const { return "expert." + std::to_string(e) + ".in"; }
+  std::string expert_key_mid(int64_t e) const { return "expert." + std::to_string(e) + ".mid"; }
+  const LinearOp& slot_op(int idx) const {
+    const Slot& s = slots[static_cast<size_t>(idx)];
+    if (!s.op)
+      fail("block {}: linear '{}{}' has no weights loaded (experts not loaded, or set_linear missing)", index,
+           prefix, s.name);
+    return *s.op;
+  }
+  void load_slot(Slot& s) const {
+    auto dense = std::make_unique<nn::DenseLinear>(
+        nn::load_linear_weight(*checkpoint, prefix + s.name + ".weight", s.kind, s.n, s.k), s.bias, s.n, s.k);
+    s.dense = dense.get();
+    s.op = std::move(dense);
+  }
 
   int64_t q_width() const { return hp.heads * hp.head_dim; }
   bool sliding() const {
@@ -246,27 +309,37 @@ BlockForward::BlockForward(const ModelConfig& config, const TensorStore& store, 
   m.load_optional_norm(store, a.block.attn_out_norm, a.norm, m.attn_out_norm, hp.hidden);
   m.load_optional_norm(store, a.block.mlp_out_norm, a.norm, m.mlp_out_norm, hp.hidden);
 
-  for (const LinearSpec& spec : a.linears) {
+  m.checkpoint = &store;
+  m.moe = !a.moe.empty() && hp.is_moe_layer(index);
+  m.capture_all = options.moe_capture_all;
+  if (m.moe) {
+    m.router = nn::load_param(store, m.prefix + a.moe.router + ".weight", {hp.num_experts, hp.hidden}, "MoE router");
+    if (!a.moe.shared_expert_gate.empty())
+      m.shared_expert_gate =
+          nn::load_param(store, m.prefix + a.moe.shared_expert_gate + ".weight", {1, hp.hidden}, "shared expert gate");
+    m.experts.assign(static_cast<size_t>(hp.num_experts), {-1, -1, -1});
+  }
+  for (const LinearSpec& spec : a.block_linears(hp, index)) {
     Slot s;
     s.name = spec.name;
     s.capture_key = spec.input_group;
     s.kind = spec.kind;
     s.group = parse_group(spec.input_group, a.name, spec.name);
-    s.role = role_of(a.block, spec.name, a.name);
+    if (!m.moe || !moe_role_of(a.moe, spec.name, hp.num_experts, s.role, s.expert))
+      s.role = role_of(a.block, spec.name, a.name);
     const auto [n, k, has_bias] = linear_shape(s.role, hp);
     s.n = n;
     s.k = k;
     const std::string full = m.prefix + spec.name;
     if (has_bias) s.bias = nn::load_param(store, full + ".bias", {s.n}, "linear bias");
-    if (options.load_linears) {
-      auto dense = std::make_unique<nn::DenseLinear>(
-          nn::load_linear_weight(store, full + ".weight", s.kind, s.n, s.k), s.bias, s.n, s.k);
-      s.dense = dense.get();
-      s.op = std::move(dense);
-    }
-    m.by_role[static_cast<int>(s.role)] = static_cast<int>(m.slots.size());
+    if (options.load_linears && !(s.expert >= 0 && options.lazy_experts)) m.load_slot(s);
+    const int idx = static_cast<int>(m.slots.size());
+    if (s.expert >= 0)
+      m.experts[static_cast<size_t>(s.expert)][static_cast<int>(s.role) - static_cast<int>(Role::kExpertGate)] = idx;
+    else
+      m.by_role[static_cast<int>(s.role)] = idx;
     m.groups[static_cast<int>(s.group)].push_back(s.name);
-    m.group_keys[static_cast<int>(s.group)] = s.capture_key;
+    if (s.expert < 0) m.group_keys[static_cast<int>(s.group)] = s.capture_key;
     m.names.push_back(s.name);
     m.slots.push_back(std::move(s));
   }
@@ -275,8 +348,10 @@ BlockForward::BlockForward(const ModelConfig& config, const TensorStore& store, 
   const bool qkv_ok =
       separate ? m.has(Role::kQ) && m.has(Role::kK) && m.has(Role::kV) : m.has(Role::kQkv);
   const bool gated_ok = m.has(Role::kGateUp) || (m.has(Role::kGate) && m.has(Role::kUp));
-  const bool mlp_ok =
-      m.has(Role::kDown) && (a.mlp == MlpType::kPlain ? m.has(Role::kUp) : gated_ok);
+  bool experts_ok = m.moe;
+  for (const auto& e : m.experts) experts_ok &= e[0] >= 0 && e[1] >= 0 && e[2] >= 0;
+  const bool mlp_ok = m.moe ? experts_ok
+                            : m.has(Role::kDown) && (a.mlp == MlpType::kPlain ? m.has(Role::kUp) : gated_ok);
   if (!qkv_ok || !m.has(Role::kO) || !mlp_ok)
     fail("architecture '{}': the block's linears ({}) do not cover its qkv / o / MLP layout",
          a.name, fmt::join(m.names, ", "));
@@ -369,14 +444,114 @@ const LinearOp& BlockForward::linear(const std::string& local_linear) const {
 }
 
 void BlockForward::run_stage(LinearGroup g, SequenceState& st, const CaptureSink& sink) const {
-  compute_stage(g, st);
+  compute_stage(g, st, sink);
   const Impl& m = *impl_;
   const auto gi = static_cast<size_t>(g);
+  if (m.moe && g >= LinearGroup::kMlpIn) return;  // reported key by key in compute_stage
   if (sink && !m.groups[gi].empty())
     sink(m.group_keys[gi], st.h.data(), st.tokens, static_cast<int64_t>(st.h.size()) / st.tokens);
 }
 
-void BlockForward::compute_stage(LinearGroup g, SequenceState& st) const {
+bool BlockForward::is_moe() const {
+  return impl_->moe;
+}
+
+int64_t BlockForward::num_experts() const {
+  return impl_->moe ? impl_->hp.num_experts : 0;
+}
+
+void BlockForward::load_experts(int64_t e0, int64_t e1) {
+  Impl& m = *impl_;
+  for (int64_t e = e0; e < e1; ++e)
+    for (int idx : m.experts.at(static_cast<size_t>(e)))
+      if (!m.slots[static_cast<size_t>(idx)].op) m.load_slot(m.slots[static_cast<size_t>(idx)]);
+}
+
+void BlockForward::release_experts(int64_t e0, int64_t e1) {
+  Impl& m = *impl_;
+  for (int64_t e = e0; e < e1; ++e)
+    for (int idx : m.experts.at(static_cast<size_t>(e))) {
+      Slot& s = m.slots[static_cast<size_t>(idx)];
+      s.op.reset();
+      s.dense = nullptr;
+    }
+}
+
+void BlockForward::expert_inputs(const SequenceState& st, int64_t e0, int64_t e1, const CaptureSink& sink) const {
+  const Impl& m = *impl_;
+  if (!sink || !st.moe) return;
+  const int64_t hidden = m.hp.hidden;
+  std::vector<float>& rows = scratch().b;
+  for (int64_t e = e0; e < e1; ++e) {
+    if (m.capture_all) {
+      sink(m.expert_key_in(e), st.h.data(), st.tokens, hidden);
+      continue;
+    }
+    const auto& r = st.moe->routing.rows[static_cast<size_t>(e)];
+    if (r.empty()) continue;
+    nn::gather_rows(st.h.data(), hidden, r, rows);
+    sink(m.expert_key_in(e), rows.data(), static_cast<int64_t>(r.size()), hidden);
+  }
+}
+
+void BlockForward::expert_mids(SequenceState& st, int64_t e0, int64_t e1, const CaptureSink& sink) const {
+  const Impl& m = *impl_;
+  const ModelHparams& hp = m.hp;
+  const int64_t inter = hp.moe_intermediate;
+  Scratch& sc = scratch();
+  for (int64_t e = e0; e < e1; ++e) {
+    const auto& ids = m.experts[static_cast<size_t>(e)];
+    const auto& rows = st.moe->routing.rows[static_cast<size_t>(e)];
+    std::vector<float>& mid = st.moe->mid[static_cast<size_t>(e)];
+    const bool all = m.capture_all && sink;
+    if (rows.empty() && !all) {
+      mid.clear();
+      continue;
+    }
+    // x: every token (capture_all) or the routed ones.
+    const float* x = st.h.data();
+    int64_t n = st.tokens;
+    if (!all) {
+      nn::gather_rows(st.h.data(), hp.hidden, rows, sc.b);
+      x = sc.b.data();
+      n = static_cast<int64_t>(rows.size());
+    }
+    std::vector<float> g(static_cast<size_t>(n * inter)), u(static_cast<size_t>(n * inter));
+    m.slot_op(ids[0]).forward(x, n, g.data());
+    m.slot_op(ids[1]).forward(x, n, u.data());
+    nn::gated_activation_inplace(hp.act, g.data(), u.data(), n * inter);
+    if (sink) sink(m.expert_key_mid(e), g.data(), n, inter);
+    if (all)
+      nn::gather_rows(g.data(), inter, rows, mid);
+    else
+      mid = std::move(g);
+  }
+}
+
+void BlockForward::accumulate_experts(SequenceState& st, int64_t e0, int64_t e1) const {
+  const Impl& m = *impl_;
+  const int64_t hidden = m.hp.hidden;
+  std::vector<float>& y = scratch().a;
+  for (int64_t e = e0; e < e1; ++e) {
+    const auto& rows = st.moe->routing.rows[static_cast<size_t>(e)];
+    const auto& w = st.moe->routing.row_weight[static_cast<size_t>(e)];
+    std::vector<float>& mid = st.moe->mid[static_cast<size_t>(e)];
+    if (rows.empty()) continue;
+    const auto n = static_cast<int64_t>(rows.size());
+    y.resize(static_cast<size_t>(n * hidden));
+    m.slot_op(m.experts[static_cast<size_t>(e)][2]).forward(mid.data(), n, y.data());
+    // transformers: index_add_(0, rows, expert(x) * routing_weight)
+    for (int64_t r = 0; r < n; ++r) {
+      float* out = st.moe->out.data() + rows[static_cast<size_t>(r)] * hidden;
+      const float wr = w[static_cast<size_t>(r)];
+      const float* yr = y.data() + r * hidden;
+      for (int64_t i = 0; i < hidden; ++i) out[i] += yr[i] * wr;
+    }
+    std::vector<float>().swap(mid);
+  }
+}
+
+void BlockForward::compute_stage(LinearGroup g, SequenceState& st, const CaptureSink& sink) const {
   const Impl& m = *impl_;
   const ModelHparams& hp = m.hp;
   const int64_t t = st.tokens, hidden = hp.hidden;
@@ -409,11 +584,38 @@ void BlockForward::compute_stage(LinearGroup g, SequenceState& st) const {
       }
       st.h.resize(static_cast<size_t>(t * hidden));
       m.mlp_norm.apply(st.resid.data(), t, st.h.data());
+      if (m.moe) {
+        if (!st.moe) st.moe = std::make_unique<MoeSequenceState>();
+        MoeSequenceState& mo = *st.moe;
+        nn::route_tokens(st.h.data(), t, hidden, m.router.data(), hp.num_experts, hp.experts_per_token,
+                         hp.norm_topk_prob, mo.routing, scratch().q);
+        mo.mid.assign(static_cast<size_t>(hp.num_experts), {});
+        mo.out.assign(static_cast<size_t>(t * hidden), 0.0f);
+        mo.experts_accumulated = false;
+        if (sink && m.has(Role::kSharedGate)) sink("mlp_in", st.h.data(), t, hidden);
+        if (sink) expert_inputs(st, 0, hp.num_experts, sink);
+      }
       return;
     }
     case LinearGroup::kMlpMid: {
       m.check_state(st, st.h, hidden, "state.h (MLP input)");
       Scratch& sc = scratch();
+      if (m.moe) {
+        if (!st.moe) fail_code(ExitCode::kInternal, "block {}: MoE stages run out of order", m.index);
+        if (!st.moe->experts_accumulated) expert_mids(st, 0, hp.num_experts, sink);
+        if (!m.has(Role::kSharedGate)) return;
+        // Qwen2-MoE shared expert: sigmoid(shared_expert_gate(x)) * down(act(gate(x)) * up(x)).
+        st.moe->shared_scale.resize(static_cast<size_t>(t));
+        nn::linear_forward(st.h.data(), t, m.shared_expert_gate.data(), nullptr, 1, hidden,
+                           st.moe->shared_scale.data());
+        for (float& v : st.moe->shared_scale) v = 1.0f / (1.0f + std::exp(-v));
+        m.apply(Role::kSharedGate, st.h.data(), t, sc.a);
+        m.apply(Role::kSharedUp, st.h.data(), t, sc.b);
+        nn::gated_activation_inplace(hp.act, sc.a.data(), sc.b.data(), static_cast<int64_t>(sc.a.size()));
+        st.h.swap(sc.a);
+        if (sink) sink("shared_mid", st.h.data(), t, hp.shared_intermediate);
+        return;
+      }
       std::vector<float>& first = sc.a;
       if (m.arch->mlp == MlpType::kGated) {
         std::vector<float>& up = sc.b;
@@ -446,6 +648,24 @@ void BlockForward::compute_stage(LinearGroup g, SequenceState& st) const {
 
 void BlockForward::finish(SequenceState& st) const {
   const Impl& m = *impl_;
+  if (m.moe) {
+    m.check_state(st, st.resid, m.hp.hidden, "state.resid");
+    if (!st.moe) fail_code(ExitCode::kInternal, "block {}: MoE stages run out of order", m.index);
+    if (!st.moe->experts_accumulated) accumulate_experts(st, 0, m.hp.num_experts);
+    std::vector<float>& out = st.moe->out;
+    if (m.has(Role::kSharedGate)) {
+      m.check_state(st, st.h, m.hp.shared_intermediate, "state.h (shared expert hidden)");
+      std::vector<float>& y = scratch().a;
+      m.apply(Role::kSharedDown, st.h.data(), st.tokens, y);
+      const int64_t hidden = m.hp.hidden;
+      for (int64_t r = 0; r < st.tokens; ++r)
+        for (int64_t i = 0; i < hidden; ++i)
+          out[r * hidden + i] += st.moe->shared_scale[static_cast<size_t>(r)] * y[r * hidden + i];
+    }
+    if (m.mlp_out_norm) m.mlp_out_norm->apply(out.data(), st.tokens, out.data());
+    for (size_t i = 0; i < st.resid.size(); ++i) st.resid[i] += out[i];
+    return;
+  }
   m.check_state(st, st.h, m.hp.intermediate, "state.h (MLP hidden)");
   m.check_state(st, st.resid, m.hp.hidden, "state.resid");
   std::vector<float>& out = scratch().a;

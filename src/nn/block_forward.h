@@ -35,6 +35,7 @@
 
 #include "model/model_config.h"
 #include "nn/kv_cache.h"
+#include "nn/moe.h"
 
 namespace gptq {
 
@@ -53,12 +54,22 @@ class LinearOp {
   virtual void forward(const float* x, int64_t rows, float* y) const = 0;
 };
 
+// What a sparse MoE layer carries between its stages for one sequence.
+struct MoeSequenceState {
+  nn::MoeRouting routing;               // from kMlpIn
+  std::vector<std::vector<float>> mid;  // per expert: act(gate(x)) * up(x) of its routed rows
+  std::vector<float> out;               // [T, hidden]: weighted expert outputs accumulated so far
+  std::vector<float> shared_scale;      // [T]: sigmoid(shared_expert_gate(x))
+  bool experts_accumulated = false;     // every expert's output is in `out` (expert by expert)
+};
+
 // Per-sequence state carried between stages.
 struct SequenceState {
   int64_t tokens = 0;
   std::vector<float> resid;  // [T, hidden]: block input, then the residual stream, then the output
   std::vector<float> h;      // [T, width]: input of the current linear group
   std::vector<float> aux;    // [T, hidden]: attention output kept for the parallel residual
+  std::unique_ptr<MoeSequenceState> moe;  // sparse MoE layers
 };
 
 // Receives the input rows [n_rows, width] of the linears with capture key `key`.
@@ -71,6 +82,12 @@ struct BlockOptions {
   bool load_linears = true;
   // The block list ("model.layers"); "" = detected from the tensor names (Optimum's patterns).
   std::string block_name;
+  // Sparse MoE layers: the experts' weights are read only by load_experts() (bounded memory when
+  // the experts are processed a few at a time).
+  bool lazy_experts = false;
+  // Sparse MoE layers: every token, not only the routed ones, is reported to each expert's
+  // capture keys (--moe-calibration all); the forward still uses the real routing.
+  bool moe_capture_all = false;
 };
 
 class BlockForward {
@@ -121,6 +138,21 @@ class BlockForward {
   // Whole block on a state whose resid holds the input (reuses the state's buffers).
   void forward(SequenceState& state) const;
 
+  // ---- Sparse MoE layers (Mixtral, Qwen-MoE): experts a few at a time ----
+  // In such a block run_stage(kMlpIn) routes the tokens (state.moe) and reports "mlp_in" (the shared
+  // expert's input) and "expert.<e>.in" (the rows routed to expert e); run_stage(kMlpMid) computes
+  // and reports the experts' "expert.<e>.mid" and the shared expert's "shared_mid"; finish() adds
+  // the weighted expert outputs. With lazy experts the caller runs them chunk by chunk instead,
+  // after kMlpIn: load_experts, expert_inputs (capture), expert_mids, accumulate_experts,
+  // release_experts; then kMlpMid and finish() handle the shared expert only.
+  bool is_moe() const;
+  int64_t num_experts() const;
+  void load_experts(int64_t e0, int64_t e1);
+  void release_experts(int64_t e0, int64_t e1);
+  void expert_inputs(const SequenceState& state, int64_t e0, int64_t e1, const CaptureSink& sink) const;
+  void expert_mids(SequenceState& state, int64_t e0, int64_t e1, const CaptureSink& sink) const;
+  void accumulate_experts(SequenceState& state, int64_t e0, int64_t e1) const;
+
   // Incremental forward with a KV cache (generation): state.resid holds the block inputs of the
   // state.tokens new positions kv.past, kv.past + 1, ...; their keys (after rotary) and values are
   // written to rows kv.past.. of the cache and new position p attends to rows 0..p. Leaves the
@@ -129,7 +161,7 @@ class BlockForward {
   void forward_cached(SequenceState& state, const nn::KvBlockView& kv) const;
 
  private:
-  void compute_stage(LinearGroup g, SequenceState& state) const;
+  void compute_stage(LinearGroup g, SequenceState& state, const CaptureSink& sink) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

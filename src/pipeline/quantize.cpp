@@ -15,6 +15,7 @@
 #include "kernels/thread_pool.h"
 #include "io/safetensors_writer.h"
 #include "model/convert.h"
+#include "model/dynamic_overrides.h"
 #include "model/loader_compat.h"
 #include "model/quantization_config.h"
 #include "nn/block_forward.h"
@@ -59,7 +60,11 @@ nlohmann::json options_json(const QuantizeOptions& o) {
           {"nsamples", o.calib.nsamples},
           {"seqlen", o.calib.seqlen},
           {"seed", o.calib.seed},
-          {"max_shard_bytes", o.max_shard_bytes}};
+          {"max_shard_bytes", o.max_shard_bytes},
+          {"moe_calibration", o.moe_calibration == MoeCalibration::kAll ? "all" : "routed"},
+          {"moe_min_tokens", o.moe_min_tokens},
+          {"moe_experts_per_chunk", o.moe_experts_per_chunk},
+          {"dynamic", o.dynamic}};
 }
 
 // Totals of the layers' zero points of 0, and what a loader makes of the output (report fields).
@@ -211,7 +216,11 @@ class QuantizeRun {
   void setup();
   void copy_float_tensors();
   void quantize_block(int64_t b);
-  nlohmann::json quantize_layer(const QuantLayer& layer, BlockForward& bf, const std::vector<float>* hessian);
+  nlohmann::json quantize_layer(const QuantLayer& layer, BlockForward& bf, const std::vector<float>* hessian,
+                                const nlohmann::json& extra = nullptr);
+  void process_experts(BlockForward& bf, std::vector<SequenceState>& states,
+                       const std::map<std::string, const QuantLayer*>& layers);
+  int64_t moe_min_tokens() const;
   void finalize();
   nlohmann::json quantization_config_json() const;
 
@@ -219,6 +228,7 @@ class QuantizeRun {
   const QuantizeOptions& opt_;
   const std::function<void(const std::string&)>& log_;
   QuantConfig qc_;
+  DynamicOverrides dynamic_;
   ModelConfig cfg_;
   TensorStore store_;
   ModelPlan plan_;
@@ -287,6 +297,8 @@ void QuantizeRun::setup() {
   co.modules_in_block = opt_.modules_in_block;
   co.allow_unaligned = opt_.allow_unaligned;
   co.true_sequential = opt_.true_sequential;
+  dynamic_ = DynamicOverrides(opt_.dynamic, "--dynamic");
+  co.dynamic = &dynamic_;
   co.zero_bias = opt_.zero_bias;
   plan_ = convert_model(cfg_, store_, co);
   validate_blocks();
@@ -352,19 +364,20 @@ void QuantizeRun::copy_float_tensors() {
 }
 
 nlohmann::json QuantizeRun::quantize_layer(const QuantLayer& layer, BlockForward& bf,
-                                           const std::vector<float>* hessian) {
+                                           const std::vector<float>* hessian, const nlohmann::json& extra) {
   Stopwatch sw;
   const int64_t n = layer.out_features, k = layer.in_features;
   const std::vector<float>& w = bf.weight(layer.local_name);
+  const QuantConfig lqc = dynamic_.resolve(layer.name, qc_);  // this layer's settings
   const GptqResult r =
-      hessian ? gptq_quantize(w.data(), n, k, hessian->data(), static_cast<int64_t>(calib_.size()), qc_, layer.name)
-              : rtn_quantize(w.data(), n, k, qc_);
+      hessian ? gptq_quantize(w.data(), n, k, hessian->data(), static_cast<int64_t>(calib_.size()), lqc, layer.name)
+              : rtn_quantize(w.data(), n, k, lqc);
   // Cholesky K^3/3, inverse (trsm + syrk) 2K^3, Cholesky K^3/3; error feedback 2NK^2 / 2.
   if (hessian) flops_ += (8.0 / 3.0) * static_cast<double>(k) * k * k + static_cast<double>(n) * k * k;
   const PackedLinear p = [&] {
     try {
-      return pack_linear(r.codes.data(), r.scales.data(), r.zeros.data(), r.g_idx.data(), n, k, r.groups, qc_.bits,
-                         qc_.group_size, opt_.effective_format());
+      return pack_linear(r.codes.data(), r.scales.data(), r.zeros.data(), r.g_idx.data(), n, k, r.groups, lqc.bits,
+                         lqc.group_size, opt_.effective_format());
     } catch (const Error& e) {
       throw Error(fmt::format("layer {}: {}", layer.name, e.what()), e.code());  // name the layer
     }
@@ -390,25 +403,109 @@ nlohmann::json QuantizeRun::quantize_layer(const QuantLayer& layer, BlockForward
   if (!opt_.quiet) {
     if (bar_) bar_->clear();
     const bool v1_zp0 = zp0 > 0 && opt_.effective_format() == CheckpointFormat::kGptq;
-    log_(fmt::format("{:<40} {:>5}x{:<5} loss {:10.4e}  damp {:.4f}{}  {:6.2f}s{}", layer.name, n, k, r.loss, r.damp,
+    std::string moe;  // routed tokens of an expert, and its fallback
+    if (extra.is_object() && extra.contains("tokens"))
+      moe = fmt::format("  tokens {}{}", extra.at("tokens").get<int64_t>(),
+                        extra.contains("fallback") ? " (too few: RTN)" : "");
+    log_(fmt::format("{:<40} {:>5}x{:<5} loss {:10.4e}  damp {:.4f}{}  {:6.2f}s{}{}", layer.name, n, k, r.loss, r.damp,
                      r.damp_retries ? fmt::format(" ({} raises)", r.damp_retries) : "", secs,
-                     v1_zp0 ? fmt::format("  zero-point-0 groups {}/{}", zp0, r.zeros.size()) : ""));
+                     v1_zp0 ? fmt::format("  zero-point-0 groups {}/{}", zp0, r.zeros.size()) : "", moe));
   }
-  return {{"name", layer.name},   {"block", layer.block}, {"out_features", n},      {"in_features", k},
-          {"loss", r.loss},       {"damp", r.damp},        {"damp_retries", r.damp_retries},
-          {"dead_columns", r.dead_columns}, {"zero_point_0_groups", zp0}, {"seconds", secs}};
+  nlohmann::json rec = {{"name", layer.name},   {"block", layer.block}, {"out_features", n},      {"in_features", k},
+                        {"loss", r.loss},       {"damp", r.damp},        {"damp_retries", r.damp_retries},
+                        {"dead_columns", r.dead_columns}, {"zero_point_0_groups", zp0}, {"seconds", secs}};
+  if (extra.is_object()) rec.update(extra);
+  return rec;
+}
+
+int64_t QuantizeRun::moe_min_tokens() const {
+  if (opt_.moe_min_tokens >= 0) return opt_.moe_min_tokens;
+  int64_t total = 0;
+  for (const auto& s : calib_) total += static_cast<int64_t>(s.size());
+  return std::max<int64_t>(1, (total + 999) / 1000);
+}
+
+// The experts of a sparse MoE block, a chunk at a time (their fp32 weights, Hessians and routed rows
+// only for that chunk): gate/up from the rows routed to each expert (or every row with
+// --moe-calibration all), then down from their mids, then the weighted outputs are accumulated into
+// each sequence's MoE output. An expert with too few routed tokens is rounded to nearest.
+void QuantizeRun::process_experts(BlockForward& bf, std::vector<SequenceState>& states,
+                                  const std::map<std::string, const QuantLayer*>& layers) {
+  const MoeLayout& moe = cfg_.require_arch().moe;
+  const int64_t experts = bf.num_experts(), chunk = std::max<int64_t>(1, opt_.moe_experts_per_chunk);
+  const bool all = opt_.moe_calibration == MoeCalibration::kAll;
+  std::vector<int64_t> tokens(static_cast<size_t>(experts), 0);
+  for (const auto& st : states)
+    for (int64_t e = 0; e < experts; ++e) tokens[e] += static_cast<int64_t>(st.moe->routing.rows[e].size());
+  const int64_t min_tokens = moe_min_tokens();
+  auto layer_of = [&](const std::string& tmpl, int64_t e) -> const QuantLayer* {
+    const auto it = layers.find(expert_name(tmpl, e));
+    return it == layers.end() ? nullptr : it->second;
+  };
+  for (int64_t e0 = 0; e0 < experts; e0 += chunk) {
+    const int64_t e1 = std::min(experts, e0 + chunk);
+    bf.load_experts(e0, e1);
+    std::set<std::string> wanted;  // capture keys of the experts solved with GPTQ
+    for (int64_t e = e0; e < e1; ++e)
+      if (all || tokens[e] >= min_tokens) wanted.insert("expert." + std::to_string(e));
+    std::map<std::string, std::unique_ptr<HessianAccumulator>> acc;
+    const CaptureSink sink = [&](const std::string& key, const float* rows, int64_t n, int64_t width) {
+      if (!wanted.count(key.substr(0, key.rfind('.')))) return;
+      auto& a = acc[key];
+      if (!a) a = std::make_unique<HessianAccumulator>(width);
+      a->add(rows, n, 1);
+      flops_ += static_cast<double>(n) * width * width;
+    };
+    auto solve = [&](const std::string& tmpl, const char* kind) {
+      for (int64_t e = e0; e < e1; ++e) {
+        const QuantLayer* l = layer_of(tmpl, e);
+        if (!l) continue;
+        const std::string key = "expert." + std::to_string(e) + kind;
+        nlohmann::json extra = {{"expert", e}, {"tokens", tokens[e]}};
+        std::vector<float> h;
+        if (acc.count(key)) h = acc.at(key)->finalize();
+        else extra["fallback"] = "rtn";
+        state_.layers.push_back(quantize_layer(*l, bf, h.empty() ? nullptr : &h, extra));
+      }
+    };
+    for (const auto& st : states) bf.expert_inputs(st, e0, e1, sink);
+    solve(moe.expert_gate, ".in");
+    solve(moe.expert_up, ".in");
+    acc.clear();
+    for (auto& st : states) bf.expert_mids(st, e0, e1, sink);
+    solve(moe.expert_down, ".mid");
+    for (auto& st : states) bf.accumulate_experts(st, e0, e1);
+    bf.release_experts(e0, e1);
+  }
+  for (auto& st : states) st.moe->experts_accumulated = true;
 }
 
 void QuantizeRun::quantize_block(int64_t b) {
-  BlockForward bf(cfg_, store_, b);
+  BlockOptions bo;
+  bo.lazy_experts = true;  // MoE experts: loaded a chunk at a time
+  bo.moe_capture_all = opt_.moe_calibration == MoeCalibration::kAll;
+  BlockForward bf(cfg_, store_, b, bo);
   std::map<std::string, const QuantLayer*> layers;
   for (const QuantLayer* l : plan_.block_layers(b))
     if (l->quantize) layers[l->local_name] = l;
   auto stage_of = [&](const std::string& local) { return static_cast<int>(bf.group_of(local)); };
+  auto is_expert = [&](const std::string& local) { return bf.capture_key(local).starts_with("expert."); };
 
   if (opt_.method == QuantMethod::kRtn || calib_.empty()) {
     for (const QuantLayer* l : plan_.block_layers(b))
-      if (l->quantize) state_.layers.push_back(quantize_layer(*l, bf, nullptr));
+      if (l->quantize && !is_expert(l->local_name)) state_.layers.push_back(quantize_layer(*l, bf, nullptr));
+    const int64_t chunk = std::max<int64_t>(1, opt_.moe_experts_per_chunk);
+    for (int64_t e0 = 0; e0 < bf.num_experts(); e0 += chunk) {
+      const int64_t e1 = std::min(bf.num_experts(), e0 + chunk);
+      bf.load_experts(e0, e1);
+      for (const QuantLayer* l : plan_.block_layers(b))
+        if (l->quantize && is_expert(l->local_name)) {
+          const std::string& key = bf.capture_key(l->local_name);
+          const int64_t e = std::stoll(key.substr(7, key.rfind('.') - 7));
+          if (e >= e0 && e < e1) state_.layers.push_back(quantize_layer(*l, bf, nullptr));
+        }
+      bf.release_experts(e0, e1);
+    }
     return;
   }
 
@@ -418,7 +515,7 @@ void QuantizeRun::quantize_block(int64_t b) {
   for (const auto& g : plan_.sequential_groups) {
     std::vector<std::string> members;
     for (const QuantLayer* l : plan_.block_layers(b))
-      if (l->quantize && !grouped.count(l->local_name))
+      if (l->quantize && !grouped.count(l->local_name) && !is_expert(l->local_name))
         for (const auto& suffix : g)
           if (l->name.ends_with(suffix)) {
             members.push_back(l->local_name);
@@ -427,7 +524,22 @@ void QuantizeRun::quantize_block(int64_t b) {
           }
     if (!members.empty()) groups.push_back(std::move(members));
   }
+  if (bf.is_moe()) {
+    // A MoE block runs stage by stage (the experts between kMlpIn and kMlpMid): groups that span
+    // stages are split by stage. Groups of one stage are ordered by stage, which does not change
+    // any Hessian (a layer only affects the inputs of later stages).
+    std::vector<std::vector<std::string>> split;
+    for (const auto& g : groups) {
+      std::map<int, std::vector<std::string>> by_stage;
+      for (const auto& l : g) by_stage[stage_of(l)].push_back(l);
+      for (auto& [st, members] : by_stage) split.push_back(std::move(members));
+    }
+    std::stable_sort(split.begin(), split.end(),
+                     [&](const auto& x, const auto& y) { return stage_of(x[0]) < stage_of(y[0]); });
+    groups = std::move(split);
+  }
   const std::vector<QuantPass> passes = plan_passes(groups, stage_of);
+  bool experts_done = !bf.is_moe();
 
   const int64_t hidden = cfg_.hp.hidden;
   std::vector<SequenceState> states(calib_.size());
@@ -468,9 +580,13 @@ void QuantizeRun::quantize_block(int64_t b) {
       for (const auto& g : pass.groups)
         for (int st : g.stages) need |= st == s;
       std::map<std::string, std::unique_ptr<HessianAccumulator>> acc;
+      std::set<std::string> wanted;  // the capture keys of this pass's layers
+      for (const auto& g : pass.groups)
+        for (const auto& name : g.layers) wanted.insert(bf.capture_key(name));
       CaptureSink sink;
       if (need)
         sink = [&](const std::string& key, const float* rows, int64_t n, int64_t width) {
+          if (!wanted.count(key)) return;
           auto& a = acc[key];
           if (!a) a = std::make_unique<HessianAccumulator>(width);
           a->add(rows, n, 1);
@@ -486,6 +602,10 @@ void QuantizeRun::quantize_block(int64_t b) {
           if (g.stages[0] == s)
             for (const auto& name : g.layers) state_.layers.push_back(quantize_layer(*layers.at(name), bf, hessian_of(name)));
       }
+      if (!experts_done && s == static_cast<int>(LinearGroup::kMlpIn)) {
+        process_experts(bf, states, layers);
+        experts_done = true;
+      }
     }
     if (!pass.single_stage_groups) {
       for (const auto& g : pass.groups)
@@ -498,11 +618,18 @@ void QuantizeRun::quantize_block(int64_t b) {
     reset_states();
     next_stage = 0;
   }
-  for (auto& st : states) {
-    for (int s = next_stage; s < kNumLinearGroups; ++s) {
+  for (int s = next_stage; s < kNumLinearGroups; ++s) {
+    if (!experts_done && s == static_cast<int>(LinearGroup::kMlpMid)) {
+      process_experts(bf, states, layers);
+      experts_done = true;
+    }
+    for (auto& st : states) {
       bf.run_stage(static_cast<LinearGroup>(s), st);
       flops_ += stage_flops(s, st.tokens);
     }
+  }
+  if (!experts_done) process_experts(bf, states, layers);
+  for (auto& st : states) {
     bf.finish(st);
     flops_ += stage_flops(kNumLinearGroups, st.tokens);
   }
@@ -529,13 +656,16 @@ nlohmann::json QuantizeRun::quantization_config_json() const {
   q.format = opt_.effective_format();
   q.block_name_to_quantize = plan_.block_name;
   q.model_seqlen = seqlen_;
+  q.dynamic = opt_.dynamic;
   // modules_in_block_to_quantize: the user's groups, or, when some layers stay float, exactly the
   // quantized ones (one per group, registration order), so loaders replace only those.
+  // Over every block: MoE models mix dense and sparse blocks, and keep their routers float.
   bool all_quantized = true;
   std::vector<std::vector<std::string>> quantized;
-  for (const QuantLayer* l : plan_.block_layers(0)) {
-    all_quantized &= l->quantize;
-    if (l->quantize) quantized.push_back({l->local_name});
+  std::set<std::string> listed;
+  for (const QuantLayer& l : plan_.layers) {
+    all_quantized &= l.quantize;
+    if (l.quantize && listed.insert(l.local_name).second) quantized.push_back({l.local_name});
   }
   if (!opt_.modules_in_block.empty()) q.modules_in_block_to_quantize = opt_.modules_in_block;
   else if (!all_quantized) q.modules_in_block_to_quantize = quantized;
@@ -544,6 +674,10 @@ nlohmann::json QuantizeRun::quantization_config_json() const {
             {"damp_auto_increment", qc_.damp_auto_increment},
             {"mse", qc_.mse_norm},
             {"calibration", {{"nsamples", calib_.size()}, {"seqlen", seqlen_}, {"seed", opt_.calib.seed}}}};
+  if (!cfg_.hp.layer_moe.empty())
+    q.meta["moe"] = {{"calibration", opt_.moe_calibration == MoeCalibration::kAll ? "all" : "routed"},
+                     {"min_tokens", moe_min_tokens()},
+                     {"fallback", "rtn"}};
   return q.to_json();
 }
 

@@ -1,6 +1,8 @@
 // Everything `gptq quantize` takes (defaults as Optimum's GPTQQuantizer).
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -13,6 +15,11 @@
 namespace gptq {
 
 enum class QuantMethod { kGptq, kRtn };
+
+// How the experts of MoE layers get their Hessians: from the tokens routed to them (GPTQModel's
+// default), or from every token (llm-compressor's calibrate-all-experts; the block output still
+// uses the real routing).
+enum class MoeCalibration { kRouted, kAll };
 
 struct QuantizeOptions {
   QuantConfig quant;                   // bits, group size, damp, desc_act, static_groups, sym, ...
@@ -29,6 +36,13 @@ struct QuantizeOptions {
   int64_t batch_size = 1;              // accepted for Optimum parity; sequences are never padded
   uint64_t max_shard_bytes = 0;        // 0: one file
   int threads = 0;                     // 0: all cores
+  MoeCalibration moe_calibration = MoeCalibration::kRouted;
+  // Experts routed fewer calibration tokens than this are rounded to nearest (RTN) instead of
+  // solved; -1: 0.1% of the calibration tokens (at least 1).
+  int64_t moe_min_tokens = -1;
+  int64_t moe_experts_per_chunk = 8;   // experts whose fp32 weights and Hessians are held at once
+  // GPTQModel `dynamic` per-module overrides (model/dynamic_overrides.h); null = none.
+  nlohmann::json dynamic;
   bool resume = false;
   std::filesystem::path report;        // JSON report file ("" = none)
   bool quiet = false;                  // no per-layer lines
