@@ -39,6 +39,11 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Gives the pages of a read-only mapped range back to the kernel (madvise MADV_DONTNEED on the
+// whole pages inside it): they leave the resident set and are read again from the page cache if
+// touched later. For weights already converted, so that memory stays bounded by what is in use.
+void drop_mapped_pages(const std::byte* data, size_t nbytes);
+
 struct TensorInfo {
   std::string name;
   DType dtype = DType::F32;

@@ -177,6 +177,10 @@ struct BlockForward::Impl {
     s.dense = dense.get();
     s.op = std::move(dense);
   }
+  // An expert's stored weight is not needed once converted: its mapped pages leave the RSS.
+  void drop_stored(const Slot& s) const {
+    if (const TensorInfo* t = checkpoint->find(prefix + s.name + ".weight")) drop_mapped_pages(t->data, t->nbytes);
+  }
 
   int64_t q_width() const { return hp.heads * hp.head_dim; }
   bool sliding() const {
@@ -464,7 +468,10 @@ void BlockForward::load_experts(int64_t e0, int64_t e1) {
   Impl& m = *impl_;
   for (int64_t e = e0; e < e1; ++e)
     for (int idx : m.experts.at(static_cast<size_t>(e)))
-      if (!m.slots[static_cast<size_t>(idx)].op) m.load_slot(m.slots[static_cast<size_t>(idx)]);
+      if (!m.slots[static_cast<size_t>(idx)].op) {
+        m.load_slot(m.slots[static_cast<size_t>(idx)]);
+        m.drop_stored(m.slots[static_cast<size_t>(idx)]);
+      }
 }
 
 void BlockForward::release_experts(int64_t e0, int64_t e1) {
