@@ -105,6 +105,8 @@ Command add_quantize(CLI::App& root) {
   app->add_flag("--resume", o->q.resume, "Continue an interrupted run into the same OUT");
   app->add_option("--report", o->q.report, "Write a JSON report (options, every layer, totals) to this file");
   app->add_flag("--quiet", o->q.quiet, "No per-layer lines");
+  app->add_flag("--lm-head", o->q.lm_head,
+                "Also quantize the output head (GPTQ from the final-norm activations); refused for tied heads");
   app->add_option("--dynamic", o->dynamic,
                   "JSON file of per-module overrides, GPTQModel's `dynamic` (\"+:regex\": {bits, group_size, "
                   "desc_act, sym, damp_percent}, \"-:regex\": {} leaves modules float)");

@@ -57,6 +57,19 @@ std::unique_ptr<LoadedModel> load_model(const fs::path& dir, LinearBackend backe
     }
     m->model->set_block(b, std::move(block));
   }
+  // A quantized output head (GPTQModel lm_head=True).
+  const ModelLayout names =
+      model_layout(m->config, [&](const std::string& n) { return m->store.find(n) != nullptr; });
+  if (!names.lm_head.empty() && m->store.find(names.lm_head + ".qweight")) {
+    if (m->config.hp.tie_word_embeddings)
+      fail("{}: {}.qweight is present but config.json ties the head to the embedding (tie_word_embeddings); the "
+           "checkpoint is inconsistent",
+           dir.string(), names.lm_head);
+    m->model->set_head(make_quant_linear(
+        read_quantized_layer(m->store, names.lm_head, m->model->vocab(), m->model->hidden(), q.for_module(names.lm_head)),
+        backend));
+    ++m->quantized_layers;
+  }
   if (m->quantized_layers == 0)
     fail("{}: quantization_config says GPTQ but no layer has a .qweight tensor (block list '{}')", dir.string(),
          m->model->num_blocks() ? mo.block_name : "");

@@ -163,6 +163,47 @@ void note_loader_issues(ModelPlan& plan, const ConvertOptions& opt) {
   }
 }
 
+// The output head as a layer of its own after the blocks (GPTQModel's lm_head=True).
+QuantLayer plan_lm_head(const ModelConfig& config, const TensorStore& store, int64_t num_blocks,
+                        const ConvertOptions& opt) {
+  const ArchSpec& arch = config.require_arch();
+  const ModelLayout names = model_layout(config, [&](const std::string& n) { return store.find(n) != nullptr; });
+  const TensorInfo* w = names.lm_head.empty() ? nullptr : store.find(names.lm_head + ".weight");
+  if (config.hp.tie_word_embeddings || !w)
+    fail_code(ExitCode::kUsage,
+              "--lm-head: this {} checkpoint ties its output head to the token embedding ({}), so quantizing the "
+              "head would also change the embedding; quantize without --lm-head",
+              arch.name, w ? "tie_word_embeddings is true" : "there is no " + names.lm_head + ".weight");
+  QuantLayer q;
+  q.name = q.local_name = names.lm_head;
+  q.block = num_blocks;
+  q.kind = LinearKind::kLinear;
+  q.input_group = "lm_head";
+  if (w->shape.size() != 2 || w->shape[1] != config.hp.hidden)
+    fail("{}.weight has shape {}; the head needs [vocab, {}]", q.name, w->shape_str(), config.hp.hidden);
+  q.out_features = w->shape[0];
+  q.in_features = w->shape[1];
+  q.weight_dtype = w->dtype;
+  q.bits = opt.bits;
+  q.group_size = opt.group_size;
+  if (opt.dynamic) {
+    QuantConfig base;
+    base.bits = opt.bits;
+    base.group_size = opt.group_size;
+    const QuantConfig r = opt.dynamic->resolve(q.name, base);
+    q.bits = r.bits;
+    q.group_size = r.group_size;
+  }
+  q.has_bias = store.find(q.name + ".bias") != nullptr;
+  q.writes_bias = q.has_bias || opt.zero_bias;
+  const int64_t gs = q.group_size == -1 ? q.in_features : q.group_size;
+  q.groups = (q.in_features + gs - 1) / gs;
+  if (!opt.allow_unaligned && (q.in_features % 32 != 0 || q.out_features % 32 != 0))
+    fail_code(ExitCode::kUsage, "--lm-head: the head is {}x{}, not multiples of 32; add --allow-unaligned",
+              q.out_features, q.in_features);
+  return q;
+}
+
 }  // namespace
 
 ModelPlan convert_model(const ModelConfig& config, const TensorStore& store, const ConvertOptions& opt) {
@@ -277,6 +318,7 @@ ModelPlan convert_model(const ModelConfig& config, const TensorStore& store, con
       plan.layers.push_back(std::move(q));
     }
   }
+  if (opt.lm_head) plan.layers.push_back(plan_lm_head(config, store, plan.num_blocks, opt));
   // A --modules-in-block name that selects nothing is a typo, not a request to quantize nothing.
   for (const auto& group : opt.modules_in_block)
     for (const auto& suffix : group)
@@ -298,7 +340,7 @@ ModelPlan convert_model(const ModelConfig& config, const TensorStore& store, con
   std::vector<std::string> block0;
   std::set<std::string> named;
   for (const auto& l : plan.layers)
-    if (l.quantize && named.insert(l.local_name).second) block0.push_back(l.local_name);
+    if (l.quantize && l.block < plan.num_blocks && named.insert(l.local_name).second) block0.push_back(l.local_name);
   if (!opt.modules_in_block.empty()) {
     if (opt.true_sequential) {
       plan.sequential_groups = opt.modules_in_block;

@@ -45,6 +45,8 @@ struct ConvertOptions {
   bool zero_bias = true;
   // Per-module overrides (GPTQModel `dynamic`): bits / group size per layer, "-:" rules stay float.
   const DynamicOverrides* dynamic = nullptr;
+  // Quantize the output head too (block = num_blocks in the plan); refused when it is tied.
+  bool lm_head = false;
 };
 
 struct QuantLayer {

@@ -30,6 +30,7 @@ nlohmann::json QuantizationConfig::to_json() const {
                    {"meta", meta}};
   if (!modules_in_block_to_quantize.empty()) j["modules_in_block_to_quantize"] = modules_in_block_to_quantize;
   if (!dynamic.is_null()) j["dynamic"] = dynamic;
+  if (lm_head) j["lm_head"] = true;
   if (!block_name_to_quantize.empty()) j["block_name_to_quantize"] = block_name_to_quantize;
   if (model_seqlen > 0) j["model_seqlen"] = model_seqlen;
   return j;
@@ -95,6 +96,7 @@ QuantizationConfig QuantizationConfig::from_json(const nlohmann::json& j, const 
   q.block_name_to_quantize = o.string_or("block_name_to_quantize", "");
   q.model_seqlen = o.integer_or("model_seqlen", 0);
   if (o.has("meta") && j["meta"].is_object()) q.meta = j["meta"];
+  q.lm_head = o.boolean_or("lm_head", false);
   if (o.has("dynamic")) {
     (void)DynamicOverrides(j["dynamic"], source);  // validated here, applied by for_module
     q.dynamic = j["dynamic"];

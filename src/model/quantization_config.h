@@ -30,6 +30,7 @@ struct QuantizationConfig {
   nlohmann::json meta = nlohmann::json::object();
   // GPTQModel's per-module overrides ("+:regex" / "-:regex"), null if none (model/dynamic_overrides.h).
   nlohmann::json dynamic;
+  bool lm_head = false;  // the output head is quantized too (GPTQModel, vLLM read this key)
 
   // The settings of module `name` (full path) after the dynamic overrides.
   QuantizationConfig for_module(const std::string& name) const;

@@ -91,8 +91,12 @@ void ModelForward::head(const float* x, int64_t rows, float* logits) const {
   const int64_t d = hidden();
   std::vector<float> normed(static_cast<size_t>(rows * d));
   final_norm_->norm.apply(x, rows, normed.data());
-  const std::vector<float>& w = lm_head_.empty() ? embed_ : lm_head_;
-  nn::linear_forward(normed.data(), rows, w.data(), nullptr, vocab_, d, logits);
+  if (head_op_) {
+    head_op_->forward(normed.data(), rows, logits);
+  } else {
+    const std::vector<float>& w = lm_head_.empty() ? embed_ : lm_head_;
+    nn::linear_forward(normed.data(), rows, w.data(), nullptr, vocab_, d, logits);
+  }
   if (const auto cap = static_cast<float>(config_.hp.final_softcap); cap > 0)  // Gemma 2
     for (int64_t i = 0; i < rows * vocab_; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
 }
@@ -116,6 +120,13 @@ void ModelForward::set_block(int64_t index, std::unique_ptr<BlockForward> block)
   if (index < 0 || index >= num_blocks()) fail("set_block: index {} out of range", index);
   if (blocks_.empty()) blocks_.resize(static_cast<size_t>(num_blocks()));
   blocks_[index] = std::move(block);
+}
+
+void ModelForward::set_head(std::unique_ptr<LinearOp> head) {
+  if (!head || head->in_features() != hidden() || head->out_features() != vocab_)
+    fail("set_head: the output head must map {} features to {} logits", hidden(), vocab_);
+  head_op_ = std::move(head);
+  std::vector<float>().swap(lm_head_);
 }
 
 void ModelForward::set_block_provider(BlockProvider provider) {

@@ -58,6 +58,9 @@ class ModelForward {
   BlockForward& block(int64_t index);
   const BlockForward& block(int64_t index) const;
   void set_block(int64_t index, std::unique_ptr<BlockForward> block);
+  // Replaces the output head (a quantized head at inference); x W^T + b of the final-norm output.
+  void set_head(std::unique_ptr<LinearOp> head);
+  bool head_replaced() const { return head_op_ != nullptr; }
   // Blocks on demand: replaces the provider (and drops resident blocks).
   void set_block_provider(BlockProvider provider);
   // Block `index` loaded from the checkpoint (dense fp32).
@@ -90,6 +93,7 @@ class ModelForward {
   std::vector<float> embed_;      // [vocab, hidden]
   std::vector<float> pos_embed_;  // [max_positions + pos_offset, hidden] or empty
   std::vector<float> lm_head_;    // [vocab, hidden]; empty when tied to embed_
+  std::unique_ptr<LinearOp> head_op_;  // replaces lm_head_ / embed_ when set
   struct FinalNorm;
   std::unique_ptr<FinalNorm> final_norm_;
   std::vector<std::unique_ptr<BlockForward>> blocks_;

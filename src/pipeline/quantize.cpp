@@ -19,6 +19,8 @@
 #include "model/loader_compat.h"
 #include "model/quantization_config.h"
 #include "nn/block_forward.h"
+#include "model/model_config.h"
+#include "nn/norm.h"
 #include "nn/weight_loader.h"
 #include "pipeline/calibration_inputs.h"
 #include "pipeline/output_layout.h"
@@ -64,7 +66,8 @@ nlohmann::json options_json(const QuantizeOptions& o) {
           {"moe_calibration", o.moe_calibration == MoeCalibration::kAll ? "all" : "routed"},
           {"moe_min_tokens", o.moe_min_tokens},
           {"moe_experts_per_chunk", o.moe_experts_per_chunk},
-          {"dynamic", o.dynamic}};
+          {"dynamic", o.dynamic},
+          {"lm_head", o.lm_head}};
 }
 
 // Totals of the layers' zero points of 0, and what a loader makes of the output (report fields).
@@ -218,6 +221,9 @@ class QuantizeRun {
   void quantize_block(int64_t b);
   nlohmann::json quantize_layer(const QuantLayer& layer, BlockForward& bf, const std::vector<float>* hessian,
                                 const nlohmann::json& extra = nullptr);
+  nlohmann::json quantize_matrix(const QuantLayer& layer, const std::vector<float>& w, const std::vector<float>* hessian,
+                                 const nlohmann::json& extra, std::vector<float>* dequantized);
+  void quantize_lm_head();
   void process_experts(BlockForward& bf, std::vector<SequenceState>& states,
                        const std::map<std::string, const QuantLayer*>& layers);
   int64_t moe_min_tokens() const;
@@ -299,6 +305,7 @@ void QuantizeRun::setup() {
   co.true_sequential = opt_.true_sequential;
   dynamic_ = DynamicOverrides(opt_.dynamic, "--dynamic");
   co.dynamic = &dynamic_;
+  co.lm_head = opt_.lm_head;
   co.zero_bias = opt_.zero_bias;
   plan_ = convert_model(cfg_, store_, co);
   validate_blocks();
@@ -326,7 +333,7 @@ void QuantizeRun::setup() {
       fail_code(ExitCode::kUsage, "--resume: the interrupted run in {} was made with another model, calibration or "
                 "options (fingerprint {} != {}); rerun with the same arguments, or delete it to start again",
                 staging_.string(), state_.fingerprint, fp);
-    if (!calib_.empty() && state_.blocks_done > 0 && state_.blocks_done < plan_.num_blocks)
+    if (!calib_.empty() && state_.blocks_done > 0 && (state_.blocks_done < plan_.num_blocks || opt_.lm_head))
       acts_ = load_activations(staging_, state_.blocks_done);
     unfinish_shards(staging_);
     log_(fmt::format("resuming: {} of {} blocks already done", state_.blocks_done, plan_.num_blocks));
@@ -365,9 +372,43 @@ void QuantizeRun::copy_float_tensors() {
 
 nlohmann::json QuantizeRun::quantize_layer(const QuantLayer& layer, BlockForward& bf,
                                            const std::vector<float>* hessian, const nlohmann::json& extra) {
+  std::vector<float> deq;
+  nlohmann::json rec = quantize_matrix(layer, bf.weight(layer.local_name), hessian, extra, &deq);
+  // The next layers see what a loader will compute: fp16 scales times (code - zero).
+  bf.set_weight(layer.local_name, std::move(deq));
+  return rec;
+}
+
+// The output head from the final-norm activations of the calibration sequences (the outputs of
+// the last block), as GPTQModel's lm_head=True.
+void QuantizeRun::quantize_lm_head() {
+  const QuantLayer& l = plan_.layers.back();
+  const ArchSpec& arch = cfg_.require_arch();
+  const ModelLayout names = model_layout(cfg_, [&](const std::string& n) { return store_.find(n) != nullptr; });
+  const int64_t hidden = cfg_.hp.hidden;
+  const nn::Norm norm = nn::load_norm(store_, names.final_norm, arch.norm, hidden, static_cast<float>(cfg_.hp.norm_eps));
+  const std::vector<float> w = nn::load_linear_weight(store_, l.name + ".weight", LinearKind::kLinear,
+                                                      l.out_features, l.in_features);
+  std::vector<float> h;
+  if (opt_.method == QuantMethod::kGptq && !calib_.empty()) {
+    HessianAccumulator acc(hidden);
+    std::vector<float> normed;
+    for (const auto& x : acts_.seqs) {
+      const int64_t t = static_cast<int64_t>(x.size()) / hidden;
+      normed.resize(x.size());
+      norm.apply(x.data(), t, normed.data());
+      acc.add(normed.data(), t, 1);
+    }
+    h = acc.finalize();
+  }
+  state_.layers.push_back(quantize_matrix(l, w, h.empty() ? nullptr : &h, nullptr, nullptr));
+}
+
+nlohmann::json QuantizeRun::quantize_matrix(const QuantLayer& layer, const std::vector<float>& w,
+                                            const std::vector<float>* hessian, const nlohmann::json& extra,
+                                            std::vector<float>* dequantized) {
   Stopwatch sw;
   const int64_t n = layer.out_features, k = layer.in_features;
-  const std::vector<float>& w = bf.weight(layer.local_name);
   const QuantConfig lqc = dynamic_.resolve(layer.name, qc_);  // this layer's settings
   const GptqResult r =
       hessian ? gptq_quantize(w.data(), n, k, hessian->data(), static_cast<int64_t>(calib_.size()), lqc, layer.name)
@@ -395,8 +436,7 @@ nlohmann::json QuantizeRun::quantize_layer(const QuantLayer& layer, BlockForward
     }
     writer_->write(layer.name + ".bias", b16.data(), b16.size() * 2);
   }
-  // The next layers see what a loader will compute: fp16 scales times (code - zero).
-  bf.set_weight(layer.local_name, dequantize_linear(p));
+  if (dequantized) *dequantized = dequantize_linear(p);
   const double secs = sw.seconds();
   // Zero points of 0 (asymmetric only): v1 stores them as the all-ones field, which readers disagree on.
   const int64_t zp0 = count_zero_points_0(r.zeros);
@@ -657,6 +697,7 @@ nlohmann::json QuantizeRun::quantization_config_json() const {
   q.block_name_to_quantize = plan_.block_name;
   q.model_seqlen = seqlen_;
   q.dynamic = opt_.dynamic;
+  q.lm_head = opt_.lm_head;
   // modules_in_block_to_quantize: the user's groups, or, when some layers stay float, exactly the
   // quantized ones (one per group, registration order), so loaders replace only those.
   // Over every block: MoE models mix dense and sparse blocks, and keep their routers float.
@@ -664,6 +705,7 @@ nlohmann::json QuantizeRun::quantization_config_json() const {
   std::vector<std::vector<std::string>> quantized;
   std::set<std::string> listed;
   for (const QuantLayer& l : plan_.layers) {
+    if (l.block >= plan_.num_blocks) continue;  // the head: lm_head below
     all_quantized &= l.quantize;
     if (l.quantize && listed.insert(l.local_name).second) quantized.push_back({l.local_name});
   }
@@ -731,6 +773,7 @@ QuantizeSummary QuantizeRun::run() {
       fail_code(ExitCode::kInterrupted, "stopped after {} blocks as asked; continue with --resume", b + 1);
   }
   bar_.reset();
+  if (opt_.lm_head) quantize_lm_head();
   finalize();
 
   QuantizeSummary sum;

@@ -41,6 +41,8 @@ struct QuantizeOptions {
   // solved; -1: 0.1% of the calibration tokens (at least 1).
   int64_t moe_min_tokens = -1;
   int64_t moe_experts_per_chunk = 8;   // experts whose fp32 weights and Hessians are held at once
+  // Also quantize the output head (GPTQ from the final-norm activations), GPTQModel's lm_head.
+  bool lm_head = false;
   // GPTQModel `dynamic` per-module overrides (model/dynamic_overrides.h); null = none.
   nlohmann::json dynamic;
   bool resume = false;
