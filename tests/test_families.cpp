@@ -299,7 +299,7 @@ TEST_P(FamilyCli, QuantizeEvalGenerate) {
 
 INSTANTIATE_TEST_SUITE_P(Families, FamilyCli,
                          ::testing::Values("llama3", "qwen3", "gemma2", "gemma3", "phi3_longrope", "starcoder2",
-                                           "mistral3"),
+                                           "mistral3", "mixtral", "qwen2_moe", "qwen3_moe"),
                          [](const auto& p) { return p.param; });
 
 }  // namespace

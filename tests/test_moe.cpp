@@ -273,5 +273,74 @@ TEST(Dynamic, BadRulesAreRefused) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// --lm-head
+
+double kernel_vs_dequantized(const fs::path& dir) {
+  const auto q = load_model(dir), deq = load_model(dir, LinearBackend::kDequantized);
+  const std::vector<int32_t> probe = random_ids(kFamilyTestTokens, 3);
+  const auto lk = q->model->logits(probe), ld = deq->model->logits(probe);
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < lk.size(); ++i) {
+    diff = std::max(diff, static_cast<double>(std::abs(lk[i] - ld[i])));
+    scale = std::max(scale, static_cast<double>(std::abs(ld[i])));
+  }
+  return diff / scale;
+}
+
+TEST(LmHead, QuantizedHeadRoundTripAndResume) {
+  const fs::path model = write_tiny(tiny_from_config(family_config("llama3")), DType::BF16, 11);
+  const fs::path calib = calibration_file(16), dir = scratch_dir("lm-head");
+  auto o = moe_options(QuantMethod::kGptq, calib);
+  o.calib.nsamples = 16;
+  o.lm_head = true;
+  const auto g = quantize_model(model, dir / "gptq", o, kSilent);
+  const TensorStore out = TensorStore::open(dir / "gptq");
+  EXPECT_NE(out.find("lm_head.qweight"), nullptr);
+  EXPECT_EQ(out.find("lm_head.weight"), nullptr);
+  EXPECT_EQ(g.report.at("layers").back().at("name"), "lm_head");
+  const json cfg = json::parse(read_file(dir / "gptq" / "config.json"));
+  EXPECT_EQ(cfg.at("quantization_config").at("lm_head"), true);
+  const auto q = load_model(dir / "gptq");
+  EXPECT_TRUE(q->model->head_replaced());
+  EXPECT_LE(kernel_vs_dequantized(dir / "gptq"), 1e-4);
+
+  // GPTQ of the head beats rounding it.
+  o.method = QuantMethod::kRtn;
+  quantize_model(model, dir / "rtn", o, kSilent);
+  const auto base = load_model(model), r = load_model(dir / "rtn");
+  EvalOptions eo;
+  eo.seqlen = kFamilyTestTokens;
+  const std::vector<int32_t> ids = random_ids(8 * kFamilyTestTokens, 7);
+  const double kg = compare_models(*base->model, *q->model, ids, eo).mean_kl;
+  const double kr = compare_models(*base->model, *r->model, ids, eo).mean_kl;
+  std::printf("[ lm_head ] KL to float: GPTQ %.5f, RTN %.5f\n", kg, kr);
+  EXPECT_LT(kg, kr);
+
+  // Stopped after the last block (before the head): --resume gives the same bytes.
+  o.method = QuantMethod::kGptq;
+  o.stop_after_blocks = family_config("llama3").at("num_hidden_layers").get<int64_t>();
+  EXPECT_THROW(quantize_model(model, dir / "resumed", o, kSilent), Error);
+  o.stop_after_blocks = -1;
+  o.resume = true;
+  quantize_model(model, dir / "resumed", o, kSilent);
+  EXPECT_EQ(read_file(dir / "gptq" / "model.safetensors"), read_file(dir / "resumed" / "model.safetensors"));
+}
+
+TEST(LmHead, TiedHeadIsRefused) {
+  json config = family_config("llama3");
+  config["tie_word_embeddings"] = true;
+  const fs::path model = write_tiny(tiny_from_config(config), DType::BF16, 11);
+  auto o = moe_options(QuantMethod::kRtn, calibration_file(4));
+  o.lm_head = true;
+  try {
+    quantize_model(model, scratch_dir("lm-tied") / "q", o, kSilent);
+    ADD_FAILURE() << "a tied head was quantized";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("ties its output head"), std::string::npos) << e.what();
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+  }
+}
+
 }  // namespace
 }  // namespace gptq
