@@ -24,6 +24,7 @@
 #include "nn/eval.h"
 #include "pipeline/quantize.h"
 #include "support/family_models.h"
+#include "support/family_quantize.h"
 #include "support/fixtures.h"
 #include "support/quantize_helpers.h"
 #include "util/error.h"
@@ -34,23 +35,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using namespace ::gptq::testing;
-
-std::vector<int32_t> random_ids(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> u(0, static_cast<int32_t>(kFamilyVocab) - 1);
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& e : ids) e = u(rng);
-  return ids;
-}
-
-// Pre-tokenized calibration file: `n` sequences of kFamilyTestTokens random ids.
-fs::path calibration_file(int n) {
-  json calib = json::array();
-  for (int s = 0; s < n; ++s) calib.push_back(random_ids(kFamilyTestTokens, 100 + s));
-  const fs::path f = scratch_dir("calib") / "calib.json";
-  std::ofstream(f) << calib.dump();
-  return f;
-}
 
 QuantizeOptions family_options(QuantMethod method, const fs::path& calib, int nsamples) {
   QuantizeOptions o;
@@ -65,18 +49,12 @@ QuantizeOptions family_options(QuantMethod method, const fs::path& calib, int ns
   return o;
 }
 
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(static_cast<double>(a[i]) - b[i]));
-  return m;
-}
-
 class FamilyQuantize : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FamilyQuantize, GptqBeatsRtnAndLoads) {
   const json config = family_config(GetParam());
   const fs::path model = write_tiny(tiny_from_config(config), DType::BF16, 11);
-  const fs::path calib = calibration_file(32);
+  const fs::path calib = family_calibration(32);
   const fs::path dir = scratch_dir("fq-" + GetParam());
   const auto gptq = quantize_model(model, dir / "gptq", family_options(QuantMethod::kGptq, calib, 32), kSilent);
   quantize_model(model, dir / "rtn", family_options(QuantMethod::kRtn, calib, 32), kSilent);
@@ -87,7 +65,7 @@ TEST_P(FamilyQuantize, GptqBeatsRtnAndLoads) {
   EXPECT_GT(q->quantized_layers, 0);
   EXPECT_EQ(q->float_layers, 0);
   // Held-out windows from the calibration distribution.
-  const std::vector<int32_t> ids = random_ids(8 * kFamilyTestTokens, 7);
+  const std::vector<int32_t> ids = family_ids(8 * kFamilyTestTokens, 7);
   EvalOptions eo;
   eo.seqlen = kFamilyTestTokens;
   const ComparisonResult cg = compare_models(*base->model, *q->model, ids, eo);
@@ -99,12 +77,7 @@ TEST_P(FamilyQuantize, GptqBeatsRtnAndLoads) {
   EXPECT_TRUE(std::isfinite(cg.mean_kl));
 
   // The kernels compute what the dequantized float weights compute.
-  const auto deq = load_model(dir / "gptq", LinearBackend::kDequantized);
-  const std::vector<int32_t> probe = random_ids(kFamilyTestTokens, 9);
-  const std::vector<float> lk = q->model->logits(probe), ld = deq->model->logits(probe);
-  double scale = 0;
-  for (float v : ld) scale = std::max(scale, static_cast<double>(std::abs(v)));
-  EXPECT_LE(max_abs_diff(lk, ld), 1e-4 * scale + 1e-5);
+  EXPECT_LE(kernel_vs_dequantized(dir / "gptq"), 1e-4);
 
   // Every linear of every block was quantized and reported with its loss.
   EXPECT_EQ(gptq.report.at("layers").size(),

@@ -24,6 +24,7 @@
 #include "nn/eval.h"
 #include "pipeline/quantize.h"
 #include "support/family_models.h"
+#include "support/family_quantize.h"
 #include "support/fixtures.h"
 #include "support/quantize_helpers.h"
 #include "support/reference_forward.h"
@@ -35,22 +36,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using namespace ::gptq::testing;
-
-std::vector<int32_t> random_ids(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int32_t> u(0, static_cast<int32_t>(kFamilyVocab) - 1);
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& e : ids) e = u(rng);
-  return ids;
-}
-
-fs::path calibration_file(int n) {
-  json calib = json::array();
-  for (int s = 0; s < n; ++s) calib.push_back(random_ids(kFamilyTestTokens, 100 + s));
-  const fs::path f = scratch_dir("calib") / "calib.json";
-  std::ofstream(f) << calib.dump();
-  return f;
-}
 
 QuantizeOptions moe_options(QuantMethod method, const fs::path& calib) {
   QuantizeOptions o;
@@ -91,7 +76,7 @@ class StarvedExpert : public ::testing::TestWithParam<Starved> {};
 
 TEST_P(StarvedExpert, ForwardMatchesReference) {
   const fs::path dir = starved_model(GetParam(), DType::F32);
-  const std::vector<int32_t> ids = random_ids(kFamilyTestTokens, 9);
+  const std::vector<int32_t> ids = family_ids(kFamilyTestTokens, 9);
   const ReferenceForward ref(dir);
   const auto counts = ref.expert_token_counts(ids);
   ASSERT_EQ(counts.at(static_cast<size_t>(GetParam().layer)).at(static_cast<size_t>(GetParam().expert)), 0);
@@ -110,12 +95,12 @@ TEST_P(StarvedExpert, ForwardMatchesReference) {
 TEST_P(StarvedExpert, QuantizeRoundTrip) {
   const Starved& c = GetParam();
   const fs::path model = starved_model(c, DType::BF16);
-  const fs::path calib = calibration_file(32), dir = scratch_dir("moe-" + c.kind);
+  const fs::path calib = family_calibration(32), dir = scratch_dir("moe-" + c.kind);
   const auto g = quantize_model(model, dir / "gptq", moe_options(QuantMethod::kGptq, calib), kSilent);
   quantize_model(model, dir / "rtn", moe_options(QuantMethod::kRtn, calib), kSilent);
   const auto base = load_model(model), q = load_model(dir / "gptq"), r = load_model(dir / "rtn");
   EXPECT_EQ(q->float_layers, 0);
-  const std::vector<int32_t> ids = random_ids(8 * kFamilyTestTokens, 7);
+  const std::vector<int32_t> ids = family_ids(8 * kFamilyTestTokens, 7);
   EvalOptions eo;
   eo.seqlen = kFamilyTestTokens;
   const ComparisonResult cg = compare_models(*base->model, *q->model, ids, eo);
@@ -161,15 +146,7 @@ TEST_P(StarvedExpert, QuantizeRoundTrip) {
   EXPECT_EQ(cfg.at("quantization_config").at("meta").at("moe").at("calibration"), "routed");
 
   // Kernels equal the dequantized float weights.
-  const auto deq = load_model(dir / "gptq", LinearBackend::kDequantized);
-  const std::vector<int32_t> probe = random_ids(kFamilyTestTokens, 3);
-  const auto lk = q->model->logits(probe), ld = deq->model->logits(probe);
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < lk.size(); ++i) {
-    diff = std::max(diff, static_cast<double>(std::abs(lk[i] - ld[i])));
-    scale = std::max(scale, static_cast<double>(std::abs(ld[i])));
-  }
-  EXPECT_LE(diff, 1e-4 * scale + 1e-5);
+  EXPECT_LE(kernel_vs_dequantized(dir / "gptq"), 1e-4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Moe, StarvedExpert, ::testing::ValuesIn(kStarved),
@@ -180,7 +157,7 @@ std::string file_bytes(const fs::path& p) { return read_file(p); }
 TEST(MoeCalibration, AllChangesHessiansAndChunkingChangesNothing) {
   const Starved c{"qwen2_moe", 2, 0};
   const fs::path model = starved_model(c, DType::BF16);
-  const fs::path calib = calibration_file(32), dir = scratch_dir("moe-all");
+  const fs::path calib = family_calibration(32), dir = scratch_dir("moe-all");
   auto o = moe_options(QuantMethod::kGptq, calib);
   const auto routed = quantize_model(model, dir / "routed", o, kSilent);
   o.moe_experts_per_chunk = 1;
@@ -218,7 +195,7 @@ TEST(MoeCalibration, AllChangesHessiansAndChunkingChangesNothing) {
 
 TEST(Dynamic, PerModuleBitsGroupSizeAndExclusion) {
   const fs::path model = write_tiny(tiny_from_config(family_config("llama3")), DType::BF16, 11);
-  const fs::path calib = calibration_file(16), dir = scratch_dir("dynamic");
+  const fs::path calib = family_calibration(16), dir = scratch_dir("dynamic");
   auto o = moe_options(QuantMethod::kGptq, calib);
   o.calib.nsamples = 16;
   o.dynamic = json::parse(R"({"-:.*self_attn\\.o_proj": {}, "+:.*\\.down_proj": {"bits": 8, "group_size": 64},
@@ -237,20 +214,13 @@ TEST(Dynamic, PerModuleBitsGroupSizeAndExclusion) {
   const json cfg = json::parse(read_file(dir / "q" / "config.json"));
   EXPECT_EQ(cfg.at("quantization_config").at("dynamic"), o.dynamic);
   // Loads back with each layer's settings; kernels equal the dequantized path; quality sane.
-  const auto q = load_model(dir / "q"), deq = load_model(dir / "q", LinearBackend::kDequantized);
+  const auto q = load_model(dir / "q");
   EXPECT_EQ(q->float_layers, 2);  // the two o_proj
-  const std::vector<int32_t> probe = random_ids(kFamilyTestTokens, 3);
-  const auto lk = q->model->logits(probe), ld = deq->model->logits(probe);
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < lk.size(); ++i) {
-    diff = std::max(diff, static_cast<double>(std::abs(lk[i] - ld[i])));
-    scale = std::max(scale, static_cast<double>(std::abs(ld[i])));
-  }
-  EXPECT_LE(diff, 1e-4 * scale + 1e-5);
+  EXPECT_LE(kernel_vs_dequantized(dir / "q"), 1e-4);
   const auto base = load_model(model);
   EvalOptions eo;
   eo.seqlen = kFamilyTestTokens;
-  const ComparisonResult c = compare_models(*base->model, *q->model, random_ids(4 * kFamilyTestTokens, 8), eo);
+  const ComparisonResult c = compare_models(*base->model, *q->model, family_ids(4 * kFamilyTestTokens, 8), eo);
   std::printf("[ dynamic ] KL to float %.5f\n", c.mean_kl);
   EXPECT_TRUE(std::isfinite(c.mean_kl));
   EXPECT_LT(c.mean_kl, 0.5);
@@ -258,7 +228,7 @@ TEST(Dynamic, PerModuleBitsGroupSizeAndExclusion) {
 
 TEST(Dynamic, BadRulesAreRefused) {
   const fs::path model = write_tiny(tiny_from_config(family_config("llama3")), DType::BF16, 11);
-  const fs::path calib = calibration_file(4), dir = scratch_dir("dynamic-bad");
+  const fs::path calib = family_calibration(4), dir = scratch_dir("dynamic-bad");
   auto o = moe_options(QuantMethod::kRtn, calib);
   for (const char* bad : {R"({"+:.*down_proj": {"bits": 5}})", R"({"+:(": {}})", R"({"+:.*": 3})",
                           R"({"+:.*": {"group_size": "x"}})", R"([1, 2])"}) {
@@ -276,21 +246,9 @@ TEST(Dynamic, BadRulesAreRefused) {
 // ---------------------------------------------------------------------------------------------
 // --lm-head
 
-double kernel_vs_dequantized(const fs::path& dir) {
-  const auto q = load_model(dir), deq = load_model(dir, LinearBackend::kDequantized);
-  const std::vector<int32_t> probe = random_ids(kFamilyTestTokens, 3);
-  const auto lk = q->model->logits(probe), ld = deq->model->logits(probe);
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < lk.size(); ++i) {
-    diff = std::max(diff, static_cast<double>(std::abs(lk[i] - ld[i])));
-    scale = std::max(scale, static_cast<double>(std::abs(ld[i])));
-  }
-  return diff / scale;
-}
-
 TEST(LmHead, QuantizedHeadRoundTripAndResume) {
   const fs::path model = write_tiny(tiny_from_config(family_config("llama3")), DType::BF16, 11);
-  const fs::path calib = calibration_file(16), dir = scratch_dir("lm-head");
+  const fs::path calib = family_calibration(16), dir = scratch_dir("lm-head");
   auto o = moe_options(QuantMethod::kGptq, calib);
   o.calib.nsamples = 16;
   o.lm_head = true;
@@ -311,7 +269,7 @@ TEST(LmHead, QuantizedHeadRoundTripAndResume) {
   const auto base = load_model(model), r = load_model(dir / "rtn");
   EvalOptions eo;
   eo.seqlen = kFamilyTestTokens;
-  const std::vector<int32_t> ids = random_ids(8 * kFamilyTestTokens, 7);
+  const std::vector<int32_t> ids = family_ids(8 * kFamilyTestTokens, 7);
   const double kg = compare_models(*base->model, *q->model, ids, eo).mean_kl;
   const double kr = compare_models(*base->model, *r->model, ids, eo).mean_kl;
   std::printf("[ lm_head ] KL to float: GPTQ %.5f, RTN %.5f\n", kg, kr);
@@ -331,7 +289,7 @@ TEST(LmHead, TiedHeadIsRefused) {
   json config = family_config("llama3");
   config["tie_word_embeddings"] = true;
   const fs::path model = write_tiny(tiny_from_config(config), DType::BF16, 11);
-  auto o = moe_options(QuantMethod::kRtn, calibration_file(4));
+  auto o = moe_options(QuantMethod::kRtn, family_calibration(4));
   o.lm_head = true;
   try {
     quantize_model(model, scratch_dir("lm-tied") / "q", o, kSilent);

@@ -100,9 +100,7 @@ double gemma_embed_scale(const JsonObject& cfg, int64_t hidden) {
   return rounded;
 }
 
-ModelHparams read_llama_like_hparams(const nlohmann::json& config) {
-  JsonObject cfg(config, "config.json");
-  ModelHparams h;
+void read_decoder_dims(ModelHparams& h, const JsonObject& cfg, int64_t default_positions) {
   h.hidden = cfg.integer("hidden_size");
   h.layers = cfg.integer("num_hidden_layers");
   h.heads = cfg.integer("num_attention_heads");
@@ -110,7 +108,13 @@ ModelHparams read_llama_like_hparams(const nlohmann::json& config) {
   h.head_dim = head_dim_of(cfg, h.hidden, h.heads);
   h.intermediate = cfg.integer("intermediate_size");
   h.vocab = cfg.integer("vocab_size");
-  h.max_positions = cfg.integer_or("max_position_embeddings", 2048);
+  h.max_positions = cfg.integer_or("max_position_embeddings", default_positions);
+}
+
+ModelHparams read_llama_like_hparams(const nlohmann::json& config) {
+  JsonObject cfg(config, "config.json");
+  ModelHparams h;
+  read_decoder_dims(h, cfg, 2048);
   h.norm_eps = cfg.number_or("rms_norm_eps", 1e-6);
   h.rope = read_rope(cfg, 10000.0);
   h.rope_theta = h.rope.theta;

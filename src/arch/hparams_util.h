@@ -13,6 +13,11 @@ namespace gptq {
 // transformers ACT2FN names -> Activation; error naming the key for unknown ones.
 Activation parse_activation(const JsonObject& cfg, const std::string& key, const std::string& def);
 
+// The dimensions every decoder config has under transformers' names: hidden_size,
+// num_hidden_layers, num_attention_heads, num_key_value_heads (default: heads), head_dim,
+// intermediate_size, vocab_size, max_position_embeddings (default `default_positions`).
+void read_decoder_dims(ModelHparams& h, const JsonObject& cfg, int64_t default_positions);
+
 // The Llama-family keys (hidden_size, num_attention_heads, num_key_value_heads, head_dim,
 // intermediate_size, rms_norm_eps, rope_theta / rope_scaling / rope_parameters,
 // partial_rotary_factor, hidden_act, tie_word_embeddings, attention_bias, mlp_bias).

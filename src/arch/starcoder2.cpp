@@ -11,14 +11,7 @@ namespace {
 ModelHparams read_starcoder2_hparams(const nlohmann::json& config) {
   const JsonObject cfg(config, "config.json");
   ModelHparams h;
-  h.hidden = cfg.integer("hidden_size");
-  h.layers = cfg.integer("num_hidden_layers");
-  h.heads = cfg.integer("num_attention_heads");
-  h.kv_heads = cfg.integer_or("num_key_value_heads", h.heads);
-  h.head_dim = head_dim_of(cfg, h.hidden, h.heads);
-  h.intermediate = cfg.integer("intermediate_size");
-  h.vocab = cfg.integer("vocab_size");
-  h.max_positions = cfg.integer_or("max_position_embeddings", 4096);
+  read_decoder_dims(h, cfg, 4096);
   h.norm_eps = cfg.number_or("norm_epsilon", 1e-5);
   h.rope = read_rope(cfg, 10000.0);
   h.rope_theta = h.rope.theta;

@@ -163,6 +163,22 @@ void note_loader_issues(ModelPlan& plan, const ConvertOptions& opt) {
   }
 }
 
+// Bits and group size of a layer: the options', after the dynamic overrides of its name.
+void set_bits_and_groups(QuantLayer& q, const ConvertOptions& opt) {
+  QuantConfig base;
+  base.bits = opt.bits;
+  base.group_size = opt.group_size;
+  const QuantConfig r = opt.dynamic ? opt.dynamic->resolve(q.name, base) : base;
+  q.bits = r.bits;
+  q.group_size = r.group_size;
+}
+
+// G = ceil(K / group size); one group per row with group size -1.
+int64_t groups_of(const QuantLayer& q) {
+  const int64_t gs = q.group_size == -1 ? q.in_features : q.group_size;
+  return (q.in_features + gs - 1) / gs;
+}
+
 // The output head as a layer of its own after the blocks (GPTQModel's lm_head=True).
 QuantLayer plan_lm_head(const ModelConfig& config, const TensorStore& store, int64_t num_blocks,
                         const ConvertOptions& opt) {
@@ -184,20 +200,10 @@ QuantLayer plan_lm_head(const ModelConfig& config, const TensorStore& store, int
   q.out_features = w->shape[0];
   q.in_features = w->shape[1];
   q.weight_dtype = w->dtype;
-  q.bits = opt.bits;
-  q.group_size = opt.group_size;
-  if (opt.dynamic) {
-    QuantConfig base;
-    base.bits = opt.bits;
-    base.group_size = opt.group_size;
-    const QuantConfig r = opt.dynamic->resolve(q.name, base);
-    q.bits = r.bits;
-    q.group_size = r.group_size;
-  }
+  set_bits_and_groups(q, opt);
+  q.groups = groups_of(q);
   q.has_bias = store.find(q.name + ".bias") != nullptr;
   q.writes_bias = q.has_bias || opt.zero_bias;
-  const int64_t gs = q.group_size == -1 ? q.in_features : q.group_size;
-  q.groups = (q.in_features + gs - 1) / gs;
   if (!opt.allow_unaligned && (q.in_features % 32 != 0 || q.out_features % 32 != 0))
     fail_code(ExitCode::kUsage, "--lm-head: the head is {}x{}, not multiples of 32; add --allow-unaligned",
               q.out_features, q.in_features);
@@ -260,16 +266,7 @@ ModelPlan convert_model(const ModelConfig& config, const TensorStore& store, con
       q.block = b;
       q.kind = found.kind;
       q.input_group = found.input_group;
-      q.bits = opt.bits;
-      q.group_size = opt.group_size;
-      if (opt.dynamic) {
-        QuantConfig base;
-        base.bits = opt.bits;
-        base.group_size = opt.group_size;
-        const QuantConfig r = opt.dynamic->resolve(q.name, base);
-        q.bits = r.bits;
-        q.group_size = r.group_size;
-      }
+      set_bits_and_groups(q, opt);
       const TensorInfo& w = store.get(q.name + ".weight");
       q.weight_dtype = w.dtype;
       if (!is_float(w.dtype))
@@ -294,8 +291,7 @@ ModelPlan convert_model(const ModelConfig& config, const TensorStore& store, con
       }
       q.has_bias = store.find(q.name + ".bias") != nullptr;
       q.writes_bias = q.has_bias || opt.zero_bias;
-      const int64_t gs = q.group_size == -1 ? q.in_features : q.group_size;
-      q.groups = (q.in_features + gs - 1) / gs;
+      q.groups = groups_of(q);
       if (opt.dynamic && opt.dynamic->excluded(q.name)) {
         q.quantize = false;
         q.skip_reason = "excluded by a \"-:\" dynamic rule";
