@@ -1,36 +1,32 @@
 // gptq eval MODEL --text FILE [--base FLOAT_MODEL]: perplexity by the fixtures' protocol
 // (non-overlapping windows, no BOS), and with --base the KL divergence of the next-token
-// distribution to the base model and the top-1 agreement (like llama-perplexity's KLD mode).
+// distribution to the base model and the top-1 agreement (like llama-perplexity's KLD mode),
+// through gptq::load and gptq::evaluate.
 #include <fmt/core.h>
+#include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <memory>
+#include <optional>
 #include <sstream>
 
-#include "calib/tokenizer.h"
 #include "cli/command.h"
-#include "infer/load_model.h"
-#include "nn/eval.h"
+#include "cli/interrupt.h"
+#include "cli/npy_writer.h"
+#include "cli/progress_bar.h"
+#include "gptq/evaluate.h"
+#include "gptq/model.h"
 #include "util/error.h"
 #include "util/progress.h"
 
 namespace gptq::cli {
 
-namespace {
-
-std::string describe(const LoadedModel& m) {
-  if (!m.quant) return "float";
-  const auto& q = *m.quant;
-  return fmt::format("GPTQ {}-bit g{}{}{} {} ({} quantized layers)", q.bits, q.group_size, q.desc_act ? " act-order" : "",
-                     q.sym ? " sym" : " asym", format_name(q.format), m.quantized_layers);
-}
-
-}  // namespace
-
 Command add_eval(CLI::App& root) {
   struct Opts {
-    std::string model, base, text;
-    EvalOptions eval;
+    std::string model, base, text, logits;
+    EvalParams eval;
     bool json = false, dequantized = false;
+    int threads = 0;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* app = root.add_subcommand("eval", "Perplexity of a float or GPTQ checkpoint; KL divergence to a base model");
@@ -41,44 +37,60 @@ Command add_eval(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--base", o->base, "Float model to compare with (KL divergence, top-1 agreement)");
   app->add_flag("--dequantized", o->dequantized, "Use dequantized fp32 weights instead of the QuantLinear kernels");
+  app->add_option("--logits", o->logits, "Also write the model's logits of every window to this .npy file "
+                  "(float32 [windows, seqlen, vocab])");
+  app->add_option("--threads", o->threads, "Threads (0: all cores); the results do not depend on it")
+      ->capture_default_str();
   app->add_flag("--json", o->json, "Print JSON");
   return {app, [o] {
             if (o->eval.seqlen < 2) fail_code(ExitCode::kUsage, "--seqlen {}: must be at least 2", o->eval.seqlen);
-            const auto backend = o->dequantized ? LinearBackend::kDequantized : LinearBackend::kKernel;
             Stopwatch clock;
-            const auto model = load_model(resolve_model_path(o->model), backend);
-            const auto tok = Tokenizer::from_model_dir(model->dir);
+            LoadParams lp;
+            lp.dequantized = o->dequantized;
+            lp.threads = o->threads;
+            const Model model = load(o->model, lp);
             std::ifstream in(o->text, std::ios::binary);
             if (!in) fail_code(ExitCode::kIo, "cannot open --text file {}", o->text);
             std::stringstream ss;
             ss << in.rdbuf();
-            const std::vector<int32_t> ids = tok->encode(ss.str(), false);
-            const int64_t windows = eval_window_count(static_cast<int64_t>(ids.size()), o->eval);
+            const std::vector<int32_t> ids = model.tokenize(ss.str(), false);
+            int64_t windows = static_cast<int64_t>(ids.size()) / o->eval.seqlen;
+            if (o->eval.max_windows > 0) windows = std::min(windows, o->eval.max_windows);
             if (windows == 0)
               fail("--text {} has {} tokens: not one window of --seqlen {}", o->text, ids.size(), o->eval.seqlen);
+            std::optional<Model> base;
+            if (!o->base.empty()) {
+              base.emplace(load(o->base, lp));
+              if (base->info().vocab_size != model.info().vocab_size)
+                fail("--base {} has a vocabulary of {} tokens, the model {}", o->base, base->info().vocab_size,
+                     model.info().vocab_size);
+            }
+            std::unique_ptr<NpyWriter> npy;
+            EvalParams ep = o->eval;
+            if (!o->logits.empty()) {
+              npy = std::make_unique<NpyWriter>(o->logits,
+                                                std::vector<int64_t>{windows, ep.seqlen, model.info().vocab_size});
+              ep.on_logits = [&](int64_t, const float* l, int64_t rows, int64_t vocab) { npy->write(l, rows * vocab); };
+            }
             ProgressBar bar("evaluating", windows);
-            o->eval.progress = [&bar](int64_t done, int64_t) { bar.update(done); };
-            nlohmann::json out{{"model", o->model},      {"model_kind", describe(*model)}, {"text", o->text},
-                               {"tokens", ids.size()},    {"seqlen", o->eval.seqlen},      {"windows", windows}};
-            if (o->base.empty()) {
-              const PerplexityResult r = evaluate_perplexity(*model->model, ids, o->eval);
-              bar.clear();
-              out["ppl"] = r.ppl;
-              out["mean_nll"] = r.mean_nll;
-              out["predictions"] = r.predictions;
-            } else {
-              const auto base = load_model(resolve_model_path(o->base), backend);
-              if (base->model->vocab() != model->model->vocab())
-                fail("--base {} has a vocabulary of {} tokens, the model {}", o->base, base->model->vocab(),
-                     model->model->vocab());
-              const ComparisonResult r = compare_models(*base->model, *model->model, ids, o->eval);
-              bar.clear();
-              out["ppl"] = r.model.ppl;
-              out["mean_nll"] = r.model.mean_nll;
-              out["base_ppl"] = r.base.ppl;
-              out["kld"] = r.mean_kl;
+            Callbacks cb;
+            cb.progress = [&](const Progress& p) {
+              bar.update(p.done);
+              return !interrupted();
+            };
+            catch_interrupts();
+            const EvalResult r = evaluate(model, ids, ep, base ? &*base : nullptr, cb);
+            bar.clear();
+            if (npy) npy->finish();
+            nlohmann::json out{{"model", o->model},      {"model_kind", model.info().description},
+                               {"text", o->text},        {"tokens", ids.size()},
+                               {"seqlen", ep.seqlen},    {"windows", r.windows},
+                               {"ppl", r.ppl},           {"mean_nll", r.mean_nll},
+                               {"predictions", r.predictions}};
+            if (r.compared) {
+              out["base_ppl"] = r.base_ppl;
+              out["kld"] = r.kld;
               out["top1_agreement"] = r.top1_agreement;
-              out["predictions"] = r.predictions;
               out["base"] = o->base;
             }
             out["seconds"] = clock.seconds();
@@ -86,9 +98,9 @@ Command add_eval(CLI::App& root) {
               fmt::print("{}\n", out.dump(2));
             } else {
               fmt::print("model        {} [{}]\n", o->model, out["model_kind"].get<std::string>());
-              fmt::print("text         {}: {} tokens, {} windows of {}\n", o->text, ids.size(), windows, o->eval.seqlen);
+              fmt::print("text         {}: {} tokens, {} windows of {}\n", o->text, ids.size(), windows, ep.seqlen);
               fmt::print("perplexity   {:.4f}\n", out["ppl"].get<double>());
-              if (!o->base.empty()) {
+              if (r.compared) {
                 fmt::print("base ppl     {:.4f} ({})\n", out["base_ppl"].get<double>(), o->base);
                 fmt::print("KLD          {:.6f} (mean KL(base || model) per token, nats)\n", out["kld"].get<double>());
                 fmt::print("top-1 agree  {:.2f}%\n", 100 * out["top1_agreement"].get<double>());

@@ -1,4 +1,5 @@
-// Everything `gptq quantize` takes (defaults as Optimum's GPTQQuantizer).
+// Everything the quantize pipeline takes (defaults as Optimum's GPTQQuantizer); the API's
+// QuantizeParams (include/gptq/quantize.h) map onto it.
 #pragma once
 
 #include <cstdint>
@@ -28,10 +29,6 @@ struct QuantizeOptions {
   uint64_t max_shard_bytes = 0;        // 0: one file
   int threads = 0;                     // 0: all cores
   bool resume = false;
-  std::filesystem::path report;        // JSON report file ("" = none)
-  bool quiet = false;                  // no per-layer lines
-  // Test hook: stop (as if killed) after this many blocks are durable; -1 = never.
-  int64_t stop_after_blocks = -1;
 
   CheckpointFormat effective_format() const {
     return format.value_or(quant.sym ? CheckpointFormat::kGptq : CheckpointFormat::kGptqV2);
