@@ -2,7 +2,6 @@
 // model (logits), the evaluation per window (forward + head + NLL), against the sgemm FLOP rate of
 // the block's linear shapes.
 #include <benchmark/benchmark.h>
-#include <cblas.h>
 
 #include <filesystem>
 #include <memory>
@@ -15,6 +14,7 @@
 #include "nn/block_forward.h"
 #include "nn/eval.h"
 #include "nn/model_forward.h"
+#include "util/blas.h"
 
 namespace {
 
@@ -77,10 +77,8 @@ void BM_SgemmBlockShapes(benchmark::State& state) {
   for (auto _ : state) {
     for (const auto& n : b.linears()) {
       const auto& l = b.linear(n);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kT, static_cast<int>(l.out_features()),
-                  static_cast<int>(l.in_features()), 1.0f, x.data(),
-                  static_cast<int>(l.in_features()), w.data(), static_cast<int>(l.in_features()),
-                  0.0f, y.data(), static_cast<int>(l.out_features()));
+      gptq::blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kT, l.out_features(), l.in_features(), 1.0f,
+                        x.data(), l.in_features(), w.data(), l.in_features(), 0.0f, y.data(), l.out_features());
     }
     benchmark::DoNotOptimize(y.data());
   }

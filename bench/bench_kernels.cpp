@@ -11,7 +11,6 @@
 // Run: build/bench_kernels --benchmark_counters_tabular=true
 //      build/bench_kernels --table [--quick]   (the `gptq bench` table instead)
 #include <benchmark/benchmark.h>
-#include <cblas.h>
 #include <fmt/core.h>
 
 #include <cstring>
@@ -23,7 +22,8 @@
 #include "kernels/kernel_bench.h"
 #include "kernels/quant_kernels.h"
 #include "kernels/quant_linear.h"
-#include "kernels/thread_pool.h"
+#include "util/blas.h"
+#include "util/thread_pool.h"
 
 namespace {
 
@@ -85,7 +85,7 @@ void set_counters(benchmark::State& state, double bytes, double flops) {
 }
 
 void BM_MemoryBandwidth(benchmark::State& state) {
-  const int threads = gptq::kernels::num_threads();
+  const int threads = gptq::compute_threads();
   double gbs = 0;
   for (auto _ : state) gbs = kb::memory_bandwidth(int64_t{1} << 30, threads, 3);
   state.counters["GB/s"] = gbs;
@@ -128,8 +128,8 @@ void BM_Sgemv(benchmark::State& state) {
   std::vector<float> y(n);
   size_t i = 0;
   for (auto _ : state) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, set.mats[i++ % set.mats.size()].data(), k,
-                x.data(), 1, 0.0f, y.data(), 1);
+    gptq::blas::sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, set.mats[i++ % set.mats.size()].data(), k,
+                      x.data(), 0.0f, y.data());
     benchmark::DoNotOptimize(y.data());
   }
   set_counters(state, double(n) * k * 4.0, 2.0 * double(n) * double(k));
@@ -143,7 +143,7 @@ void BM_Sgemm(benchmark::State& state) {
   std::vector<float> y(static_cast<size_t>(rows) * n);
   size_t i = 0;
   for (auto _ : state) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, k, 1.0f, x.data(), k,
+    gptq::blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, k, 1.0f, x.data(), k,
                 set.mats[i++ % set.mats.size()].data(), k, 0.0f, y.data(), n);
     benchmark::DoNotOptimize(y.data());
   }
@@ -216,9 +216,7 @@ int main(int argc, char** argv) {
     kb::print_report(kb::run_benchmarks(o, stderr), stdout);
     return 0;
   }
-  const int threads = g_threads > 0 ? g_threads : gptq::kernels::num_threads();
-  gptq::kernels::set_num_threads(threads);
-  openblas_set_num_threads(threads);
+  const int threads = gptq::set_compute_threads(g_threads);
   benchmark::AddCustomContext("threads", std::to_string(threads));
   benchmark::AddCustomContext("simd_target", gptq::kernels::dispatch_target_name());
   int n = static_cast<int>(rest.size());

@@ -121,7 +121,6 @@ ChildRun quantize_in_child(const fs::path& model, const fs::path& out, const fs:
     o.calib.nsamples = nsamples;
     o.calib.seqlen = seqlen;
     o.moe_experts_per_chunk = chunk;
-    o.quiet = true;
     try {
       quantize_model(model, out, o, [](const std::string&) {});
     } catch (const std::exception& e) {

@@ -2,7 +2,6 @@
 // F16) quantized at 4-bit g128 with 32 x 512 calibration tokens. Reports wall time, peak RSS and
 // the achieved GFLOP/s next to OpenBLAS sgemm GFLOP/s measured in the same run.
 //   bench_quantize [--hidden 2048] [--blocks 8] [--nsamples 32] [--seqlen 512] [--keep DIR]
-#include <cblas.h>
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -15,8 +14,10 @@
 
 #include "io/safetensors_writer.h"
 #include "pipeline/quantize.h"
+#include "util/blas.h"
 #include "util/fp16.h"
 #include "util/progress.h"
+#include "util/thread_pool.h"
 
 namespace fs = std::filesystem;
 using namespace gptq;
@@ -69,8 +70,7 @@ double sgemm_gflops(int64_t m, int64_t n, int64_t k) {
   double best = 0;
   for (int rep = 0; rep < 5; ++rep) {
     Stopwatch sw;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
-                1.f, a.data(), static_cast<int>(k), b.data(), static_cast<int>(k), 0.f, c.data(), static_cast<int>(n));
+    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.f, a.data(), k, b.data(), k, 0.f, c.data(), n);
     best = std::max(best, 2.0 * m * n * k / sw.seconds() / 1e9);
   }
   return best;
@@ -105,8 +105,7 @@ int main(int argc, char** argv) {
   }
   std::ofstream(root / "calib.json") << calib.dump();
 
-  const int threads = static_cast<int>(std::thread::hardware_concurrency());
-  openblas_set_num_threads(threads);
+  const int threads = compute_threads();
   const double peak = sgemm_gflops(seqlen, inter, hidden);
   QuantizeOptions o;
   o.quant.bits = 4;
@@ -114,14 +113,13 @@ int main(int argc, char** argv) {
   o.calib.file = root / "calib.json";
   o.calib.nsamples = nsamples;
   o.calib.seqlen = seqlen;
-  o.quiet = true;
   const auto sum = quantize_model(root / "model", root / "out", o, [](const std::string& l) { fmt::print("{}\n", l); });
   const auto& t = sum.report["totals"];
   const double achieved = t["gflops_per_second"].get<double>();
   fmt::print("\nquantize: {} blocks x hidden {}, {} x {} calibration tokens, {} threads\n", blocks, hidden, nsamples, seqlen,
              threads);
-  fmt::print("  wall time          {:.1f} s\n", sum.seconds);
-  fmt::print("  peak RSS           {}\n", human_bytes(static_cast<double>(sum.peak_rss)));
+  fmt::print("  wall time          {:.1f} s\n", sum.result.seconds);
+  fmt::print("  peak RSS           {}\n", human_bytes(static_cast<double>(sum.result.peak_rss_bytes)));
   fmt::print("  work               {:.0f} GFLOP\n", t["gflop"].get<double>());
   fmt::print("  achieved           {:.1f} GFLOP/s\n", achieved);
   fmt::print("  sgemm same run     {:.1f} GFLOP/s ({} x {} x {})\n", peak, seqlen, inter, hidden);

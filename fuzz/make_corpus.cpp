@@ -160,7 +160,6 @@ int main(int argc, char** argv) {
     o.quant.desc_act = lv.desc_act;
     o.quant.sym = lv.sym;
     o.format = std::string(lv.format) == "gptq" ? CheckpointFormat::kGptq : CheckpointFormat::kGptqV2;
-    o.quiet = true;
     const fs::path out = fuzz::scratch_root() / ("q" + std::to_string(v));
     quantize_model(fl, out, o, [](const std::string&) {});
     std::string bytes = read_all(out / "model.safetensors");

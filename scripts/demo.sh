@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: quantize the bundled example model (tiny-llama, trained on the King James Bible)
 # with GPTQ and with round-to-nearest, and show their quality against the float model
-# (KL divergence of the next-token distribution and perplexity on held-out text).
+# (KL divergence of the next-token distribution and perplexity on held-out text); then the Python
+# package's quick start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -29,3 +30,8 @@ done
 echo
 echo "== generation from the GPTQ checkpoint"
 $GPTQ generate "$OUT/gptq-w4g128" --prompt "And the LORD said unto Moses," --max-new-tokens 40 --seed 1
+echo
+echo "== the same from Python: gptqcpp (README quick start, examples/quickstart.py)"
+./scripts/install_python.sh
+rm -rf out/tiny-llama-gptq
+${BUILD_DIR:-build}/venv/bin/python examples/quickstart.py

@@ -45,7 +45,6 @@ QuantizeOptions family_options(QuantMethod method, const fs::path& calib, int ns
   o.calib.file = calib;
   o.calib.nsamples = nsamples;
   o.calib.seqlen = kFamilyTestTokens;
-  o.quiet = true;
   return o;
 }
 

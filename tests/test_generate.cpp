@@ -198,7 +198,6 @@ const fs::path& quantized_tiny_llama() {
     o.calib.file = fixture_data("calib.txt");
     o.calib.nsamples = 32;
     o.calib.seqlen = 256;
-    o.quiet = true;
     quantize_model(fixture_model("tiny-llama"), out, o, [](const std::string&) {});
     return out;
   }();
@@ -245,7 +244,7 @@ TEST(Generate, GreedyEqualsFullForwardArgmax) {
   const auto m = load_model(fixture_model("tiny-llama"));
   const auto tok = Tokenizer::from_model_dir(m->dir);
   const std::vector<int32_t> prompt = tok->encode(kPrompt, true);
-  const GenerateResult r = generate(*m->model, prompt, greedy(24));
+  const Generation r = generate(*m->model, prompt, greedy(24));
   ASSERT_EQ(r.tokens.size(), 24u);
   EXPECT_FALSE(r.stopped_at_eos);
   EXPECT_EQ(r.prompt_tokens, static_cast<int64_t>(prompt.size()));
@@ -261,9 +260,9 @@ TEST(Generate, QuantizedGreedyStartsLikeFloat) {
   const auto tok = Tokenizer::from_model_dir(fp->dir);
   for (const char* text : {kPrompt, "In the beginning God created", "And it came to pass, when"}) {
     const std::vector<int32_t> prompt = tok->encode(text, true);
-    const GenerateResult rf = generate(*fp->model, prompt, greedy(20));
-    const GenerateResult rq = generate(*q->model, prompt, greedy(20));
-    const GenerateResult rd = generate(*dq->model, prompt, greedy(20));
+    const Generation rf = generate(*fp->model, prompt, greedy(20));
+    const Generation rq = generate(*q->model, prompt, greedy(20));
+    const Generation rd = generate(*dq->model, prompt, greedy(20));
     std::printf("[ greedy ] float: %s|%s\n           4-bit: %s|%s\n", text,
                 tok->decode(rf.tokens).c_str(), text, tok->decode(rq.tokens).c_str());
     ASSERT_GE(rq.tokens.size(), 3u);
@@ -289,11 +288,11 @@ TEST(Generate, SamplingIsDeterministicForASeed) {
   GenerateOptions o;
   o.max_new_tokens = 32;
   o.sampling = {0.8, 40, 0.95, 1};
-  const GenerateResult a = generate(*m->model, prompt, o);
-  const GenerateResult b = generate(*m->model, prompt, o);
+  const Generation a = generate(*m->model, prompt, o);
+  const Generation b = generate(*m->model, prompt, o);
   EXPECT_EQ(a.tokens, b.tokens);
   o.sampling.seed = 2;
-  const GenerateResult c = generate(*m->model, prompt, o);
+  const Generation c = generate(*m->model, prompt, o);
   EXPECT_NE(a.tokens, c.tokens);
 }
 
@@ -301,11 +300,11 @@ TEST(Generate, StopsAtEosAndReportsIt) {
   const auto m = load_model(fixture_model("tiny-llama"));
   const auto tok = Tokenizer::from_model_dir(m->dir);
   const std::vector<int32_t> prompt = tok->encode(kPrompt, true);
-  const GenerateResult all = generate(*m->model, prompt, greedy(8));
+  const Generation all = generate(*m->model, prompt, greedy(8));
   GenerateOptions o = greedy(8);
   o.eos_ids = {all.tokens[3]};  // the 4th token plays the EOS
   std::vector<int32_t> streamed;
-  const GenerateResult r =
+  const Generation r =
       generate(*m->model, prompt, o, [&](int32_t id) { streamed.push_back(id); });
   EXPECT_TRUE(r.stopped_at_eos);
   const auto first = std::find(all.tokens.begin(), all.tokens.end(), all.tokens[3]);

@@ -15,7 +15,7 @@
 
 #include "kernels/quant_kernels.h"
 #include "kernels/quant_linear.h"
-#include "kernels/thread_pool.h"
+#include "util/thread_pool.h"
 #include "quant/pack.h"
 #include "util/error.h"
 #include "util/fp16.h"

@@ -46,7 +46,6 @@ QuantizeOptions moe_options(QuantMethod method, const fs::path& calib) {
   o.calib.file = calib;
   o.calib.nsamples = 32;
   o.calib.seqlen = kFamilyTestTokens;
-  o.quiet = true;
   return o;
 }
 
@@ -277,9 +276,10 @@ TEST(LmHead, QuantizedHeadRoundTripAndResume) {
 
   // Stopped after the last block (before the head): --resume gives the same bytes.
   o.method = QuantMethod::kGptq;
-  o.stop_after_blocks = family_config("llama3").at("num_hidden_layers").get<int64_t>();
-  EXPECT_THROW(quantize_model(model, dir / "resumed", o, kSilent), Error);
-  o.stop_after_blocks = -1;
+  const int64_t blocks = family_config("llama3").at("num_hidden_layers").get<int64_t>();
+  Callbacks stop;
+  stop.progress = [&](const Progress& p) { return p.done < blocks; };
+  EXPECT_THROW(quantize_model(model, dir / "resumed", o, stop), Error);
   o.resume = true;
   quantize_model(model, dir / "resumed", o, kSilent);
   EXPECT_EQ(read_file(dir / "gptq" / "model.safetensors"), read_file(dir / "resumed" / "model.safetensors"));

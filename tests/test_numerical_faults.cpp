@@ -112,7 +112,6 @@ QuantizeOptions options(const fs::path& calib, int n, int len) {
   o.calib.file = calib;
   o.calib.nsamples = n;
   o.calib.seqlen = len;
-  o.quiet = true;
   return o;
 }
 

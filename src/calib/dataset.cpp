@@ -158,12 +158,34 @@ TokenSequence load_token_ids(const fs::path& file, int64_t vocab_size) {
 std::vector<TokenSequence> load_calibration(const CalibOptions& o, const Tokenizer* tokenizer, int64_t vocab_size) {
   if (o.nsamples <= 0) fail_code(ExitCode::kUsage, "--nsamples {}: must be at least 1", o.nsamples);
   if (o.seqlen <= 0) fail_code(ExitCode::kUsage, "--seqlen {}: must be at least 1", o.seqlen);
-  if (!fs::exists(o.file)) fail_code(ExitCode::kIo, "calibration file {} not found", o.file.string());
-  const std::string ext = o.file.extension().string();
-  std::vector<TokenSequence> out = ext == ".jsonl"  ? from_jsonl(o, tokenizer)
-                                   : ext == ".json" ? from_tokenized(o)
-                                                    : from_text(o, tokenizer);
-  for (size_t s = 0; s < out.size(); ++s) check_vocabulary(out[s], o.file, vocab_size, fmt::format("sample {}", s));
+  const int sources = !o.file.empty() + !o.texts.empty() + !o.sequences.empty();
+  if (sources != 1)
+    fail_code(ExitCode::kUsage, "calibration data: give exactly one of a file, texts or token-id sequences ({} given)",
+              sources);
+  std::vector<TokenSequence> out;
+  std::string source = o.file.string();
+  if (!o.texts.empty()) {
+    source = "calibration texts";
+    for (size_t s = 0; s < o.texts.size(); ++s) {
+      TokenSequence ids = need_tokenizer(tokenizer, source).encode(o.texts[s], true);
+      if (ids.empty()) fail_code(ExitCode::kUsage, "calibration text {} encodes to no tokens", s);
+      if (static_cast<int64_t>(ids.size()) > o.seqlen) ids.resize(static_cast<size_t>(o.seqlen));
+      out.push_back(std::move(ids));
+    }
+  } else if (!o.sequences.empty()) {
+    source = "calibration token ids";
+    for (size_t s = 0; s < o.sequences.size() && static_cast<int64_t>(out.size()) < o.nsamples; ++s) {
+      if (o.sequences[s].empty()) fail_code(ExitCode::kUsage, "{}: sample {} is empty", source, s);
+      out.push_back(o.sequences[s]);
+    }
+  } else {
+    if (!fs::exists(o.file)) fail_code(ExitCode::kIo, "calibration file {} not found", o.file.string());
+    const std::string ext = o.file.extension().string();
+    out = ext == ".jsonl"  ? from_jsonl(o, tokenizer)
+          : ext == ".json" ? from_tokenized(o)
+                           : from_text(o, tokenizer);
+  }
+  for (size_t s = 0; s < out.size(); ++s) check_vocabulary(out[s], source, vocab_size, fmt::format("sample {}", s));
   return out;
 }
 

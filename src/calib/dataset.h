@@ -7,6 +7,9 @@
 //               documents uniform_int(0, D - 1) until one has at least seqlen + 1 tokens, then a
 //               window at uniform_int(0, L - seqlen - 1) inside it. Shorter documents are skipped.
 //   .json       pre-tokenized: a list of token-id lists (or of {"input_ids": [...]}) used as is.
+// In memory (the API's datasets), instead of a file:
+//   texts       each text one sequence: encoded with special tokens, cut to seqlen tokens;
+//   sequences   token-id lists used as is (at most nsamples), like a .json file.
 // Random numbers: std::mt19937_64 seeded with `seed`; uniform_int(a, b) = a + (r mod (b-a+1))
 // with rejection of the biased tail of r, so a run is reproducible across platforms.
 #pragma once
@@ -26,6 +29,8 @@ struct CalibOptions {
   int64_t nsamples = 128;
   int64_t seqlen = 0;          // 0: the model default (min(4028, max positions))
   uint64_t seed = 0;
+  std::vector<std::string> texts;               // instead of a file: one sequence per text
+  std::vector<std::vector<int32_t>> sequences;  // instead of a file: pre-tokenized sequences
 };
 
 using TokenSequence = std::vector<int32_t>;

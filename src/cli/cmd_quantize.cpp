@@ -1,15 +1,15 @@
-// gptq quantize MODEL OUT: GPTQ (or RTN) quantization into a GPTQ checkpoint.
+// gptq quantize MODEL OUT: GPTQ (or RTN) quantization into a GPTQ checkpoint, through
+// gptq::quantize; the progress bar, the per-layer lines, Ctrl-C and the tests' kill hook are here.
 #include <fmt/core.h>
 
-#include <fstream>
-#include <map>
-
 #include "cli/command.h"
-#include "model/loader_compat.h"
-#include "model/model_config.h"
-#include "model/plan_report.h"
+#include "cli/interrupt.h"
+#include "cli/progress_bar.h"
+#include "cli/test_hooks.h"
+#include "gptq/quantize.h"
 #include "model/json_util.h"
-#include "pipeline/quantize.h"
+#include "model/loader_compat.h"
+#include "model/plan_report.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -18,72 +18,64 @@ namespace gptq::cli {
 
 namespace {
 
-uint64_t parse_size(const std::string& s) {
-  if (s.empty() || s == "0") return 0;
-  size_t pos = 0;
-  double v = 0;
-  try {
-    v = std::stod(s, &pos);
-  } catch (const std::exception&) {
-    fail_code(ExitCode::kUsage, "--max-shard-size '{}': expected a size like 5GB, 500MB or 2GiB", s);
-  }
-  std::string unit = s.substr(pos);
-  for (auto& c : unit) c = static_cast<char>(std::toupper(c));
-  const std::map<std::string, double> units{{"", 1},         {"B", 1},          {"KB", 1e3},
-                                            {"MB", 1e6},     {"GB", 1e9},       {"TB", 1e12},
-                                            {"KIB", 1024.0}, {"MIB", 1048576.0}, {"GIB", 1073741824.0}};
-  const auto it = units.find(unit);
-  if (it == units.end() || v <= 0)
-    fail_code(ExitCode::kUsage, "--max-shard-size '{}': expected a size like 5GB, 500MB or 2GiB", s);
-  return static_cast<uint64_t>(v * it->second);
-}
-
 // Asymmetric v1 output: how many zero points of 0 it holds, and what readers make of them.
-void print_zero_point_summary(const QuantizeOptions& q, const nlohmann::json& totals) {
-  if (q.quant.sym || q.effective_format() != CheckpointFormat::kGptq) return;
-  const int64_t groups = totals["zero_point_0_groups"].get<int64_t>();
-  if (groups == 0) {
+void print_zero_point_summary(const QuantizeParams& q, const QuantizeResult& r) {
+  if (q.sym || q.checkpoint_format == "gptq_v2") return;
+  if (r.zero_point_0_groups == 0) {
     fmt::print(stderr, "zero points of 0: none (every v1 reader gets the same zero points)\n");
     return;
   }
-  fmt::print(stderr, "warning: {} zero points of 0 (output row x group) in {} layers: {}\n", groups,
-             totals["layers_with_zero_point_0"].get<int64_t>(), v1_zero_point_0_note());
+  fmt::print(stderr, "warning: {} zero points of 0 (output row x group) in {} layers: {}\n", r.zero_point_0_groups,
+             r.layers_with_zero_point_0, v1_zero_point_0_note());
+}
+
+// One line per quantized layer.
+std::string layer_line(const LayerRecord& l, bool v1_asym) {
+  std::string line = fmt::format("{:<40} {:>5}x{:<5} loss {:10.4e}  damp {:.4f}{}  {:6.2f}s", l.name,
+                                 l.out_features, l.in_features, l.loss, l.damp,
+                                 l.damp_retries ? fmt::format(" ({} raises)", l.damp_retries) : "", l.seconds);
+  if (v1_asym && l.zero_point_0_groups > 0)
+    line += fmt::format("  zero-point-0 groups {}", l.zero_point_0_groups);
+  if (l.expert >= 0) line += fmt::format("  tokens {}{}", l.tokens, l.rtn_fallback ? " (too few: RTN)" : "");
+  return line;
 }
 
 }  // namespace
 
 Command add_quantize(CLI::App& root) {
   struct Opts {
-    std::string model, out, format, method = "gptq", max_shard = "0", calib, moe_calibration = "routed", dynamic;
+    std::string model, out, format, method = "gptq", max_shard = "0", calib, report, dynamic;
     std::vector<std::string> modules;
-    QuantizeOptions q;
+    QuantizeParams q;
+    int64_t seqlen = 0;
     bool sym = false, asym = false;  // explicit flags; symmetric unless --asym
+    bool quiet = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* app = root.add_subcommand("quantize", "Quantize a Hugging Face checkpoint into a GPTQ checkpoint");
   app->add_option("model", o->model, "Model directory or Hugging Face id (org/name, from the local cache)")->required();
   app->add_option("out", o->out, "Output directory (must not exist; appears when the run completes)")->required();
-  app->add_option("--bits", o->q.quant.bits, "Bits per weight: 2, 3, 4 or 8")->capture_default_str();
-  app->add_option("--group-size", o->q.quant.group_size, "Columns per quantization group (-1: whole row)")
+  app->add_option("--bits", o->q.bits, "Bits per weight: 2, 3, 4 or 8")->capture_default_str();
+  app->add_option("--group-size", o->q.group_size, "Columns per quantization group (-1: whole row)")
       ->capture_default_str();
-  app->add_option("--damp", o->q.quant.damp_percent, "Dampening as a fraction of mean(diag H), in (0, 1)")
+  app->add_option("--damp", o->q.damp_percent, "Dampening as a fraction of mean(diag H), in (0, 1)")
       ->capture_default_str();
-  app->add_option("--damp-auto-increment", o->q.quant.damp_auto_increment,
+  app->add_option("--damp-auto-increment", o->q.damp_auto_increment,
                   "If Cholesky fails, raise the damping by this step until it succeeds (0: fail)")
       ->capture_default_str();
-  app->add_flag("--desc-act", o->q.quant.desc_act, "Act-order: quantize columns by decreasing Hessian diagonal");
-  app->add_flag("--static-groups", o->q.quant.static_groups, "Group parameters from the original weights");
-  app->add_flag("--act-group-aware", o->q.quant.act_group_aware,
+  app->add_flag("--desc-act", o->q.desc_act, "Act-order: quantize columns by decreasing Hessian diagonal");
+  app->add_flag("--static-groups", o->q.static_groups, "Group parameters from the original weights");
+  app->add_flag("--act-group-aware", o->q.act_group_aware,
                 "GPTQModel's group-aware reordering (needs --group-size > 0, no --desc-act)");
   app->add_flag("--sym", o->sym, "Symmetric quantization (default)");
   app->add_flag("--asym", o->asym, "Asymmetric quantization (saved as gptq v1 unless --format gptq_v2)");
-  app->add_option("--mse", o->q.quant.mse_norm, "MSE search of the clipping range with this norm (e.g. 2.4; 0: off)");
+  app->add_option("--mse", o->q.mse, "MSE search of the clipping range with this norm (e.g. 2.4; 0: off)");
   app->add_flag("--true-sequential,!--no-true-sequential", o->q.true_sequential,
                 "Quantize the layers of a block one group after the other (default on)");
   app->add_option("--calib", o->calib, "Calibration data: text file, .jsonl (\"text\" field) or pre-tokenized .json");
-  app->add_option("--nsamples", o->q.calib.nsamples, "Calibration sequences")->capture_default_str();
-  app->add_option("--seqlen", o->q.calib.seqlen, "Tokens per calibration sequence (default: min(4028, max positions))");
-  app->add_option("--seed", o->q.calib.seed, "Seed of the calibration sampling")->capture_default_str();
+  app->add_option("--nsamples", o->q.nsamples, "Calibration sequences")->capture_default_str();
+  app->add_option("--seqlen", o->seqlen, "Tokens per calibration sequence (default: min(4028, max positions))");
+  app->add_option("--seed", o->q.seed, "Seed of the calibration sampling")->capture_default_str();
   app->add_option("--batch-size", o->q.batch_size, "Accepted for Optimum parity (sequences are never padded)")
       ->capture_default_str();
   app->add_option("--format", o->format, "Checkpoint format: gptq (v1, default, read by every loader) or gptq_v2")
@@ -94,7 +86,7 @@ Command add_quantize(CLI::App& root) {
   app->add_option("--modules-in-block", o->modules,
                   "Quantize only layers ending with these names; each occurrence is one sequential group of "
                   "comma-separated names (or one JSON list of lists)");
-  app->add_option("--block-name", o->q.block_name, "Path of the block list (default: Optimum's patterns)");
+  app->add_option("--block-name", o->q.block_name_to_quantize, "Path of the block list (default: Optimum's patterns)");
   app->add_flag("--allow-unaligned", o->q.allow_unaligned,
                 "Also quantize layers whose in/out features are not multiples of 32 (GPTQModel-only checkpoints)");
   app->add_flag("--zero-bias,!--no-zero-bias", o->q.zero_bias,
@@ -103,14 +95,14 @@ Command add_quantize(CLI::App& root) {
   app->add_option("--max-shard-size", o->max_shard, "Shard the output (e.g. 5GB; 0: one file)")->capture_default_str();
   app->add_option("--threads", o->q.threads, "Threads (0: all cores); the output does not depend on it");
   app->add_flag("--resume", o->q.resume, "Continue an interrupted run into the same OUT");
-  app->add_option("--report", o->q.report, "Write a JSON report (options, every layer, totals) to this file");
-  app->add_flag("--quiet", o->q.quiet, "No per-layer lines");
+  app->add_option("--report", o->report, "Write a JSON report (options, every layer, totals) to this file");
+  app->add_flag("--quiet", o->quiet, "No per-layer lines");
   app->add_flag("--lm-head", o->q.lm_head,
                 "Also quantize the output head (GPTQ from the final-norm activations); refused for tied heads");
   app->add_option("--dynamic", o->dynamic,
                   "JSON file of per-module overrides, GPTQModel's `dynamic` (\"+:regex\": {bits, group_size, "
                   "desc_act, sym, damp_percent}, \"-:regex\": {} leaves modules float)");
-  app->add_option("--moe-calibration", o->moe_calibration,
+  app->add_option("--moe-calibration", o->q.moe_calibration,
                   "MoE experts' Hessians from the tokens routed to them (routed) or from every token (all)")
       ->check(CLI::IsMember({"routed", "all"}))
       ->capture_default_str();
@@ -123,27 +115,43 @@ Command add_quantize(CLI::App& root) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->capture_default_str();
   return {app, [o] {
-            QuantizeOptions q = o->q;
+            QuantizeParams q = o->q;
             if (o->asym && o->sym) fail_code(ExitCode::kUsage, "--sym and --asym contradict each other");
-            q.quant.sym = !o->asym;
-            q.method = o->method == "rtn" ? QuantMethod::kRtn : QuantMethod::kGptq;
-            q.moe_calibration = o->moe_calibration == "all" ? MoeCalibration::kAll : MoeCalibration::kRouted;
-            if (!o->dynamic.empty()) q.dynamic = read_json_file(o->dynamic);
-            if (!o->format.empty()) q.format = o->format == "gptq" ? CheckpointFormat::kGptq : CheckpointFormat::kGptqV2;
-            q.modules_in_block = parse_modules_in_block(o->modules);
-            q.max_shard_bytes = parse_size(o->max_shard);
-            q.calib.file = o->calib;
-            if (q.effective_format() == CheckpointFormat::kGptqV2)
-              fmt::print(stderr, "warning: {}\n", gptq_v2_readers_note());
-            const auto dir = resolve_model_path(o->model);
-            const auto log = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
-            const QuantizeSummary s = quantize_model(dir, o->out, q, log);
-            const auto& t = s.report["totals"];
-            fmt::print(stderr, "done: {} layers in {}, peak memory {}, {:.1f} GFLOP/s; output {}\n",
-                       t["layers_quantized"].get<int64_t>(), human_seconds(s.seconds), human_bytes(double(s.peak_rss)),
-                       t["gflops_per_second"].get<double>(), o->out);
-            print_zero_point_summary(q, t);
-            if (!q.report.empty()) write_file_atomic(q.report, s.report.dump(2) + "\n");
+            q.sym = !o->asym;
+            q.method = o->method;
+            q.checkpoint_format = o->format;
+            q.modules_in_block_to_quantize = parse_modules_in_block(o->modules);
+            q.max_shard_size = parse_byte_size(o->max_shard);
+            q.dataset.path = o->calib;
+            if (o->seqlen != 0) q.model_seqlen = o->seqlen;
+            if (!o->dynamic.empty()) q.dynamic = read_json_file(o->dynamic).dump();
+            const bool v1_asym = !q.sym && q.checkpoint_format != "gptq_v2";
+            std::unique_ptr<ProgressBar> shown;
+            Callbacks cb;
+            cb.log = [&](const std::string& line) {
+              if (shown) shown->clear();
+              fmt::print(stderr, "{}\n", line);
+            };
+            cb.progress = [&](const Progress& p) {
+              kill_hook_after_block(p.done);
+              if (!shown) shown = std::make_unique<ProgressBar>("quantizing", p.total);
+              shown->update(p.done, p.note);
+              return !interrupted();
+            };
+            cb.layer = [&](const LayerRecord& l) {
+              if (!o->quiet) {
+                if (shown) shown->clear();
+                fmt::print(stderr, "{}\n", layer_line(l, v1_asym));
+              }
+              return !interrupted();
+            };
+            catch_interrupts();
+            const QuantizeResult r = quantize(o->model, o->out, q, cb);
+            shown.reset();
+            fmt::print(stderr, "done: {} layers in {}, peak memory {}, {:.1f} GFLOP/s; output {}\n", r.layers_quantized,
+                       human_seconds(r.seconds), human_bytes(double(r.peak_rss_bytes)), r.gflops_per_second, o->out);
+            print_zero_point_summary(q, r);
+            if (!o->report.empty()) write_file_atomic(o->report, r.to_json() + "\n");
             return 0;
           }};
 }

@@ -30,11 +30,11 @@ void add_ids(const nlohmann::json& j, const std::string& where, std::vector<int3
 
 }  // namespace
 
-double GenerateResult::prefill_tokens_per_second() const {
+double Generation::prefill_tokens_per_second() const {
   return prefill_seconds > 0 ? static_cast<double>(prompt_tokens) / prefill_seconds : 0.0;
 }
 
-double GenerateResult::decode_tokens_per_second() const {
+double Generation::decode_tokens_per_second() const {
   return decode_seconds > 0 ? static_cast<double>(decode_steps) / decode_seconds : 0.0;
 }
 
@@ -59,13 +59,13 @@ void check_generation_fits(const ModelForward& model, int64_t prompt_tokens,
               std::max<int64_t>(0, context - prompt_tokens));
 }
 
-GenerateResult generate(const ModelForward& model, const std::vector<int32_t>& prompt,
+Generation generate(const ModelForward& model, const std::vector<int32_t>& prompt,
                         const GenerateOptions& options,
                         const std::function<void(int32_t)>& on_token) {
   const int64_t n_prompt = static_cast<int64_t>(prompt.size());
   check_generation_fits(model, n_prompt, options.max_new_tokens);
   Sampler sampler(options.sampling);
-  GenerateResult r;
+  Generation r;
   r.prompt_tokens = n_prompt;
   if (options.max_new_tokens == 0) return r;
 

@@ -21,7 +21,7 @@ struct GenerateOptions {
   std::vector<int32_t> eos_ids;  // stop ids (e.g. eos_token_ids()); empty: run to the limit
 };
 
-struct GenerateResult {
+struct Generation {
   std::vector<int32_t> tokens;  // generated ids (without the prompt and the final EOS)
   bool stopped_at_eos = false;
   int64_t prompt_tokens = 0;
@@ -44,7 +44,7 @@ void check_generation_fits(const ModelForward& model, int64_t prompt_tokens,
 
 // Generates from `prompt` (non-empty; ids as the tokenizer gives them). `on_token` is called with
 // each generated id as soon as it is drawn (not with the EOS). Checks check_generation_fits first.
-GenerateResult generate(const ModelForward& model, const std::vector<int32_t>& prompt,
+Generation generate(const ModelForward& model, const std::vector<int32_t>& prompt,
                         const GenerateOptions& options,
                         const std::function<void(int32_t)>& on_token = {});
 

@@ -1,45 +1,32 @@
 // tensor_to_f32: floating tensors of a mapping to float32. Large tensors are split into ranges
-// converted on several threads (the conversion is memory bound; one core does not saturate it).
+// converted on the thread pool (the conversion is memory bound; one core does not saturate it).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 #include "io/safetensors.h"
 #include "util/error.h"
 #include "util/fp16.h"
+#include "util/thread_pool.h"
 
 namespace gptq {
 
 namespace {
 
-constexpr size_t kMinPerThread = size_t{1} << 19;  // elements; below this one thread is faster
-constexpr size_t kMaxThreads = 16;
-constexpr size_t kGrain = 1024;  // range boundaries, in elements
+constexpr size_t kChunk = size_t{1} << 18;  // elements per work item
 
-// Runs fn(begin, end) over [0, n) split into ranges, one per thread.
+// Runs fn(begin, end) over [0, n) split into fixed ranges on the thread pool.
 template <class Fn>
 void parallel_ranges(size_t n, Fn fn) {
-  const size_t hw = std::max<size_t>(1, std::thread::hardware_concurrency());
-  const size_t threads = std::min({hw, kMaxThreads, std::max<size_t>(1, n / kMinPerThread)});
-  if (threads <= 1) {
+  if (n <= kChunk) {
     fn(size_t{0}, n);
     return;
   }
-  const size_t chunk = (n / threads + kGrain - 1) / kGrain * kGrain;
-  std::vector<std::thread> pool;
-  size_t begin = chunk;  // the calling thread takes [0, chunk)
-  for (; begin < n; begin += chunk) {
-    const size_t end = std::min(n, begin + chunk);
-    try {
-      pool.emplace_back(fn, begin, end);
-    } catch (const std::system_error&) {  // no thread available: do it here
-      fn(begin, end);
-    }
-  }
-  fn(size_t{0}, std::min(n, chunk));
-  for (auto& t : pool) t.join();
+  parallel_for(static_cast<int64_t>((n + kChunk - 1) / kChunk), [&](int64_t i) {
+    const size_t b = static_cast<size_t>(i) * kChunk;
+    fn(b, std::min(n, b + kChunk));
+  });
 }
 
 // Half-precision data may sit at an odd address inside the mapping (after an odd-sized tensor):

@@ -1,6 +1,5 @@
 #include "kernels/kernel_bench.h"
 
-#include <cblas.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -14,7 +13,8 @@
 
 #include "kernels/quant_kernels.h"
 #include "kernels/quant_linear.h"
-#include "kernels/thread_pool.h"
+#include "util/blas.h"
+#include "util/thread_pool.h"
 #include "util/error.h"
 
 namespace gptq::kernels::bench {
@@ -116,7 +116,8 @@ int64_t llc_bytes() {
 double memory_bandwidth(int64_t bytes, int threads, int reps) {
   const int64_t n = bytes / static_cast<int64_t>(sizeof(float));
   std::unique_ptr<float[]> buf(new float[static_cast<size_t>(n)]);
-  ThreadPool& pool = global_pool(threads);
+  const std::shared_ptr<ThreadPool> shared = shared_pool(threads);
+  ThreadPool& pool = *shared;
   // First touch by the threads that read it (NUMA placement), values small.
   const int64_t tasks = 64 * threads;  // 1/64 of a thread's share per task
   pool.run(
@@ -241,11 +242,10 @@ struct Runner {
       const int m = static_cast<int>(rows);
       auto call = [&](const std::vector<float>& w) {
         if (rows == 1) {
-          cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w.data(), k, x.data(), 1, 0.0f,
-                      y.data(), 1);
+          blas::sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w.data(), k, x.data(), 0.0f, y.data());
         } else {
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x.data(), k, w.data(),
-                      k, 0.0f, y.data(), n);
+          blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x.data(), k, w.data(), k, 0.0f,
+                      y.data(), n);
         }
       };
       BenchResult r;

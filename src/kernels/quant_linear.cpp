@@ -1,6 +1,5 @@
 #include "kernels/quant_linear.h"
 
-#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +7,8 @@
 #include <cstring>
 #include <functional>
 
-#include "kernels/thread_pool.h"
+#include "util/blas.h"
+#include "util/thread_pool.h"
 #include "util/error.h"
 #include "util/fp16.h"
 
@@ -227,8 +227,7 @@ void QuantLinear::build(const QuantLinearDesc& d) {
     }
   };
   const int threads = resolve_threads();
-  global_pool(threads).run(
-      tiles_, [&](int64_t t) { fill_tile(t); }, threads);
+  parallel_for(tiles_, [&](int64_t t) { fill_tile(t); }, threads);
 
   stream_.data = data_.get();
   stream_.tile_bytes = tile_bytes;
@@ -240,7 +239,7 @@ void QuantLinear::build(const QuantLinearDesc& d) {
 }
 
 int QuantLinear::resolve_threads() const {
-  return options_.threads > 0 ? options_.threads : num_threads();
+  return options_.threads > 0 ? options_.threads : compute_threads();
 }
 
 int64_t QuantLinear::weight_bytes() const {
@@ -279,7 +278,7 @@ void for_tiles(int threads, int64_t tiles, int64_t bytes_per_tile,
     fn(0, tiles);
     return;
   }
-  global_pool(threads).run(
+  parallel_for(
       tasks, [&](int64_t i) { fn(split_begin(tiles, tasks, i), split_begin(tiles, tasks, i + 1)); },
       threads);
 }
@@ -339,6 +338,7 @@ void QuantLinear::gemm_dequant_sgemm(const float* x, int64_t rows, float* y, int
     xp = buf.data();
   }
   constexpr int64_t kPanelTiles = kPanelRows / kTileRows;
+  const ComputeThreadsScope scope(threads);  // the sgemm's tiles too
   std::vector<float>& wt = scratch(1);
   wt.resize(static_cast<size_t>(kp * kPanelRows));
   const TileStream& w = stream_;
@@ -349,7 +349,7 @@ void QuantLinear::gemm_dequant_sgemm(const float* x, int64_t rows, float* y, int
     for_tiles(threads, nt, w.tile_bytes, [&](int64_t a, int64_t e) {
       dequant_tiles(w, t0 + a, t0 + e, wtp + a * kTileRows, kPanelRows);
     });
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
+    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
                 static_cast<int>(cols), static_cast<int>(kp), 1.0f, xp, static_cast<int>(kp), wtp,
                 static_cast<int>(kPanelRows), 0.0f, y + n0, static_cast<int>(n_));
   }

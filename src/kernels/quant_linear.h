@@ -51,7 +51,7 @@ enum class GemmPath {
 };
 
 struct QuantLinearOptions {
-  int threads = 0;  // 0 = kernels::num_threads() at each call
+  int threads = 0;  // 0 = compute_threads() (util/thread_pool.h) at each call
   GemmPath gemm_path = GemmPath::kAuto;
 };
 

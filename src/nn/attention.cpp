@@ -1,11 +1,11 @@
 #include "nn/attention.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 
 #include "nn/vec_math.h"
+#include "util/blas.h"
+#include "util/thread_pool.h"
 
 namespace gptq::nn {
 
@@ -15,23 +15,7 @@ void causal_softmax_inplace(float* s, int64_t tokens) {
 
 void causal_attention(const AttentionShape& shape, const HeadsView& q, const HeadsView& k,
                       const HeadsView& v, int64_t tokens, float* out, std::vector<float>& scores) {
-  const int64_t t = tokens, d = shape.head_dim;
-  const int64_t group = shape.heads / shape.kv_heads;  // query heads per kv head
-  const int64_t out_stride = shape.heads * d;
-  scores.resize(static_cast<size_t>(t * t));
-  for (int64_t h = 0; h < shape.heads; ++h) {
-    const int64_t g = h / group;
-    // S = scale * Q_h K_g^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(t), static_cast<int>(t),
-                static_cast<int>(d), shape.scale, q.head(h), static_cast<int>(q.row_stride),
-                k.head(g), static_cast<int>(k.row_stride), 0.0f, scores.data(),
-                static_cast<int>(t));
-    offset_causal_softmax_inplace(scores.data(), t, 0, shape.window, shape.softcap);
-    // O_h = P V_g, written into the head's columns of out.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(t), static_cast<int>(d),
-                static_cast<int>(t), 1.0f, scores.data(), static_cast<int>(t), v.head(g),
-                static_cast<int>(v.row_stride), 0.0f, out + h * d, static_cast<int>(out_stride));
-  }
+  cached_causal_attention(shape, q, k, v, 0, tokens, out, scores);
 }
 
 void offset_causal_softmax_inplace(float* s, int64_t rows, int64_t past, int64_t window,
@@ -58,20 +42,26 @@ void cached_causal_attention(const AttentionShape& shape, const HeadsView& q, co
   const int64_t t = tokens, n = past + tokens, d = shape.head_dim;
   const int64_t group = shape.heads / shape.kv_heads;  // query heads per kv head
   const int64_t out_stride = shape.heads * d;
-  scores.resize(static_cast<size_t>(t * n));
-  for (int64_t h = 0; h < shape.heads; ++h) {
+  // One query head: its scores and output columns are its own, so heads run in parallel.
+  auto head = [&](int64_t h, std::vector<float>& s) {
     const int64_t g = h / group;
+    s.resize(static_cast<size_t>(t * n));
     // S = scale * Q_h K_g^T  [t, n]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(t), static_cast<int>(n),
-                static_cast<int>(d), shape.scale, q.head(h), static_cast<int>(q.row_stride),
-                k.head(g), static_cast<int>(k.row_stride), 0.0f, scores.data(),
-                static_cast<int>(n));
-    offset_causal_softmax_inplace(scores.data(), t, past, shape.window, shape.softcap);
-    // O_h = P V_g  [t, d]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(t), static_cast<int>(d),
-                static_cast<int>(n), 1.0f, scores.data(), static_cast<int>(n), v.head(g),
-                static_cast<int>(v.row_stride), 0.0f, out + h * d, static_cast<int>(out_stride));
+    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t, n, d, shape.scale, q.head(h), q.row_stride, k.head(g),
+                k.row_stride, 0.0f, s.data(), n);
+    offset_causal_softmax_inplace(s.data(), t, past, shape.window, shape.softcap);
+    // O_h = P V_g  [t, d], written into the head's columns of out.
+    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t, d, n, 1.0f, s.data(), n, v.head(g), v.row_stride, 0.0f,
+                out + h * d, out_stride);
+  };
+  if (compute_threads() == 1) {
+    for (int64_t h = 0; h < shape.heads; ++h) head(h, scores);
+    return;
   }
+  parallel_for(shape.heads, [&](int64_t h) {
+    thread_local std::vector<float> s;
+    head(h, s);
+  });
 }
 
 }  // namespace gptq::nn

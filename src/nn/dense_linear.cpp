@@ -1,6 +1,6 @@
 #include "nn/dense_linear.h"
 
-#include <cblas.h>
+#include "util/blas.h"
 
 namespace gptq::nn {
 
@@ -8,12 +8,9 @@ void linear_forward(const float* x, int64_t rows, const float* w, const float* b
                     int64_t k, float* y) {
   if (rows == 0) return;
   if (rows == 1) {  // decoding: a GEMV streams W once (sgemm would repack it first)
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(k), 1.0f, w,
-                static_cast<int>(k), x, 1, 0.0f, y, 1);
+    blas::sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w, k, x, 0.0f, y);
   } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(n),
-              static_cast<int>(k), 1.0f, x, static_cast<int>(k), w, static_cast<int>(k), 0.0f, y,
-              static_cast<int>(n));
+    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, k, 1.0f, x, k, w, k, 0.0f, y, n);
   }
   if (bias)
     for (int64_t r = 0; r < rows; ++r) {

@@ -101,14 +101,16 @@ PerplexityResult evaluate_perplexity(const ModelForward& model, const std::vecto
   const int64_t t = o.seqlen, d = model.hidden(), vocab = model.vocab();
   const int64_t per_pass = windows_per_pass(model, o, windows);
   std::vector<float> x(static_cast<size_t>(per_pass * t * d));
-  std::vector<float> logits(static_cast<size_t>((t - 1) * vocab));
+  std::vector<float> logits(static_cast<size_t>(t * vocab));
   PerplexityResult r;
   for (int64_t w0 = 0; w0 < windows; w0 += per_pass) {
     const int64_t c = std::min(per_pass, windows - w0);
     const int32_t* wids = ids.data() + w0 * t;
     model.forward_windows(wids, c, t, x.data());
     for (int64_t w = 0; w < c; ++w) {
-      model.head(x.data() + w * t * d, t - 1, logits.data());  // the last position predicts nothing
+      // Every position, as ModelForward::logits (the last one predicts nothing here).
+      model.head(x.data() + w * t * d, t, logits.data());
+      if (o.logits) o.logits(w0 + w, logits.data(), t, vocab);
       r.window_nll.push_back(window_nll(logits.data(), vocab, wids + w * t, t));
     }
     if (o.progress) o.progress(w0 + c, windows);
@@ -128,7 +130,7 @@ ComparisonResult compare_models(const ModelForward& base, const ModelForward& mo
   const int64_t per_pass =
       std::max(windows_per_pass(base, o, windows), windows_per_pass(model, o, windows));
   std::vector<float> xb(static_cast<size_t>(per_pass * t * d)), xm(xb.size());
-  std::vector<float> lb(static_cast<size_t>((t - 1) * vocab)), lm(lb.size());
+  std::vector<float> lb(static_cast<size_t>(t * vocab)), lm(lb.size());
   std::vector<float> e_b(static_cast<size_t>(vocab));
   ComparisonResult r;
   double kl_sum = 0;
@@ -139,8 +141,9 @@ ComparisonResult compare_models(const ModelForward& base, const ModelForward& mo
     base.forward_windows(wids, c, t, xb.data());
     model.forward_windows(wids, c, t, xm.data());
     for (int64_t w = 0; w < c; ++w) {
-      base.head(xb.data() + w * t * d, t - 1, lb.data());
-      model.head(xm.data() + w * t * d, t - 1, lm.data());
+      base.head(xb.data() + w * t * d, t, lb.data());
+      model.head(xm.data() + w * t * d, t, lm.data());
+      if (o.logits) o.logits(w0 + w, lm.data(), t, vocab);
       const int32_t* cur = wids + w * t;
       double nll_b = 0, nll_m = 0;
       for (int64_t p = 0; p + 1 < t; ++p) {

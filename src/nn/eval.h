@@ -25,6 +25,9 @@ struct EvalOptions {
   // on-demand block is then built once). Memory: windows_per_pass * seqlen * hidden floats.
   int64_t windows_per_pass = 0;
   std::function<void(int64_t done, int64_t total)> progress;  // windows done so far
+  // The model's logits of each window [seqlen, vocab] (all positions: the numbers
+  // ModelForward::logits gives for the window's ids).
+  std::function<void(int64_t window, const float* logits, int64_t rows, int64_t vocab)> logits;
 };
 
 struct PerplexityResult {

@@ -3,8 +3,6 @@
 #include <fmt/core.h>
 
 #include <cmath>
-#include <csignal>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -12,7 +10,6 @@
 
 #include "calib/tokenizer.h"
 #include "io/safetensors.h"
-#include "kernels/thread_pool.h"
 #include "io/safetensors_writer.h"
 #include "model/convert.h"
 #include "model/dynamic_overrides.h"
@@ -33,7 +30,10 @@
 #include "util/system_error.h"
 #include "util/fp16.h"
 #include "util/hash.h"
+#include "pipeline/quantize_report.h"
 #include "util/progress.h"
+#include "util/stage_clock.h"
+#include "util/thread_pool.h"
 
 namespace gptq {
 
@@ -70,22 +70,17 @@ nlohmann::json options_json(const QuantizeOptions& o) {
           {"lm_head", o.lm_head}};
 }
 
-// Totals of the layers' zero points of 0, and what a loader makes of the output (report fields).
-void add_loader_report(const nlohmann::json& layers, const QuantizeOptions& o, const ModelPlan& plan,
-                       nlohmann::json* report) {
-  int64_t groups = 0, with = 0;
-  for (const auto& l : layers) {
-    const int64_t z = l.value("zero_point_0_groups", int64_t{0});
-    groups += z;
-    with += z > 0;
+// Totals of the layers' zero points of 0, and what a loader makes of the output.
+void add_loader_report(QuantizeResult& r, const QuantizeOptions& o, const ModelPlan& plan) {
+  for (const auto& l : r.layers) {
+    r.zero_point_0_groups += l.zero_point_0_groups;
+    r.layers_with_zero_point_0 += l.zero_point_0_groups > 0;
   }
-  (*report)["totals"]["zero_point_0_groups"] = groups;
-  (*report)["totals"]["layers_with_zero_point_0"] = with;
-  nlohmann::json notes = plan.loader_warnings;
-  if (o.effective_format() == CheckpointFormat::kGptqV2) notes.push_back(gptq_v2_readers_note());
-  if (o.effective_format() == CheckpointFormat::kGptq && groups > 0)
-    notes.push_back(fmt::format("{} zero points of 0 in {} layers: {}", groups, with, v1_zero_point_0_note()));
-  (*report)["loader_warnings"] = notes;
+  r.loader_warnings = plan.loader_warnings;
+  if (o.effective_format() == CheckpointFormat::kGptqV2) r.loader_warnings.push_back(gptq_v2_readers_note());
+  if (o.effective_format() == CheckpointFormat::kGptq && r.zero_point_0_groups > 0)
+    r.loader_warnings.push_back(fmt::format("{} zero points of 0 in {} layers: {}", r.zero_point_0_groups,
+                                            r.layers_with_zero_point_0, v1_zero_point_0_note()));
 }
 
 std::string fingerprint_of(const ModelConfig& cfg, const TensorStore& store, const nlohmann::json& options,
@@ -108,7 +103,7 @@ std::string fingerprint_of(const ModelConfig& cfg, const TensorStore& store, con
 // durable state (the run was stopped before its first checkpoint, or while renaming its finished
 // output into place) starts over.
 bool check_paths(const fs::path& model_dir, const fs::path& out, const fs::path& staging, bool resume,
-                 const std::function<void(const std::string&)>& log) {
+                 const Callbacks& cb) {
   const fs::path m = fs::weakly_canonical(model_dir), o = fs::weakly_canonical(out);
   auto inside = [](const fs::path& a, const fs::path& b) {  // a inside (or equal to) b
     auto ai = a.begin(), bi = b.begin();
@@ -126,8 +121,9 @@ bool check_paths(const fs::path& model_dir, const fs::path& out, const fs::path&
     if (!fs::exists(staging))
       fail_code(ExitCode::kUsage, "--resume: no interrupted run found in {}; start without --resume",
                 staging.string());
-    log(fmt::format("{} holds no durable state yet (the run stopped before its first checkpoint): starting over",
-                    staging.string()));
+    if (cb.log)
+      cb.log(fmt::format("{} holds no durable state yet (the run stopped before its first checkpoint): starting over",
+                         staging.string()));
     std::error_code ec;
     fs::remove_all(staging, ec);
     if (ec)
@@ -207,9 +203,8 @@ void copy_aux_files(const fs::path& model_dir, const fs::path& staging) {
 
 class QuantizeRun {
  public:
-  QuantizeRun(const fs::path& model_dir, const fs::path& out, const QuantizeOptions& opt,
-              const std::function<void(const std::string&)>& log)
-      : model_dir_(model_dir), out_(out), staging_(out.string() + ".partial"), opt_(opt), log_(log) {}
+  QuantizeRun(const fs::path& model_dir, const fs::path& out, const QuantizeOptions& opt, const Callbacks& cb)
+      : model_dir_(model_dir), out_(out), staging_(out.string() + ".partial"), opt_(opt), cb_(cb) {}
 
   QuantizeSummary run();
 
@@ -229,10 +224,16 @@ class QuantizeRun {
   int64_t moe_min_tokens() const;
   void finalize();
   nlohmann::json quantization_config_json() const;
+  void log(const std::string& line) const {
+    if (cb_.log) cb_.log(line);
+  }
+  // Reports progress at a block boundary; a callback returning false stops the run there.
+  void report_progress(int64_t blocks_done);
+  [[noreturn]] void cancelled() const;
 
   fs::path model_dir_, out_, staging_;
   const QuantizeOptions& opt_;
-  const std::function<void(const std::string&)>& log_;
+  const Callbacks& cb_;
   QuantConfig qc_;
   DynamicOverrides dynamic_;
   ModelConfig cfg_;
@@ -243,8 +244,9 @@ class QuantizeRun {
   std::unique_ptr<SafetensorsWriter> writer_;
   RunState state_;
   Activations acts_;
-  std::unique_ptr<ProgressBar> bar_;
   Stopwatch clock_;
+  StageClock stages_{"other"};
+  QuantizeSummary summary_;
   double flops_ = 0;
   int64_t seqlen_ = 0;
   bool resume_ = false;           // there is an interrupted run to continue
@@ -283,7 +285,7 @@ void QuantizeRun::discard_staging() {
 void QuantizeRun::setup() {
   qc_ = opt_.quant;
   qc_.validate();
-  resume_ = check_paths(model_dir_, out_, staging_, opt_.resume, log_);
+  resume_ = check_paths(model_dir_, out_, staging_, opt_.resume, cb_);
   durable_ = resume_;
   if (!resume_) {
     // Early, before any expensive work: a read-only or full output location fails here.
@@ -309,20 +311,21 @@ void QuantizeRun::setup() {
   co.zero_bias = opt_.zero_bias;
   plan_ = convert_model(cfg_, store_, co);
   validate_blocks();
-  for (const auto& w : plan_.warnings) log_("warning: " + w);
-  for (const auto& w : plan_.loader_warnings) log_("warning: " + w);
+  for (const auto& w : plan_.warnings) log("warning: " + w);
+  for (const auto& w : plan_.loader_warnings) log("warning: " + w);
   // Calibration data (not needed for round-to-nearest).
   seqlen_ = opt_.calib.seqlen > 0 ? opt_.calib.seqlen : cfg_.default_seqlen();
   if (seqlen_ > cfg_.hp.max_positions)
     fail_code(ExitCode::kUsage, "--seqlen {} exceeds the model's maximum of {} positions", seqlen_,
               cfg_.hp.max_positions);
   if (opt_.method == QuantMethod::kGptq) {
-    if (opt_.calib.file.empty())
-      fail_code(ExitCode::kUsage, "--calib FILE is required for GPTQ (a text file, .jsonl or pre-tokenized .json)");
+    if (opt_.calib.file.empty() && opt_.calib.texts.empty() && opt_.calib.sequences.empty())
+      fail_code(ExitCode::kUsage, "--calib FILE is required for GPTQ (a text file, .jsonl or pre-tokenized .json; "
+                "the API's dataset: such a file, texts or token-id lists)");
     CalibOptions c = opt_.calib;
     c.seqlen = seqlen_;
     std::unique_ptr<Tokenizer> tok;
-    if (c.file.extension() != ".json") tok = Tokenizer::from_model_dir(model_dir_);
+    if (c.sequences.empty() && c.file.extension() != ".json") tok = Tokenizer::from_model_dir(model_dir_);
     calib_ = load_calibration(c, tok.get(), cfg_.hp.vocab);
   }
   layout_ = make_output_layout(store_, plan_, opt_.zero_bias);
@@ -336,7 +339,7 @@ void QuantizeRun::setup() {
     if (!calib_.empty() && state_.blocks_done > 0 && (state_.blocks_done < plan_.num_blocks || opt_.lm_head))
       acts_ = load_activations(staging_, state_.blocks_done);
     unfinish_shards(staging_);
-    log_(fmt::format("resuming: {} of {} blocks already done", state_.blocks_done, plan_.num_blocks));
+    log(fmt::format("resuming: {} of {} blocks already done", state_.blocks_done, plan_.num_blocks));
   } else {
     state_.fingerprint = fp;
   }
@@ -410,11 +413,15 @@ nlohmann::json QuantizeRun::quantize_matrix(const QuantLayer& layer, const std::
   Stopwatch sw;
   const int64_t n = layer.out_features, k = layer.in_features;
   const QuantConfig lqc = dynamic_.resolve(layer.name, qc_);  // this layer's settings
-  const GptqResult r =
-      hessian ? gptq_quantize(w.data(), n, k, hessian->data(), static_cast<int64_t>(calib_.size()), lqc, layer.name)
-              : rtn_quantize(w.data(), n, k, lqc);
+  const GptqResult r = [&] {
+    const StageClock::Stage stage("solve");
+    return hessian ? gptq_quantize(w.data(), n, k, hessian->data(), static_cast<int64_t>(calib_.size()), lqc,
+                                   layer.name)
+                   : rtn_quantize(w.data(), n, k, lqc);
+  }();
   // Cholesky K^3/3, inverse (trsm + syrk) 2K^3, Cholesky K^3/3; error feedback 2NK^2 / 2.
   if (hessian) flops_ += (8.0 / 3.0) * static_cast<double>(k) * k * k + static_cast<double>(n) * k * k;
+  std::optional<StageClock::Stage> stage(std::in_place, "pack");
   const PackedLinear p = [&] {
     try {
       return pack_linear(r.codes.data(), r.scales.data(), r.zeros.data(), r.g_idx.data(), n, k, r.groups, lqc.bits,
@@ -423,6 +430,7 @@ nlohmann::json QuantizeRun::quantize_matrix(const QuantLayer& layer, const std::
       throw Error(fmt::format("layer {}: {}", layer.name, e.what()), e.code());  // name the layer
     }
   }();
+  stage.emplace("write");
   writer_->write(layer.name + ".qweight", p.qweight.data(), p.qweight.size() * 4);
   writer_->write(layer.name + ".qzeros", p.qzeros.data(), p.qzeros.size() * 4);
   writer_->write(layer.name + ".scales", p.scales.data(), p.scales.size() * 2);
@@ -436,26 +444,30 @@ nlohmann::json QuantizeRun::quantize_matrix(const QuantLayer& layer, const std::
     }
     writer_->write(layer.name + ".bias", b16.data(), b16.size() * 2);
   }
-  if (dequantized) *dequantized = dequantize_linear(p);
-  const double secs = sw.seconds();
-  // Zero points of 0 (asymmetric only): v1 stores them as the all-ones field, which readers disagree on.
-  const int64_t zp0 = count_zero_points_0(r.zeros);
-  if (!opt_.quiet) {
-    if (bar_) bar_->clear();
-    const bool v1_zp0 = zp0 > 0 && opt_.effective_format() == CheckpointFormat::kGptq;
-    std::string moe;  // routed tokens of an expert, and its fallback
-    if (extra.is_object() && extra.contains("tokens"))
-      moe = fmt::format("  tokens {}{}", extra.at("tokens").get<int64_t>(),
-                        extra.contains("fallback") ? " (too few: RTN)" : "");
-    log_(fmt::format("{:<40} {:>5}x{:<5} loss {:10.4e}  damp {:.4f}{}  {:6.2f}s{}{}", layer.name, n, k, r.loss, r.damp,
-                     r.damp_retries ? fmt::format(" ({} raises)", r.damp_retries) : "", secs,
-                     v1_zp0 ? fmt::format("  zero-point-0 groups {}/{}", zp0, r.zeros.size()) : "", moe));
+  if (dequantized) {
+    // The next layers see what a loader will compute: fp16 scales times (code - zero).
+    stage.emplace("pack");
+    *dequantized = dequantize_linear(p);
   }
-  nlohmann::json rec = {{"name", layer.name},   {"block", layer.block}, {"out_features", n},      {"in_features", k},
-                        {"loss", r.loss},       {"damp", r.damp},        {"damp_retries", r.damp_retries},
-                        {"dead_columns", r.dead_columns}, {"zero_point_0_groups", zp0}, {"seconds", secs}};
-  if (extra.is_object()) rec.update(extra);
-  return rec;
+  stage.reset();
+  LayerRecord rec;
+  rec.name = layer.name;
+  rec.block = layer.block;
+  rec.out_features = n;
+  rec.in_features = k;
+  rec.loss = r.loss;
+  rec.damp = r.damp;
+  rec.damp_retries = r.damp_retries;
+  rec.dead_columns = r.dead_columns;
+  rec.zero_point_0_groups = count_zero_points_0(r.zeros);
+  if (extra.is_object() && extra.contains("expert")) {
+    rec.expert = extra.at("expert").get<int64_t>();
+    rec.tokens = extra.at("tokens").get<int64_t>();
+    rec.rtn_fallback = extra.contains("fallback");
+  }
+  rec.seconds = sw.seconds();
+  if (cb_.layer && !cb_.layer(rec)) cancelled();
+  return layer_record_json(rec);
 }
 
 int64_t QuantizeRun::moe_min_tokens() const {
@@ -741,73 +753,99 @@ void QuantizeRun::finalize() {
   sync_directory(out_.parent_path().empty() ? fs::path(".") : out_.parent_path());
 }
 
+void QuantizeRun::report_progress(int64_t blocks_done) {
+  Progress p;
+  p.stage = "quantize";
+  p.done = blocks_done;
+  p.total = plan_.num_blocks;
+  p.note = blocks_done < plan_.num_blocks ? fmt::format("block {}/{}", blocks_done + 1, plan_.num_blocks) : "saving";
+  if (cb_.progress && !cb_.progress(p)) cancelled();
+}
+
+void QuantizeRun::cancelled() const {
+  fail_code(ExitCode::kInterrupted,
+            "cancelled after {} of {} blocks; they are kept in {}: continue with --resume (resume=True), or delete "
+            "it to start again",
+            state_.blocks_done, plan_.num_blocks, staging_.string());
+}
+
 QuantizeSummary QuantizeRun::run() {
+  const ComputeThreadsScope threads(opt_.threads);
   try {
+    const StageClock::Stage load("load");
     setup();
-    kernels::set_compute_threads(opt_.threads);
+    const StageClock::Stage copy("copy");
     copy_float_tensors();
   } catch (...) {
     discard_staging();
     throw;
   }
-  if (!calib_.empty() && (!resume_ || state_.blocks_done == 0)) {
-    // Block 0's inputs (also when resuming a run stopped inside block 0).
-    acts_.hidden = cfg_.hp.hidden;
-    acts_.seqs = embed_sequences(cfg_, store_, calib_);
-  } else if (calib_.empty()) {
-    acts_.hidden = cfg_.hp.hidden;
+  {
+    const StageClock::Stage forward("forward");
+    if (!calib_.empty() && (!resume_ || state_.blocks_done == 0)) {
+      // Block 0's inputs (also when resuming a run stopped inside block 0).
+      acts_.hidden = cfg_.hp.hidden;
+      acts_.seqs = embed_sequences(cfg_, store_, calib_);
+    } else if (calib_.empty()) {
+      acts_.hidden = cfg_.hp.hidden;
+    }
   }
-  const char* kill_env = std::getenv("GPTQ_TEST_KILL_AFTER_BLOCK");
-  const int64_t kill_after = kill_env ? std::atoll(kill_env) : -1;
-  bar_ = std::make_unique<ProgressBar>("quantizing", plan_.num_blocks);
   for (int64_t b = state_.blocks_done; b < plan_.num_blocks; ++b) {
-    bar_->update(b, fmt::format("block {}/{}", b + 1, plan_.num_blocks));
-    quantize_block(b);
+    report_progress(b);
+    {
+      const StageClock::Stage forward("forward");
+      quantize_block(b);
+    }
+    const StageClock::Stage write("write");
     writer_->sync();
     if (!calib_.empty()) save_activations(staging_, acts_, b + 1);
     state_.blocks_done = b + 1;
     state_.save(staging_);
     if (!calib_.empty()) remove_activations_except(staging_, b + 1);
-    if (kill_after == b + 1) std::raise(SIGKILL);
-    if (opt_.stop_after_blocks == b + 1)
-      fail_code(ExitCode::kInterrupted, "stopped after {} blocks as asked; continue with --resume", b + 1);
   }
-  bar_.reset();
+  report_progress(plan_.num_blocks);
   if (opt_.lm_head) quantize_lm_head();
-  finalize();
+  {
+    const StageClock::Stage write("write");
+    finalize();
+  }
 
-  QuantizeSummary sum;
-  sum.seconds = clock_.seconds();
-  sum.peak_rss = peak_rss_bytes();
-  int64_t nq = 0;
-  for (const auto& l : plan_.layers) nq += l.quantize;
-  sum.report = {{"tool", "gptq.cpp " GPTQ_VERSION},
-                {"model", model_dir_.string()},
-                {"output", out_.string()},
-                {"options", options_json(opt_)},
-                {"block_name", plan_.block_name},
-                {"num_blocks", plan_.num_blocks},
-                {"layers", state_.layers},
-                {"totals",
-                 {{"layers_quantized", nq},
-                  {"seconds", sum.seconds},
-                  {"peak_rss_bytes", sum.peak_rss},
-                  {"gflop", flops_ / 1e9},
-                  {"gflops_per_second", flops_ / 1e9 / std::max(sum.seconds, 1e-9)},
-                  {"calibration_sequences", calib_.size()},
-                  {"calibration_seqlen", seqlen_},
-                  {"output_files", writer_->file_names()}}},
-                {"quantization_config", quantization_config_json()}};
-  add_loader_report(state_.layers, opt_, plan_, &sum.report);
-  return sum;
+  QuantizeResult& r = summary_.result;
+  r.model = model_dir_.string();
+  r.output = out_.string();
+  r.block_name = plan_.block_name;
+  r.num_blocks = plan_.num_blocks;
+  for (const auto& l : state_.layers) r.layers.push_back(layer_record_from_json(l));
+  for (const auto& l : plan_.layers) r.layers_quantized += l.quantize;
+  r.calibration_sequences = static_cast<int64_t>(calib_.size());
+  r.calibration_seqlen = seqlen_;
+  r.output_files = writer_->file_names();
+  r.threads = compute_threads();
+  r.seconds = clock_.seconds();
+  r.peak_rss_bytes = peak_rss_bytes();
+  r.gflop = flops_ / 1e9;
+  r.gflops_per_second = flops_ / 1e9 / std::max(r.seconds, 1e-9);
+  for (const auto& t : stages_.totals()) r.stages.push_back({t.name, t.wall_seconds, t.cpu_seconds});
+  r.options_json = options_json(opt_).dump();
+  r.quantization_config_json = quantization_config_json().dump();
+  add_loader_report(r, opt_, plan_);
+  summary_.report = quantize_report_json(r);
+  return std::move(summary_);
 }
 
 }  // namespace
 
 QuantizeSummary quantize_model(const fs::path& model_dir, const fs::path& out_dir, const QuantizeOptions& options,
-                               const std::function<void(const std::string&)>& log) {
-  QuantizeRun run(model_dir, out_dir, options, log);
+                               const Callbacks& callbacks) {
+  QuantizeRun run(model_dir, out_dir, options, callbacks);
   return run.run();
+}
+
+QuantizeSummary quantize_model(const fs::path& model_dir, const fs::path& out_dir, const QuantizeOptions& options,
+                               const std::function<void(const std::string&)>& log) {
+  Callbacks cb;
+  cb.log = log;
+  return quantize_model(model_dir, out_dir, options, cb);
 }
 
 }  // namespace gptq

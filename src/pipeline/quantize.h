@@ -1,5 +1,5 @@
 // quantize_model end to end: calibration -> block-by-block sequential GPTQ -> packing ->
-// streaming, resumable, atomic output of a GPTQ checkpoint (pipeline of `gptq quantize`).
+// streaming, resumable, atomic output of a GPTQ checkpoint (behind gptq::quantize).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -8,20 +8,25 @@
 #include <functional>
 #include <string>
 
+#include "gptq/callbacks.h"
+#include "gptq/quantize.h"
 #include "pipeline/quantize_options.h"
 
 namespace gptq {
 
 struct QuantizeSummary {
-  nlohmann::json report;  // everything: options, per-layer results, totals
-  double seconds = 0;
-  uint64_t peak_rss = 0;
+  QuantizeResult result;
+  nlohmann::json report;  // the result as JSON (quantize_report_json)
 };
 
 // Quantizes the checkpoint in `model_dir` into `out_dir` (which must not exist; it appears
-// atomically at the end). Progress lines go to `log` (one per layer, totals).
+// atomically at the end). Reports to `callbacks` (warnings, one progress event per block, each
+// layer's record); a callback returning false stops the run at that point (ExitCode::kInterrupted)
+// with the finished blocks kept for a resume.
 QuantizeSummary quantize_model(const std::filesystem::path& model_dir, const std::filesystem::path& out_dir,
-                               const QuantizeOptions& options,
-                               const std::function<void(const std::string&)>& log);
+                               const QuantizeOptions& options, const Callbacks& callbacks);
+// The same with only a log sink.
+QuantizeSummary quantize_model(const std::filesystem::path& model_dir, const std::filesystem::path& out_dir,
+                               const QuantizeOptions& options, const std::function<void(const std::string&)>& log);
 
 }  // namespace gptq

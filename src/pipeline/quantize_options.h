@@ -1,4 +1,5 @@
-// Everything `gptq quantize` takes (defaults as Optimum's GPTQQuantizer).
+// Everything the quantize pipeline takes (defaults as Optimum's GPTQQuantizer); the API's
+// QuantizeParams (include/gptq/quantize.h) map onto it.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -46,10 +47,6 @@ struct QuantizeOptions {
   // GPTQModel `dynamic` per-module overrides (model/dynamic_overrides.h); null = none.
   nlohmann::json dynamic;
   bool resume = false;
-  std::filesystem::path report;        // JSON report file ("" = none)
-  bool quiet = false;                  // no per-layer lines
-  // Test hook: stop (as if killed) after this many blocks are durable; -1 = never.
-  int64_t stop_after_blocks = -1;
 
   // v1 also for asymmetric weights: the loaders that misread gptq_v2 are the common ones (README).
   CheckpointFormat effective_format() const { return format.value_or(CheckpointFormat::kGptq); }

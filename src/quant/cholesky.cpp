@@ -7,19 +7,18 @@
 //
 // Determinism: OpenBLAS's potrf/potri change their blocking with the thread count, so their bits
 // depend on it. Here the factorizations use a fixed block size and only BLAS-3 calls (trsm, syrk)
-// whose results do not depend on the thread count, so a run gives the same bytes with 1 or 64
-// threads.
+// through util/blas.h, whose tiles depend on the shape alone, so a run gives the same bytes with 1
+// or 64 threads.
 //
 // Layout trick: a full symmetric matrix reads the same in row- and column-major order, so the
 // work is column-major on the lower triangle; the final column-major lower factor L2
 // (H^-1 = L2 L2^T), read row-major, is L2^T = U.
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "quant/gptq.h"
+#include "util/blas.h"
 
 namespace gptq {
 
@@ -57,11 +56,9 @@ int64_t cholesky_lower(float* a, int64_t n) {
     const int64_t rest = n - j - jb;
     if (rest == 0) break;
     float* a21 = a11 + jb;
-    cblas_strsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, static_cast<int>(rest),
-                static_cast<int>(jb), 1.0f, a11, static_cast<int>(n), a21, static_cast<int>(n));
+    blas::strsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, rest, jb, 1.0f, a11, n, a21, n);
     float* a22 = a + (j + jb) * n + j + jb;
-    cblas_ssyrk(CblasColMajor, CblasLower, CblasNoTrans, static_cast<int>(rest), static_cast<int>(jb), -1.0f, a21,
-                static_cast<int>(n), 1.0f, a22, static_cast<int>(n));
+    blas::ssyrk(CblasColMajor, CblasLower, CblasNoTrans, rest, jb, -1.0f, a21, n, 1.0f, a22, n);
   }
   return 0;
 }
@@ -69,14 +66,13 @@ int64_t cholesky_lower(float* a, int64_t n) {
 }  // namespace
 
 int64_t inverse_cholesky_upper(float* a, int64_t k) {
-  const int n = static_cast<int>(k);
   // 1) H = L L^T (lower triangle, column-major).
   if (const int64_t info = cholesky_lower(a, k)) return info;
   // 2) H^-1 = L^-T L^-1: L^-1 by a triangular solve against the identity, then a syrk.
   std::vector<float> linv(static_cast<size_t>(k * k), 0.0f);
   for (int64_t i = 0; i < k; ++i) linv[static_cast<size_t>(i * k + i)] = 1.0f;
-  cblas_strsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, n, n, 1.0f, a, n, linv.data(), n);
-  cblas_ssyrk(CblasColMajor, CblasLower, CblasTrans, n, n, 1.0f, linv.data(), n, 0.0f, a, n);
+  blas::strsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, k, k, 1.0f, a, k, linv.data(), k);
+  blas::ssyrk(CblasColMajor, CblasLower, CblasTrans, k, k, 1.0f, linv.data(), k, 0.0f, a, k);
   // 3) H^-1 = L2 L2^T; row-major this is U = L2^T in the upper triangle.
   if (const int64_t info = cholesky_lower(a, k)) return info;
   for (int64_t i = 0; i < k; ++i) {

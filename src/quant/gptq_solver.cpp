@@ -15,18 +15,18 @@
 // applied P columns at a time (panel): the errors of P columns hit every later column of the block
 // in one pass, subtracting in column order, so every element sees exactly the same sequence of
 // float operations as the one-column-at-a-time reference while W1T is read and written P times
-// less often. The lazy update is an OpenBLAS sgemm over all rows (multithreaded by OpenBLAS).
-#include <cblas.h>
-
+// less often. The lazy update is one sgemm over all rows (util/blas.h: tiled on the thread pool).
+// Row tiles, the lazy update's tiles and the loss sum (per tile, then in tile order) do not depend
+// on the thread count, so neither does the result.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
-#include <functional>
-#include <thread>
 
 #include "quant/gptq.h"
+#include "util/blas.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace gptq {
 namespace {
@@ -34,33 +34,12 @@ namespace {
 constexpr int64_t kTileRows = 64;  // rows per in-block work item
 constexpr int64_t kPanel = 8;      // columns whose updates are applied together
 
-// Runs fn(item, worker) for item in [0, items) on up to hardware_concurrency threads (the caller
-// is worker 0). Work is handed out dynamically; results must not depend on the schedule.
-void parallel_for(int64_t items, int workers, const std::function<void(int64_t, int)>& fn) {
-  if (items <= 0) return;
-  workers = static_cast<int>(std::min<int64_t>(workers, items));
-  std::atomic<int64_t> next{0};
-  auto run = [&](int worker) {
-    for (int64_t i = next.fetch_add(1); i < items; i = next.fetch_add(1)) fn(i, worker);
-  };
-  std::vector<std::thread> threads;
-  threads.reserve(static_cast<size_t>(workers - 1));
-  for (int t = 1; t < workers; ++t) threads.emplace_back(run, t);
-  run(0);
-  for (auto& t : threads) t.join();
-}
-
-int worker_count() {
-  const unsigned hc = std::thread::hardware_concurrency();
-  return hc == 0 ? 1 : static_cast<int>(hc);
-}
-
 // Index of the first non-finite value, or -1. Chunks are scanned in parallel with a branch-free
 // (vectorisable) test; only a flagged chunk is searched element by element.
-int64_t first_non_finite(const float* x, int64_t count, int workers) {
+int64_t first_non_finite(const float* x, int64_t count) {
   constexpr int64_t kChunk = 1 << 16;
   std::atomic<int64_t> first{count};
-  parallel_for((count + kChunk - 1) / kChunk, workers, [&](int64_t chunk, int) {
+  parallel_for((count + kChunk - 1) / kChunk, [&](int64_t chunk) {
     const int64_t c0 = chunk * kChunk, c1 = std::min(c0 + kChunk, count);
     uint32_t bad = 0;
     for (int64_t i = c0; i < c1; ++i) {
@@ -140,6 +119,18 @@ struct Scratch {
   std::vector<float> w1t, et, qt;  // [B, R] each
   std::vector<uint8_t> ct;         // [B, R]
 };
+
+// The calling thread's scratch, with room for `tile` elements per buffer.
+Scratch& thread_scratch(size_t tile) {
+  thread_local Scratch s;
+  if (s.w1t.size() < tile) {
+    s.w1t.resize(tile);
+    s.et.resize(tile);
+    s.qt.resize(tile);
+    s.ct.resize(tile);
+  }
+  return s;
+}
 
 // In-block GPTQ for rows [r0, r0 + rows) and block [i1, i1 + bw). Returns the tile's loss sum.
 // Compiled for AVX-512, AVX2 and baseline x86-64, picked at load time. None of these targets
@@ -253,14 +244,13 @@ GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const float* h, i
   if (n <= 0 || k <= 0) {
     fail_code(ExitCode::kInternal, "layer {}: bad weight shape [{}, {}]", layer, n, k);
   }
-  const int workers = worker_count();
-  if (int64_t i = first_non_finite(w, n * k, workers); i >= 0) {
+  if (int64_t i = first_non_finite(w, n * k); i >= 0) {
     fail_code(ExitCode::kBadInput,
               "layer {}: weight holds a non-finite value ({}) at [{}, {}]; the checkpoint is "
               "damaged or was saved after a diverged run",
               layer, w[i], i / k, i % k);
   }
-  if (int64_t i = first_non_finite(h, k * k, workers); i >= 0) {
+  if (int64_t i = first_non_finite(h, k * k); i >= 0) {
     fail_code(ExitCode::kNumerical,
               "layer {}: Hessian holds a non-finite value ({}) at [{}, {}]: the layer inputs "
               "overflowed; check the float model on the calibration data (or use fp32/bf16)",
@@ -286,7 +276,7 @@ GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const float* h, i
   if (!grouped) {
     row_scale.resize(static_cast<size_t>(n));
     row_zero.resize(static_cast<size_t>(n));
-    parallel_for(row_chunks, workers, [&](int64_t t, int) {
+    parallel_for(row_chunks, [&](int64_t t) {
       auto [r0, rows] = rows_of(t);
       find_grid_into(wk.data() + r0 * k, rows, k, k, cfg, row_scale.data() + r0,
                      row_zero.data() + r0);
@@ -315,7 +305,7 @@ GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const float* h, i
   if (grouped && cfg.static_groups) {
     static_scale.resize(static_cast<size_t>(groups * n));
     static_zero.resize(static_cast<size_t>(groups * n));
-    parallel_for(groups * row_chunks, workers, [&](int64_t item, int) {
+    parallel_for(groups * row_chunks, [&](int64_t item) {
       const int64_t g = item / row_chunks;
       auto [r0, rows] = rows_of(item % row_chunks);
       const int64_t c0 = g * gs;
@@ -339,7 +329,7 @@ GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const float* h, i
   }
   if (permuted) {
     std::vector<float> wp(static_cast<size_t>(n * k));
-    parallel_for(row_chunks, workers, [&](int64_t t, int) {
+    parallel_for(row_chunks, [&](int64_t t) {
       auto [r0, rows] = rows_of(t);
       for (int64_t r = r0; r < r0 + rows; ++r) {
         for (int64_t c = 0; c < k; ++c) wp[r * k + c] = wk[r * k + perm[c]];
@@ -357,7 +347,7 @@ GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const float* h, i
   for (int attempt = 0;; ++attempt) {
     const float damp = static_cast<float>(damp_percent * diag_mean);
     const int64_t kc = (k + kTileRows - 1) / kTileRows;
-    parallel_for(kc, workers, [&](int64_t t, int) {
+    parallel_for(kc, [&](int64_t t) {
       const int64_t i0 = t * kTileRows, i1 = std::min(k, i0 + kTileRows);
       for (int64_t i = i0; i < i1; ++i) {
         const float* src = h + static_cast<int64_t>(perm[i]) * k;
@@ -415,27 +405,18 @@ GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const float* h, i
   pb.deq = res.dequant.data();
   pb.errt = errt.data();
 
-  std::vector<Scratch> scratch(static_cast<size_t>(workers));
   const size_t tile = static_cast<size_t>(std::min(bsz, k) * kTileRows);
-  for (auto& s : scratch) {
-    s.w1t.resize(tile);
-    s.et.resize(tile);
-    s.qt.resize(tile);
-    s.ct.resize(tile);
-  }
   std::vector<double> tile_loss(static_cast<size_t>(row_chunks), 0.0);
   for (int64_t i1 = 0; i1 < k; i1 += bsz) {
     const int64_t bw = std::min(bsz, k - i1), i2 = i1 + bw;
-    parallel_for(row_chunks, workers, [&](int64_t t, int worker) {
+    parallel_for(row_chunks, [&](int64_t t) {
       auto [r0, rows] = rows_of(t);
-      tile_loss[t] += solve_block_tile(pb, i1, bw, r0, rows, scratch[worker]);
+      tile_loss[t] += solve_block_tile(pb, i1, bw, r0, rows, thread_scratch(tile));
     });
     if (i2 < k) {
       // W[:, i2:] -= E1 @ U[i1:i2, i2:], with E1 = errt^T.
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(n),
-                  static_cast<blasint>(k - i2), static_cast<blasint>(bw), -1.0f, errt.data(),
-                  static_cast<blasint>(n), u.data() + i1 * k + i2, static_cast<blasint>(k), 1.0f,
-                  wk.data() + i2, static_cast<blasint>(k));
+      blas::sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, k - i2, bw, -1.0f, errt.data(), n,
+                  u.data() + i1 * k + i2, k, 1.0f, wk.data() + i2, k);
     }
   }
   double loss = 0.0;

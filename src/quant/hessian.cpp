@@ -2,12 +2,12 @@
 // that partial accumulators merge exactly (GPTQModel style sum-then-scale, spec 2.6). AutoGPTQ's
 // running average H = H*n/(n+t) + 2/(n+t) X X^T is the same matrix up to fp32 rounding, and GPTQ is
 // invariant to a positive scale of H anyway (damping is relative to mean(diag H)).
-#include <cblas.h>
-
 #include <algorithm>
 
 #include "quant/gptq.h"
+#include "util/blas.h"
 #include "util/error.h"
+#include "util/stage_clock.h"
 
 namespace gptq {
 
@@ -22,12 +22,11 @@ void HessianAccumulator::add(const float* x, int64_t rows, int64_t nseq) {
     fail_code(ExitCode::kInternal, "HessianAccumulator::add: negative rows ({}) or nseq ({})", rows,
               nseq);
   }
+  const StageClock::Stage stage("hessian");
   if (rows > 0) {
     // Upper triangle of C += A^T A with A = x [rows, k] row-major: one SYRK (half the flops of a
     // GEMM). Row-major upper == column-major lower of the same buffer; finalize() mirrors it.
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<blasint>(k_),
-                static_cast<blasint>(rows), 1.0f, x, static_cast<blasint>(k_), 1.0f, xtx_.data(),
-                static_cast<blasint>(k_));
+    blas::ssyrk(CblasRowMajor, CblasUpper, CblasTrans, k_, rows, 1.0f, x, k_, 1.0f, xtx_.data(), k_);
   }
   rows_ += rows;
   nseq_ += nseq;
@@ -54,6 +53,7 @@ std::vector<float> HessianAccumulator::finalize() const {
               "feed calibration data before quantizing",
               k_, rows_);
   }
+  const StageClock::Stage stage("hessian");
   const float f = static_cast<float>(2.0 / static_cast<double>(nseq_));
   std::vector<float> h(xtx_.size());
   for (int64_t i = 0; i < k_; ++i) {

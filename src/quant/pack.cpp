@@ -6,33 +6,17 @@
 // this stream). qweight packs along K (one stream per output column n, words strided by N in
 // memory); qzeros packs along N (one stream per group row).
 #include <algorithm>
-#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstring>
-#include <functional>
-#include <thread>
 
 #include "quant/pack.h"
 #include "util/error.h"
 #include "util/fp16.h"
+#include "util/thread_pool.h"
 
 namespace gptq {
 namespace {
-
-void parallel_for(int64_t items, const std::function<void(int64_t)>& fn) {
-  if (items <= 0) return;
-  const unsigned hc = std::thread::hardware_concurrency();
-  const int64_t workers = std::min<int64_t>(hc == 0 ? 1 : hc, items);
-  std::atomic<int64_t> next{0};
-  auto run = [&] {
-    for (int64_t i = next.fetch_add(1); i < items; i = next.fetch_add(1)) fn(i);
-  };
-  std::vector<std::thread> threads;
-  for (int64_t t = 1; t < workers; ++t) threads.emplace_back(run);
-  run();
-  for (auto& t : threads) t.join();
-}
 
 void check_bits(int bits, const char* what) {
   if (bits != 2 && bits != 3 && bits != 4 && bits != 8) {

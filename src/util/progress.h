@@ -1,4 +1,4 @@
-// A one-line progress bar with ETA on stderr (only when stderr is a terminal), and a clock.
+// A clock, the peak memory of the process, and human-readable sizes and durations.
 #pragma once
 
 #include <chrono>
@@ -16,23 +16,6 @@ class Stopwatch {
 
  private:
   std::chrono::steady_clock::time_point start_;
-};
-
-class ProgressBar {
- public:
-  ProgressBar(std::string label, int64_t total);
-  ~ProgressBar();
-  // Sets the amount done (work units), with a short note shown after the bar.
-  void update(int64_t done, const std::string& note = "");
-  // Erases the bar so that a log line can be printed; the next update() redraws it.
-  void clear();
-
- private:
-  std::string label_;
-  int64_t total_;
-  bool tty_;
-  bool drawn_ = false;
-  Stopwatch clock_;
 };
 
 // Peak resident set size of this process, in bytes.

@@ -24,7 +24,6 @@ inline QuantizeOptions fixture_quantize_options(int bits, int group_size, bool s
   o.calib.file = fixture_data("calib.txt");
   o.calib.nsamples = nsamples;
   o.calib.seqlen = 256;
-  o.quiet = true;
   return o;
 }
 

@@ -1,6 +1,4 @@
-#include "kernels/thread_pool.h"
-
-#include <cblas.h>
+#include "util/thread_pool.h"
 
 #include <algorithm>
 #include <chrono>
@@ -10,7 +8,7 @@
 #include <immintrin.h>
 #endif
 
-namespace gptq::kernels {
+namespace gptq {
 namespace {
 
 thread_local bool tls_in_task = false;
@@ -43,7 +41,7 @@ void spin_until(F done) {
 ThreadPool::ThreadPool(int threads) {
   const int n = std::max(1, threads);
   workers_.reserve(n - 1);
-  for (int i = 0; i + 1 < n; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  for (int i = 0; i + 1 < n; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -112,7 +110,7 @@ void ThreadPool::run(int64_t n, const std::function<void(int64_t)>& fn, int thre
   if (err) std::rethrow_exception(err);
 }
 
-void ThreadPool::worker_loop(int /*index*/) {
+void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
     spin_until([&] { return spin_generation_.load(std::memory_order_acquire) != seen; });
@@ -140,38 +138,50 @@ void ThreadPool::worker_loop(int /*index*/) {
 
 namespace {
 std::atomic<int> g_threads{0};
+thread_local int tls_threads = 0;  // 0: no scope on this thread
 std::mutex g_pool_mutex;
-std::vector<std::unique_ptr<ThreadPool>>& pools() {
-  static std::vector<std::unique_ptr<ThreadPool>> p;
-  return p;
-}
-}  // namespace
+std::shared_ptr<ThreadPool> g_pool;
 
-void set_num_threads(int threads) {
-  g_threads.store(std::max(0, threads));
-}
-
-int num_threads() {
-  const int t = g_threads.load();
-  if (t > 0) return t;
+int all_cores() {
   const unsigned hc = std::thread::hardware_concurrency();
   return hc == 0 ? 1 : static_cast<int>(hc);
 }
+}  // namespace
 
 int set_compute_threads(int threads) {
-  set_num_threads(threads);
-  const int used = num_threads();
-  openblas_set_num_threads(used);
-  return used;
+  g_threads.store(std::max(0, threads));
+  return compute_threads();
 }
 
-ThreadPool& global_pool(int threads) {
+int compute_threads() {
+  if (tls_threads > 0) return tls_threads;
+  const int t = g_threads.load();
+  return t > 0 ? t : all_cores();
+}
+
+ComputeThreadsScope::ComputeThreadsScope(int threads) : saved_(tls_threads) {
+  if (threads > 0) tls_threads = threads;
+}
+
+ComputeThreadsScope::~ComputeThreadsScope() {
+  tls_threads = saved_;
+}
+
+std::shared_ptr<ThreadPool> shared_pool(int threads) {
   std::lock_guard<std::mutex> lock(g_pool_mutex);
-  auto& p = pools();
-  if (p.empty() || p.back()->size() < threads) {
-    p.push_back(std::make_unique<ThreadPool>(std::max(1, threads)));
-  }
-  return *p.back();
+  if (!g_pool || g_pool->size() < threads)
+    g_pool = std::make_shared<ThreadPool>(std::max(1, threads));
+  return g_pool;
 }
 
-}  // namespace gptq::kernels
+void parallel_for(int64_t n, const std::function<void(int64_t)>& fn, int threads) {
+  if (n <= 0) return;
+  if (threads <= 0) threads = compute_threads();
+  if (threads == 1 || n == 1 || tls_in_task) {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  shared_pool(threads)->run(n, fn, threads);
+}
+
+}  // namespace gptq

@@ -1,0 +1,85 @@
+"""gptqcpp.load_quantized_model against `gptq eval` and `gptq generate`: the same logits (bit for
+bit), perplexity, KL divergence and generated text."""
+
+import json
+
+import numpy as np
+import pytest
+
+import gptqcpp
+from conftest import EVAL, MODELS, run_cli
+
+SEQLEN, WINDOWS = 64, 3
+
+
+@pytest.fixture(scope="module")
+def eval_ids():
+    return gptqcpp.load_quantized_model(MODELS / "tiny-llama").tokenize(EVAL.read_text(), add_special_tokens=False)
+
+
+@pytest.mark.parametrize("which", ["quantized", "float", "dequantized"])
+def test_logits_equal_cli_eval(tmp_path, quantized_llama, eval_ids, which):
+    path = MODELS / "tiny-llama" if which == "float" else quantized_llama
+    extra = ["--dequantized"] if which == "dequantized" else []
+    run_cli("eval", path, "--text", EVAL, "--seqlen", SEQLEN, "--max-windows", WINDOWS, "--logits",
+            tmp_path / "logits.npy", *extra)
+    cli = np.load(tmp_path / "logits.npy")
+    model = gptqcpp.load_quantized_model(path, dequantized=which == "dequantized")
+    assert cli.shape == (WINDOWS, SEQLEN, model.vocab_size)
+    for w in range(WINDOWS):
+        logits = model.logits(eval_ids[w * SEQLEN:(w + 1) * SEQLEN])
+        assert logits.dtype == np.float32 and logits.shape == (SEQLEN, model.vocab_size)
+        assert np.array_equal(logits, cli[w]), w
+
+
+def test_perplexity_and_kld_equal_cli_eval(quantized_llama):
+    out = json.loads(run_cli("eval", quantized_llama, "--text", EVAL, "--seqlen", SEQLEN, "--max-windows", WINDOWS,
+                             "--base", MODELS / "tiny-llama", "--json").stdout)
+    model = gptqcpp.load_quantized_model(quantized_llama)
+    text = EVAL.read_text()
+    assert model.perplexity(text, seqlen=SEQLEN, max_windows=WINDOWS) == out["ppl"]
+    assert model.kl_divergence(MODELS / "tiny-llama", text, seqlen=SEQLEN, max_windows=WINDOWS) == out["kld"]
+    r = model.evaluate(text, seqlen=SEQLEN, max_windows=WINDOWS, base=MODELS / "tiny-llama")
+    assert (r.ppl, r.base_ppl, r.kld, r.top1_agreement, r.windows) == (
+        out["ppl"], out["base_ppl"], out["kld"], out["top1_agreement"], out["windows"])
+    ids = model.tokenize(text, add_special_tokens=False)
+    assert model.perplexity(ids, seqlen=SEQLEN, max_windows=WINDOWS) == out["ppl"]
+
+
+@pytest.mark.parametrize("sampling", [{"temperature": 0}, {"temperature": 0.8, "top_k": 20, "top_p": 0.9, "seed": 3}])
+def test_generate_equals_cli(quantized_llama, sampling):
+    prompt = "And the LORD said unto Moses,"
+    args = {"--temperature": sampling["temperature"], "--top-k": sampling.get("top_k", 40),
+            "--top-p": sampling.get("top_p", 1.0), "--seed": sampling.get("seed", 0)}
+    out = json.loads(run_cli("generate", quantized_llama, "--prompt", prompt, "--max-new-tokens", 24, "--json",
+                             *[x for kv in args.items() for x in kv]).stdout)
+    model = gptqcpp.load_quantized_model(quantized_llama)
+    pieces = []
+    r = model.generate(prompt, max_new_tokens=24, stream=pieces.append, return_result=True, **sampling)
+    assert r.text == out["text"] and list(r.tokens) == out["generated_ids"]
+    assert "".join(pieces) == r.text
+    assert model.generate(prompt, max_new_tokens=24, **sampling) == out["text"]
+
+
+def test_threads_do_not_change_logits(quantized_llama, eval_ids):
+    ids = eval_ids[:200]
+    one = gptqcpp.load_quantized_model(quantized_llama, threads=1).logits(ids)
+    for threads in (2, 3):
+        assert np.array_equal(one, gptqcpp.load_quantized_model(quantized_llama, threads=threads).logits(ids))
+
+
+def test_info_and_tokenizer(quantized_llama):
+    model = gptqcpp.load_quantized_model(quantized_llama)
+    info = model.info
+    assert info.quantized and info.bits == 4 and info.group_size == 128 and info.desc_act
+    assert info.checkpoint_format == "gptq" and info.quantized_layers == 28 and info.vocab_size == 4096
+    assert model.detokenize(model.tokenize("In the beginning", add_special_tokens=False)) == "In the beginning"
+    assert not gptqcpp.load_quantized_model(MODELS / "tiny-llama").info.quantized
+
+
+def test_evaluate_can_be_cancelled(quantized_llama):
+    model = gptqcpp.load_quantized_model(quantized_llama)
+    with pytest.raises(gptqcpp.Interrupted):
+        model.evaluate(EVAL.read_text(), seqlen=SEQLEN, max_windows=WINDOWS, progress=lambda *a: False)
+    with pytest.raises(gptqcpp.Interrupted):
+        model.generate("And", max_new_tokens=10, temperature=0, stream=lambda piece: False)

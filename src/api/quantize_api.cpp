@@ -1,0 +1,92 @@
+// gptq::quantize: QuantizeParams -> the pipeline's QuantizeOptions, at the library boundary.
+#include <fmt/core.h>
+
+#include "api/boundary.h"
+#include "gptq/quantize.h"
+#include "model/loader_compat.h"
+#include "model/model_config.h"
+#include "pipeline/quantize.h"
+#include "util/error.h"
+
+namespace gptq {
+
+namespace {
+
+QuantizeOptions to_options(const QuantizeParams& p) {
+  QuantizeOptions o;
+  o.quant.bits = p.bits;
+  o.quant.group_size = p.group_size;
+  o.quant.damp_percent = p.damp_percent;
+  o.quant.damp_auto_increment = p.damp_auto_increment;
+  o.quant.desc_act = p.desc_act;
+  o.quant.static_groups = p.static_groups;
+  o.quant.sym = p.sym;
+  o.quant.act_group_aware = p.act_group_aware;
+  o.quant.mse_norm = p.mse;
+  if (p.method == "gptq")
+    o.method = QuantMethod::kGptq;
+  else if (p.method == "rtn")
+    o.method = QuantMethod::kRtn;
+  else
+    fail_code(ExitCode::kUsage, "method '{}': expected gptq or rtn", p.method);
+  o.true_sequential = p.true_sequential;
+  if (p.checkpoint_format == "gptq")
+    o.format = CheckpointFormat::kGptq;
+  else if (p.checkpoint_format == "gptq_v2")
+    o.format = CheckpointFormat::kGptqV2;
+  else if (!p.checkpoint_format.empty())
+    fail_code(ExitCode::kUsage, "checkpoint format '{}': expected gptq or gptq_v2",
+              p.checkpoint_format);
+  o.modules_in_block = p.modules_in_block_to_quantize;
+  o.block_name = p.block_name_to_quantize;
+  o.allow_unaligned = p.allow_unaligned;
+  o.zero_bias = p.zero_bias;
+  o.calib.file = p.dataset.path;
+  o.calib.texts = p.dataset.texts;
+  o.calib.sequences = p.dataset.token_ids;
+  o.calib.nsamples = p.nsamples;
+  o.calib.seqlen = p.model_seqlen.value_or(0);
+  o.calib.seed = p.seed;
+  o.batch_size = p.batch_size;
+  o.max_shard_bytes = p.max_shard_size;
+  if (p.threads < 0)
+    fail_code(ExitCode::kUsage, "--threads {}: must be >= 0 (0: all cores)", p.threads);
+  o.threads = p.threads;
+  o.resume = p.resume;
+  if (!p.dynamic.empty()) {
+    try {
+      o.dynamic = nlohmann::json::parse(p.dynamic);
+    } catch (const nlohmann::json::exception& e) {
+      fail_code(ExitCode::kUsage, "dynamic: not valid JSON ({})", e.what());
+    }
+  }
+  o.lm_head = p.lm_head;
+  if (p.moe_calibration == "routed")
+    o.moe_calibration = MoeCalibration::kRouted;
+  else if (p.moe_calibration == "all")
+    o.moe_calibration = MoeCalibration::kAll;
+  else
+    fail_code(ExitCode::kUsage, "moe_calibration '{}': expected routed or all", p.moe_calibration);
+  if (p.moe_min_tokens < -1)
+    fail_code(ExitCode::kUsage, "moe_min_tokens {}: expected -1 (0.1% of the tokens) or a count >= 0",
+              p.moe_min_tokens);
+  o.moe_min_tokens = p.moe_min_tokens;
+  if (p.moe_experts_per_chunk < 1)
+    fail_code(ExitCode::kUsage, "moe_experts_per_chunk {}: must be at least 1", p.moe_experts_per_chunk);
+  o.moe_experts_per_chunk = p.moe_experts_per_chunk;
+  return o;
+}
+
+}  // namespace
+
+QuantizeResult quantize(const std::string& model, const std::string& out,
+                        const QuantizeParams& params, const Callbacks& callbacks) {
+  return api::guarded([&] {
+    const QuantizeOptions o = to_options(params);
+    if (o.effective_format() == CheckpointFormat::kGptqV2 && callbacks.log)
+      callbacks.log("warning: " + gptq_v2_readers_note());
+    return quantize_model(resolve_model_path(model), out, o, callbacks).result;
+  });
+}
+
+}  // namespace gptq

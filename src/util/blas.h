@@ -1,0 +1,41 @@
+// Dense BLAS on the process's thread pool, with results that do not depend on the thread count.
+//
+// Why: OpenBLAS's own threading splits the output among `threads` ranges whose bounds are not
+// multiples of its micro-kernel's tile, and the rows at a bound go through the edge kernels, which
+// accumulate in another order: measured on this project's shapes, sgemm with 3 threads differs
+// from 1 or 2 in the last bits of a few rows, strsm with 5. A GPTQ run amplifies one such bit into
+// other rounded codes, so `--threads` changed the output.
+//
+// How: OpenBLAS is kept single-threaded (its own workers, which it starts when it is loaded and
+// which spin for a while, are stopped at load time); the output is cut into tiles whose bounds
+// depend only on the problem's shape, each tile one single-threaded BLAS call, run on the pool
+// (util/thread_pool.h). Every element is then computed by the same call with the same operands
+// whatever the thread count. Same arguments as the CBLAS routines (row- or column-major). Every
+// BLAS call of the library goes through these functions.
+#pragma once
+
+#include <cblas.h>
+
+#include <cstdint>
+
+namespace gptq::blas {
+
+// C = alpha op(A) op(B) + beta C, C [m, n], K = k.
+void sgemm(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n,
+           int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+           float beta, float* c, int64_t ldc);
+// C = alpha op(A) op(A)^T + beta C on the `uplo` triangle of C [n, n]; op(A) is [n, k].
+void ssyrk(CBLAS_ORDER order, CBLAS_UPLO uplo, CBLAS_TRANSPOSE trans, int64_t n, int64_t k,
+           float alpha, const float* a, int64_t lda, float beta, float* c, int64_t ldc);
+// Solves op(A) X = alpha B (left) or X op(A) = alpha B (right) for X in place of B [m, n].
+void strsm(CBLAS_ORDER order, CBLAS_SIDE side, CBLAS_UPLO uplo, CBLAS_TRANSPOSE trans,
+           CBLAS_DIAG diag, int64_t m, int64_t n, float alpha, const float* a, int64_t lda,
+           float* b, int64_t ldb);
+// y = alpha op(A) x + beta y, A [m, n] (unit strides).
+void sgemv(CBLAS_ORDER order, CBLAS_TRANSPOSE trans, int64_t m, int64_t n, float alpha,
+           const float* a, int64_t lda, const float* x, float beta, float* y);
+
+// Makes OpenBLAS single-threaded (idempotent; every function above calls it).
+void use_serial_blas();
+
+}  // namespace gptq::blas

@@ -1,0 +1,206 @@
+// util/blas.h and util/thread_pool.h: the tiled BLAS routines equal a double-precision reference
+// (every order, transpose, triangle and side), give the same bits for every thread count on
+// shapes that are cut into several tiles, and the compute-thread scopes nest.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "util/blas.h"
+#include "util/thread_pool.h"
+
+namespace gptq {
+namespace {
+
+std::vector<float> random_matrix(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d;
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// Element (i, j) of a stored matrix.
+float at(const std::vector<float>& a, CBLAS_ORDER o, int64_t i, int64_t j, int64_t ld) {
+  return a[static_cast<size_t>(o == CblasRowMajor ? i * ld + j : i + j * ld)];
+}
+
+// op(A)(i, p).
+float op(const std::vector<float>& a, CBLAS_ORDER o, CBLAS_TRANSPOSE t, int64_t i, int64_t p,
+         int64_t ld) {
+  return t == CblasNoTrans ? at(a, o, i, p, ld) : at(a, o, p, i, ld);
+}
+
+// Runs f() with 1, 2, 3 and 5 threads; the results must be bit-identical. Returns the first.
+template <class F>
+std::vector<float> same_for_every_thread_count(F f) {
+  std::vector<float> first;
+  for (int threads : {1, 2, 3, 5}) {
+    const ComputeThreadsScope scope(threads);
+    const std::vector<float> r = f();
+    if (first.empty()) {
+      first = r;
+    } else {
+      EXPECT_EQ(0, std::memcmp(first.data(), r.data(), r.size() * sizeof(float)))
+          << threads << " threads";
+    }
+  }
+  return first;
+}
+
+const CBLAS_ORDER kOrders[] = {CblasRowMajor, CblasColMajor};
+const CBLAS_TRANSPOSE kTrans[] = {CblasNoTrans, CblasTrans};
+
+TEST(Blas, SgemmTilesEqualReference) {
+  const int64_t m = 300, n = 530, k = 40;  // 2 x 3 tiles
+  for (CBLAS_ORDER o : kOrders)
+    for (CBLAS_TRANSPOSE ta : kTrans)
+      for (CBLAS_TRANSPOSE tb : kTrans) {
+        // Stored shapes: op(A) [m, k], op(B) [k, n]; leading dimensions with some padding.
+        const int64_t ar = ta == CblasNoTrans ? m : k, ac = ta == CblasNoTrans ? k : m;
+        const int64_t br = tb == CblasNoTrans ? k : n, bc = tb == CblasNoTrans ? n : k;
+        const int64_t lda = (o == CblasRowMajor ? ac : ar) + 3,
+                      ldb = (o == CblasRowMajor ? bc : br) + 1;
+        const int64_t ldc = (o == CblasRowMajor ? n : m) + 2;
+        const auto a = random_matrix((o == CblasRowMajor ? ar : ac) * lda, 1);
+        const auto b = random_matrix((o == CblasRowMajor ? br : bc) * ldb, 2);
+        const auto c0 = random_matrix((o == CblasRowMajor ? m : n) * ldc, 3);
+        const auto c = same_for_every_thread_count([&] {
+          auto out = c0;
+          blas::sgemm(o, ta, tb, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, 2.0f, out.data(),
+                      ldc);
+          return out;
+        });
+        double worst = 0;
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            double ref = 2.0 * at(c0, o, i, j, ldc);
+            for (int64_t p = 0; p < k; ++p)
+              ref += 0.5 * op(a, o, ta, i, p, lda) * op(b, o, tb, p, j, ldb);
+            worst = std::max(worst, std::abs(ref - at(c, o, i, j, ldc)));
+          }
+        EXPECT_LT(worst, 1e-4) << o << " " << ta << " " << tb;
+      }
+}
+
+TEST(Blas, SsyrkTilesEqualReference) {
+  const int64_t n = 600, k = 20;  // 3 x 3 tiles, 6 in a triangle
+  for (CBLAS_ORDER o : kOrders)
+    for (CBLAS_TRANSPOSE t : kTrans)
+      for (CBLAS_UPLO uplo : {CblasUpper, CblasLower}) {
+        const int64_t ar = t == CblasNoTrans ? n : k, ac = t == CblasNoTrans ? k : n;
+        const int64_t lda = o == CblasRowMajor ? ac : ar;
+        const auto a = random_matrix(ar * ac, 4);
+        const auto c0 = random_matrix(n * n, 5);
+        const auto c = same_for_every_thread_count([&] {
+          auto out = c0;
+          blas::ssyrk(o, uplo, t, n, k, 1.5f, a.data(), lda, 0.5f, out.data(), n);
+          return out;
+        });
+        double worst = 0;
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            const bool in = uplo == CblasUpper ? j >= i : j <= i;
+            double ref = in ? 0.5 * at(c0, o, i, j, n) : at(c0, o, i, j, n);
+            if (in)
+              for (int64_t p = 0; p < k; ++p)
+                ref += 1.5 * op(a, o, t, i, p, lda) * op(a, o, t, j, p, lda);
+            worst = std::max(worst, std::abs(ref - at(c, o, i, j, n)));
+          }
+        EXPECT_LT(worst, 1e-4) << o << " " << t << " " << uplo;
+      }
+}
+
+TEST(Blas, StrsmTilesEqualReference) {
+  const int64_t m = 300, n = 600;  // the free dimension cut into 3 tiles (left) or 2 (right)
+  for (CBLAS_ORDER o : kOrders)
+    for (CBLAS_SIDE side : {CblasLeft, CblasRight})
+      for (CBLAS_UPLO uplo : {CblasUpper, CblasLower})
+        for (CBLAS_TRANSPOSE t : kTrans) {
+          const int64_t na = side == CblasLeft ? m : n;
+          // Well conditioned: unit-sized diagonal, small off-diagonal entries.
+          auto a = random_matrix(na * na, 6);
+          for (auto& v : a) v *= 1.0f / static_cast<float>(na);
+          for (int64_t i = 0; i < na; ++i)
+            a[static_cast<size_t>(i * na + i)] = 1.0f + std::abs(a[i * na + i]);
+          const int64_t ldb = o == CblasRowMajor ? n : m;
+          const auto b0 = random_matrix(m * n, 7);
+          const auto x = same_for_every_thread_count([&] {
+            auto out = b0;
+            blas::strsm(o, side, uplo, t, CblasNonUnit, m, n, 1.0f, a.data(), na, out.data(), ldb);
+            return out;
+          });
+          // op(A) restricted to its triangle, times X, gives B back.
+          auto tri = [&](int64_t i, int64_t j) {
+            const int64_t r = t == CblasNoTrans ? i : j,
+                          c = t == CblasNoTrans ? j : i;  // element of A
+            const bool in = uplo == CblasUpper ? c >= r : c <= r;
+            return in ? static_cast<double>(at(a, o, r, c, na)) : 0.0;
+          };
+          double worst = 0;
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) {
+              double s = 0;
+              if (side == CblasLeft) {
+                for (int64_t p = 0; p < m; ++p) s += tri(i, p) * at(x, o, p, j, ldb);
+              } else {
+                for (int64_t p = 0; p < n; ++p) s += at(x, o, i, p, ldb) * tri(p, j);
+              }
+              worst = std::max(worst, std::abs(s - at(b0, o, i, j, ldb)));
+            }
+          EXPECT_LT(worst, 1e-3) << o << " " << side << " " << uplo << " " << t;
+        }
+}
+
+TEST(Blas, SgemvTilesEqualReference) {
+  const int64_t m = 700, n = 900;
+  for (CBLAS_ORDER o : kOrders)
+    for (CBLAS_TRANSPOSE t : kTrans) {
+      const int64_t lda = o == CblasRowMajor ? n : m;
+      const auto a = random_matrix(m * n, 8);
+      const int64_t nx = t == CblasNoTrans ? n : m, ny = t == CblasNoTrans ? m : n;
+      const auto x = random_matrix(nx, 9), y0 = random_matrix(ny, 10);
+      const auto y = same_for_every_thread_count([&] {
+        auto out = y0;
+        blas::sgemv(o, t, m, n, 1.0f, a.data(), lda, x.data(), 0.5f, out.data());
+        return out;
+      });
+      double worst = 0;
+      for (int64_t i = 0; i < ny; ++i) {
+        double ref = 0.5 * y0[i];
+        for (int64_t p = 0; p < nx; ++p) ref += op(a, o, t, i, p, lda) * x[p];
+        worst = std::max(worst, std::abs(ref - y[i]));
+      }
+      EXPECT_LT(worst, 1e-3) << o << " " << t;
+    }
+}
+
+TEST(ThreadPool, ScopesNestAndOneThreadStaysOnTheCaller) {
+  const int outer = compute_threads();
+  {
+    const ComputeThreadsScope a(3);
+    EXPECT_EQ(compute_threads(), 3);
+    {
+      const ComputeThreadsScope b(0);  // keeps the current count
+      EXPECT_EQ(compute_threads(), 3);
+      const ComputeThreadsScope c(1);
+      EXPECT_EQ(compute_threads(), 1);
+      const auto caller = std::this_thread::get_id();
+      int others = 0;
+      parallel_for(64, [&](int64_t) { others += std::this_thread::get_id() != caller; });
+      EXPECT_EQ(others, 0);
+    }
+    EXPECT_EQ(compute_threads(), 3);
+    // Another thread does not see this thread's scope.
+    int seen = 0;
+    std::thread([&] { seen = compute_threads(); }).join();
+    EXPECT_EQ(seen, outer);
+  }
+  EXPECT_EQ(compute_threads(), outer);
+}
+
+}  // namespace
+}  // namespace gptq
