@@ -302,7 +302,6 @@ void QuantizeRun::setup() {
       acts_ = load_activations(staging_, state_.blocks_done, cfg_.hp.hidden, tokens);
     }
     unfinish_shards(staging_);
-    log(fmt::format("resuming: {} of {} blocks already done", state_.blocks_done, plan_.num_blocks));
   } else {
     state_.fingerprint = fp;
     state_.inputs = inputs;
@@ -316,6 +315,7 @@ void QuantizeRun::setup() {
   // What the interrupted run wrote is checked against its checksums (a truncated or modified
   // shard is refused, naming it).
   for (const auto& n : done_tensors) writer_->adopt_written(n, state_.written.at(n).get<std::string>());
+  if (resume_) log(fmt::format("resuming: {} of {} blocks already done", state_.blocks_done, plan_.num_blocks));
 }
 
 void QuantizeRun::copy_float_tensors() {
