@@ -101,6 +101,18 @@ TEST(RunStaging, ResumeWithoutStateStartsOverInItsOwnDirectory) {
   EXPECT_NE(lines[0].find("starting over"), std::string::npos);
 }
 
+// Killed between creating OUT.partial and putting its marker in place: nothing in it to lose, so
+// it is taken as gptq's (never left refused forever).
+TEST(RunStaging, AdoptsADirectoryStoppedBeforeItsMarker) {
+  const fs::path dir = scratch_dir("unmarked");
+  fs::create_directories(dir / "out.partial" / ".gptq-run");
+  write_text(dir / "out.partial" / ".gptq-run" / "owner.tmp.123", "123\n");
+  const RunStaging again(fixture_model("tiny-llama"), dir / "out", true, nullptr);
+  EXPECT_FALSE(again.resuming());
+  EXPECT_TRUE(fs::is_regular_file(RunStaging::owner_file(dir / "out.partial")));
+  EXPECT_FALSE(fs::exists(dir / "out.partial" / ".gptq-run" / "owner.tmp.123"));
+}
+
 TEST(RunStaging, DiscardRemovesTheParentsItCreated) {
   const fs::path dir = scratch_dir("parents");
   RunStaging s(fixture_model("tiny-llama"), dir / "x" / "y" / "out", false, nullptr);

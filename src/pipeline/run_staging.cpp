@@ -36,6 +36,34 @@ void check_out(const fs::path& out) {
               out.string());
 }
 
+// An OUT.partial stopped while being created (before its marker was in place) holds nothing but
+// an empty .gptq-run/ and perhaps the marker's temporary file: nothing there can be lost.
+bool being_created(const fs::path& staging) {
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(staging, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const fs::path rel = fs::relative(it->path(), staging, ec);
+    const std::string name = it->path().filename().string();
+    const bool run_dir = rel == ".gptq-run" && it->is_directory() && !it->is_symlink();
+    const bool marker_tmp = rel.parent_path() == ".gptq-run" && name.starts_with("owner.tmp") &&
+                            it->is_regular_file() && !it->is_symlink();
+    if (!run_dir && !marker_tmp) return false;
+  }
+  return !ec;
+}
+
+// Removes OUT.partial with its marker last, so that a kill midway leaves a directory still
+// recognisably gptq's (marked, or empty).
+void remove_run_dir(const fs::path& staging, std::error_code& ec) {
+  const fs::path run = RunState::dir(staging);
+  for (const auto& e : fs::directory_iterator(staging, ec))
+    if (e.path() != run) fs::remove_all(e.path(), ec);
+  for (const auto& e : fs::directory_iterator(run, ec))
+    if (e.path().filename() != "owner") fs::remove_all(e.path(), ec);
+  ec.clear();
+  fs::remove_all(staging, ec);
+}
+
 }  // namespace
 
 fs::path RunStaging::owner_file(const fs::path& staging) {
@@ -69,19 +97,25 @@ RunStaging::RunStaging(const fs::path& model_dir, const fs::path& out, bool resu
               "move or delete it yourself, or choose another output",
               staging_.string(), fs::is_symlink(st) ? "symbolic link" : "file");
   const fs::path owner = owner_file(staging_);
+  if (!fs::exists(fs::symlink_status(owner, ec)) && being_created(staging_)) {
+    fs::create_directories(RunState::dir(staging_), ec);
+    lock_ = FileLock::create(owner);  // adopted: it is gptq's, and empty
+  }
   if (!fs::is_regular_file(fs::symlink_status(owner, ec)))
     fail_code(ExitCode::kUsage,
               "{} exists but was not made by gptq quantize (no {} marker): refusing to use or "
               "delete it; move or "
               "delete it yourself, or choose another output",
               staging_.string(), owner.string());
-  long holder = 0;
-  auto lock = FileLock::try_lock(owner, &holder);
-  if (!lock)
-    fail_code(ExitCode::kUsage,
-              "{} is in use by another run (pid {}): wait for it to finish or stop it first",
-              staging_.string(), holder);
-  lock_ = std::move(*lock);
+  if (!lock_.held()) {
+    long holder = 0;
+    auto lock = FileLock::try_lock(owner, &holder);
+    if (!lock)
+      fail_code(ExitCode::kUsage,
+                "{} is in use by another run (pid {}): wait for it to finish or stop it first",
+                staging_.string(), holder);
+    lock_ = std::move(*lock);
+  }
   if (!resume)
     fail_code(
         ExitCode::kUsage,
@@ -93,7 +127,7 @@ RunStaging::RunStaging(const fs::path& model_dir, const fs::path& out, bool resu
           fmt::format("{} holds no durable state yet (the run stopped before its first "
                       "checkpoint): starting over",
                       staging_.string()));
-    fs::remove_all(staging_, ec);
+    remove_run_dir(staging_, ec);
     if (ec)
       fail_code(ExitCode::kIo, "cannot remove {}: {}; delete it by hand and start without --resume",
                 staging_.string(), ec.message());
@@ -129,7 +163,7 @@ void RunStaging::create() {
 
 void RunStaging::discard() {
   std::error_code ec;
-  if (created_) fs::remove_all(staging_, ec);
+  if (created_) remove_run_dir(staging_, ec);
   created_ = false;
   for (const fs::path& p : created_parents_) fs::remove(p, ec);  // only when empty
   created_parents_.clear();

@@ -38,7 +38,7 @@ void FileLock::record_pid() const {
 }
 
 FileLock FileLock::create(const fs::path& path) {
-  const fs::path tmp = path.string() + ".tmp";
+  const fs::path tmp = path.string() + ".tmp." + std::to_string(static_cast<long>(::getpid()));
   const int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail_errno("create", tmp, errno);
   FileLock lock(fd);

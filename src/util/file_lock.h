@@ -11,7 +11,8 @@ namespace gptq {
 class FileLock {
  public:
   // Creates `path` (and takes the lock before the file is visible under that name: it is made
-  // under a temporary name, locked, then renamed), writing `pid\n` into it. Throws on I/O errors.
+  // under a temporary name `path.tmp.PID`, locked, then renamed), writing `pid\n` into it. Throws
+  // on I/O errors.
   static FileLock create(const std::filesystem::path& path);
   // Opens the existing `path` and takes the lock; nullopt when another process holds it, with
   // the pid it recorded in *holder (0 when unknown). Throws on I/O errors (e.g. no such file).
