@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "util/error.h"
 
 namespace gptq::gguf {
@@ -10,12 +12,12 @@ namespace {
 const std::vector<GgufArch>& archs() {
   static const std::vector<GgufArch> a{
       {.family = "llama", .arch = "llama", .permute_qk = true},
-      {.family = "mistral", .arch = "llama", .permute_qk = true},
+      {.family = "mistral", .arch = "llama", .permute_qk = true, .swa_dropped = true},
       {.family = "qwen2", .arch = "qwen2"},
       {.family = "qwen3", .arch = "qwen3"},
       {.family = "gpt2", .arch = "gpt2"},
       {.family = "gpt_neox", .arch = "gptneox", .neox_qkv = true},
-      {.family = "starcoder2", .arch = "starcoder2"},
+      {.family = "starcoder2", .arch = "starcoder2", .swa_dropped = true},
       {.family = "gemma", .arch = "gemma", .norm_offset = true},
   };
   return a;
@@ -99,7 +101,9 @@ std::vector<int64_t> row_order(RowOrder order, int64_t rows, const ModelHparams&
   return src;
 }
 
-void write_arch_metadata(GgufWriter& w, const GgufArch& g, const ModelConfig& config) {
+std::vector<std::string> write_arch_metadata(GgufWriter& w, const GgufArch& g,
+                                             const ModelConfig& config) {
+  std::vector<std::string> warnings;
   const ModelHparams& hp = config.hp;
   const nlohmann::json& raw = config.text_raw;
   const std::string& a = g.arch;
@@ -139,10 +143,21 @@ void write_arch_metadata(GgufWriter& w, const GgufArch& g, const ModelConfig& co
           r.type);
     }
   }
-  if (hp.sliding_window > 0 && !hp.layer_sliding.empty())
-    fail("GGUF export: sliding-window attention layers are not exported yet");
+  if (hp.sliding_window > 0 && !hp.layer_sliding.empty()) {
+    const bool all =
+        std::all_of(hp.layer_sliding.begin(), hp.layer_sliding.end(), [](bool b) { return b; });
+    if (!all || !g.swa_dropped)
+      fail("GGUF export: the sliding-window attention of {} ({} tokens) is not exported yet",
+           g.family, hp.sliding_window);
+    warnings.push_back(
+        fmt::format("sliding_window {}: llama.cpp's {} attends to the whole context "
+                    "(convert_hf_to_gguf.py drops the window too); "
+                    "outputs differ beyond {} tokens",
+                    hp.sliding_window, g.arch, hp.sliding_window));
+  }
   w.add_u32(key("vocab_size"), u32(hp.vocab));
   if (g.neox_qkv) w.add_bool(key("use_parallel_residual"), hp.parallel_residual);
+  return warnings;
 }
 
 }  // namespace gptq::gguf

@@ -27,6 +27,8 @@ struct GgufArch {
   bool permute_qk = false;
   bool neox_qkv = false;
   bool norm_offset = false;  // Gemma: the stored (1 + w) norm weight w is written as 1 + w
+  // A sliding window on every layer is dropped by the converter (llama.cpp attends to everything).
+  bool swa_dropped = false;
 };
 
 // The GGUF description of a family; throws naming the family and the supported ones.
@@ -52,7 +54,8 @@ std::vector<TensorMapping> tensor_mappings(const GgufArch& g, const ModelConfig&
 // Source row of each destination row for a reordering of `rows` rows.
 std::vector<int64_t> row_order(RowOrder order, int64_t rows, const ModelHparams& hp);
 
-// The {arch}.* hyper-parameter keys.
-void write_arch_metadata(GgufWriter& w, const GgufArch& g, const ModelConfig& config);
+// The {arch}.* hyper-parameter keys; returns warnings (what llama.cpp will compute differently).
+std::vector<std::string> write_arch_metadata(GgufWriter& w, const GgufArch& g,
+                                             const ModelConfig& config);
 
 }  // namespace gptq::gguf

@@ -442,7 +442,7 @@ ExportReport export_gguf(const std::filesystem::path& model_dir, const std::file
   if (is_quantized(main_type)) w.add_u32("general.quantization_version", 2);
   w.add_string("general.quantized_by",
                options.from_float ? "gptq.cpp (ggml reference quantizer)" : "gptq.cpp (GPTQ)");
-  write_arch_metadata(w, g, config);
+  report.warnings = write_arch_metadata(w, g, config);
   write_vocab(w, read_vocab(model_dir, hp.vocab, options.tokenizer_pre));
   for (auto& p : pending) w.add_tensor(p.name, p.ne, p.type, std::move(p.produce));
   report.tensors = static_cast<int64_t>(w.tensor_count());

@@ -48,6 +48,7 @@ struct ExportReport {
   uint64_t bytes = 0;
   int64_t tensors = 0;
   std::vector<LayerReport> layers;  // block linears (and a quantized head)
+  std::vector<std::string> warnings;
 };
 
 ExportReport export_gguf(const std::filesystem::path& model_dir, const std::filesystem::path& out,
