@@ -5,12 +5,12 @@
 #include <filesystem>
 #include <string>
 
-#include "pipeline/quantize_options.h"
+#include "gptq/quantize.h"
 
 namespace gptq::cli {
 
 // target: vllm | transformers | gguf | any (any: nothing is checked).
 void check_quantize_target(const std::string& target, const std::filesystem::path& model_dir,
-                           const QuantizeOptions& q);
+                           const QuantizeParams& q);
 
 }  // namespace gptq::cli
