@@ -9,6 +9,8 @@
 #include <fstream>
 #include <random>
 
+#include <sys/wait.h>
+
 #include "gguf/ggml_quant.h"
 #include "gguf/gguf_arch.h"
 #include "gguf/gguf_export.h"
@@ -18,6 +20,7 @@
 #include "infer/load_model.h"
 #include "infer/quantized_layer.h"
 #include "io/safetensors.h"
+#include "model/runtime_targets.h"
 #include "nn/eval.h"
 #include "support/family_models.h"
 #include "support/family_quantize.h"
@@ -267,7 +270,7 @@ TEST(GgufLlamaCpp, GptqBeatsLlamaCppRoundToNearestQ4_0) {
   for (const auto& l : rtn.layers) EXPECT_GT(l.rel_error, 0.0) << l.gguf_name;
   const std::string ids = write_ids(eval_ids("tiny-llama"), "ids").string();
   const std::string common =
-      " --ids " + ids + " --seqlen 256 --max-windows 3 --base " + (dir / "f32.gguf").string();
+      " --ids " + ids + " --seqlen 256 --max-windows 2 --base " + (dir / "f32.gguf").string();
   const json g = LlamaCpp::get().eval("--model " + e.gguf.string() + common);
   const json r = LlamaCpp::get().eval("--model " + (dir / "rtn.gguf").string() + common);
   std::printf(
@@ -342,7 +345,6 @@ fs::path quantized_family(const TinyModel& m, const std::string& tag, int bits,
   std::ofstream(o.calib.file) << calib.dump();
   o.calib.nsamples = 16;
   o.calib.seqlen = kFamilyTestTokens;
-  o.quiet = true;
   quantize_model(model, out, o, kSilent);
   return out;
 }
@@ -469,6 +471,109 @@ TEST(GgufExport, RefusesWithTheReason) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("tokenizer.json"), std::string::npos) << e.what();
   }
+}
+
+// ---- Runtime targets and the CLI ----
+
+TEST(RuntimeTargets, RulesNameWhatEachRuntimeRefuses) {
+  const std::vector<TargetLayer> layers{{"model.layers.0.mlp.down_proj", 192, 64, 4, 32}};
+  TargetSettings s{.bits = 4, .group_size = 32, .sym = true, .family = "llama"};
+  for (const Runtime r : all_runtimes())
+    EXPECT_TRUE(check_runtime(r, s, layers).loads()) << runtime_name(r);
+  s.bits = 3;
+  RuntimeVerdict v = check_runtime(Runtime::kVllm, s, layers);
+  ASSERT_FALSE(v.loads());
+  EXPECT_NE(v.reasons[0].find("--bits 3"), std::string::npos) << v.reasons[0];
+  EXPECT_TRUE(check_runtime(Runtime::kGguf, s, layers).loads());  // 3-bit: exact Q4_0
+  s.bits = 4;
+  s.sym = false;
+  EXPECT_NE(describe_verdict(check_runtime(Runtime::kVllm, s, layers)).find("--asym"),
+            std::string::npos);
+  s.bits = 8;
+  EXPECT_FALSE(
+      check_runtime(Runtime::kGguf, s, {{"l", 192, 64, 8, 32}}).loads());  // beyond Q8_0's int8
+  s = {.bits = 4, .group_size = 32, .sym = true, .desc_act = true, .family = "llama"};
+  v = check_runtime(Runtime::kVllm, s, layers);
+  ASSERT_FALSE(v.loads());
+  EXPECT_NE(v.reasons[0].find("in_features % 128"), std::string::npos) << v.reasons[0];
+  EXPECT_FALSE(check_runtime(Runtime::kGguf, s, layers).loads());
+  s.static_groups = true;  // act-order with contiguous groups: exact in GGUF
+  EXPECT_TRUE(check_runtime(Runtime::kGguf, s, layers).loads());
+  s = {.bits = 4, .group_size = 48, .sym = true, .family = "llama"};
+  EXPECT_FALSE(check_runtime(Runtime::kVllm, s, {{"l", 192, 64, 4, 48}}).loads());
+  EXPECT_FALSE(check_runtime(Runtime::kGguf, s, {{"l", 192, 64, 4, 48}}).loads());
+  EXPECT_FALSE(check_runtime(Runtime::kTransformers, s, {{"l", 200, 64, 4, 40}}).loads());
+  s.family = "opt";
+  EXPECT_NE(
+      describe_verdict(check_runtime(Runtime::kGguf, {.family = "opt"}, layers)).find("family opt"),
+      std::string::npos);
+  EXPECT_THROW(parse_runtime("tgi"), Error);
+  EXPECT_FALSE(parse_runtime("any").has_value());
+}
+
+struct CliResult {
+  int code = -1;
+  std::string out;  // stdout and stderr
+};
+
+CliResult run_cli(const std::string& args) {
+  CliResult r;
+  FILE* p = ::popen((std::string(GPTQ_EXE) + " " + args + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+TEST(GgufCli, TargetRefusesBeforeAnyWorkWithTheRule) {
+  const fs::path dir = scratch_dir("target");
+  const std::string model = fixture_model("tiny-llama").string();
+  CliResult r =
+      run_cli("quantize " + model + " " + (dir / "q3").string() + " --bits 3 --target vllm");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("--bits 3: vLLM's gptq_marlin loads only 4- or 8-bit symmetric"),
+            std::string::npos)
+      << r.out;
+  EXPECT_FALSE(fs::exists(dir / "q3"));
+  r = run_cli("quantize " + model + " " + (dir / "qa").string() + " --asym --target vllm");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("--asym: vLLM's gptq_marlin loads only symmetric"), std::string::npos)
+      << r.out;
+  r = run_cli("quantize " + model + " " + (dir / "qd").string() + " --desc-act --target gguf");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("--static-groups"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir / "qd"));
+  r = run_cli("quantize " + model + " " + (dir / "qx").string() + " --target tgi");
+  EXPECT_EQ(r.code, 2) << r.out;
+}
+
+TEST(GgufCli, InspectPrintsRuntimesAndReadsGguf) {
+  const Exported& e = tiny_llama_q4();
+  CliResult r = run_cli("inspect " + e.gptq_dir.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("runtime     vllm          yes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("runtime     gguf          yes (Q4_0, exact)"), std::string::npos) << r.out;
+  r = run_cli("inspect " + e.gguf.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("general.architecture                         \"llama\""), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("28 x q4_0"), std::string::npos) << r.out;
+  r = run_cli("inspect " + e.gguf.string() + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j.at("metadata").at("llama.block_count"), 4);
+  EXPECT_EQ(j.at("tensors").size(), e.report.tensors);
+  const fs::path out = e.gguf.parent_path() / "cli.gguf";
+  r = run_cli("export-gguf " + e.gptq_dir.string() + " " + out.string() + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(read_file(out), read_file(e.gguf));  // deterministic, same as the library call
+  r = run_cli("export-gguf " + fixture_model("tiny-llama").string() + " " + out.string() +
+              ".x --type q4_0");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("--from-float"), std::string::npos) << r.out;
 }
 
 }  // namespace
