@@ -246,13 +246,17 @@ TEST(GgufLlamaCpp, TinyLlamaPerplexityAgreesWithGptqEval) {
   EvalOptions eo;
   eo.seqlen = 256;
   eo.max_windows = 6;
+  const fs::path lc_ids = scratch_dir("lc") / "ids.json";
   const PerplexityResult ours = evaluate_perplexity(*load_model(e.gptq_dir)->model, ids, eo);
-  const json lc =
-      LlamaCpp::get().eval("--model " + e.gguf.string() + " --ids " +
-                           write_ids(ids, "ids").string() + " --seqlen 256 --max-windows 6");
+  const json lc = LlamaCpp::get().eval("--model " + e.gguf.string() + " --text " +
+                                       fixture_data("eval.txt").string() + " --ids-out " +
+                                       lc_ids.string() + " --seqlen 256 --max-windows 6");
   std::printf("[ tiny-llama GPTQ w4g32 ] perplexity gptq.cpp %.4f, llama.cpp %.4f (%d windows)\n",
               ours.ppl, lc.at("ppl").get<double>(), lc.at("windows").get<int>());
   EXPECT_EQ(lc.at("windows"), 6);
+  // llama.cpp tokenizes the text with the exported vocabulary ("gpt-2" pre-tokenizer, merges) into
+  // exactly gptq.cpp's ids.
+  EXPECT_EQ(json::parse(read_file(lc_ids)).get<std::vector<int32_t>>(), ids);
   EXPECT_NEAR(lc.at("ppl").get<double>() / ours.ppl, 1.0, 0.005);
 }
 

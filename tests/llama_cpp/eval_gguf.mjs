@@ -3,8 +3,9 @@
 // `gptq eval` uses: non-overlapping windows of --seqlen tokens, each a fresh sequence (no BOS), the
 // first token of a window predicting nothing.
 //
-//   node eval_gguf.mjs --model M.gguf --ids ids.json [--seqlen 256] [--max-windows 0]
-//                      [--base BASE.gguf] [--probs-out FILE]
+//   node eval_gguf.mjs --model M.gguf (--ids ids.json | --text FILE) [--seqlen 256] [--max-windows 0]
+//                      [--base BASE.gguf] [--probs-out FILE] [--ids-out FILE]
+// --text: tokenized whole by llama.cpp with the model's vocabulary (no BOS); --ids-out saves the ids.
 // prints one JSON object: {ppl, nll, tokens, windows, [kld, top1]}; --probs-out writes the model's
 // next-token probabilities of the first window as float32 [seqlen - 1, n_vocab].
 // The package is found in $GPTQ_NODE_LLAMA_CPP (the npm prefix of scripts/setup_llama_cpp.sh).
@@ -20,12 +21,6 @@ const {getLlama} = await import(pathToFileURL(path.join(prefix, "node_modules/no
 
 const seqlen = Number(args.seqlen ?? 256);
 const maxWindows = Number(args["max-windows"] ?? 0);
-let ids = JSON.parse(fs.readFileSync(args.ids, "utf8"));
-if (!Array.isArray(ids)) ids = ids.input_ids;
-let windows = Math.floor(ids.length / seqlen);
-if (maxWindows > 0) windows = Math.min(windows, maxWindows);
-if (windows < 1) throw new Error(`${ids.length} tokens make no window of ${seqlen}`);
-
 const llama = await getLlama({gpu: false, build: "never", logLevel: "error"});
 
 async function open(modelPath) {
@@ -39,19 +34,27 @@ async function windowProbs(m, tokens) {
   await m.sequence.clearHistory();
   const input = tokens.map((t, i) => (i < tokens.length - 1 ? [t, {generateNext: {probabilities: true}}] : t));
   const res = await m.sequence.controlledEvaluate(input);
-  const nv = m.model.tokens.length ?? m.model.vocabularyType;
   const out = [];
   for (let i = 0; i < tokens.length - 1; ++i) {
     const p = new Float64Array(m.vocab);
     for (const [tok, prob] of res[i].next.probabilities) p[tok] = prob;
     out.push(p);
   }
-  void nv;
   return out;
 }
 
 const target = await open(args.model);
 target.vocab = Number(target.model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0) || target.model.tokens.length;
+let ids;
+if (args.text) ids = Array.from(target.model.tokenize(fs.readFileSync(args.text, "utf8"), false));
+else {
+  ids = JSON.parse(fs.readFileSync(args.ids, "utf8"));
+  if (!Array.isArray(ids)) ids = ids.input_ids;
+}
+if (args["ids-out"]) fs.writeFileSync(args["ids-out"], JSON.stringify(ids));
+let windows = Math.floor(ids.length / seqlen);
+if (maxWindows > 0) windows = Math.min(windows, maxWindows);
+if (windows < 1) throw new Error(`${ids.length} tokens make no window of ${seqlen}`);
 let base = null;
 if (args.base) {
   base = await open(args.base);
