@@ -330,7 +330,6 @@ ExportReport export_gguf(const std::filesystem::path& model_dir, const std::file
   std::vector<Pending> pending;
 
   for (const TensorMapping& m : maps) {
-    const std::vector<int64_t> empty;
     if (store->find(m.hf_module + ".qweight")) {
       const QuantSource src = quant_source(*store, m.hf_module, *quant);
       const UnpackedLayer u = unpack(*store, m.hf_module, src);
