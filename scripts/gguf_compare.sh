@@ -13,7 +13,7 @@ OUT=${OUT:-build/gguf-compare}
 [ -x build/gptq ] || ./scripts/build.sh --target gptq
 export GPTQ_NODE_LLAMA_CPP=$(./scripts/setup_llama_cpp.sh)
 rm -rf "$OUT" && mkdir -p "$OUT"
-build/gptq quantize "$MODEL" "$OUT/gptq" --bits 4 --group-size 32 --calib "$CALIB" --quiet --target gguf
+build/gptq quantize "$MODEL" "$OUT/gptq" --bits 4 --group-size 32 --calib "$CALIB" --seqlen 256 --quiet --target gguf
 build/gptq export-gguf "$OUT/gptq" "$OUT/gptq-q4_0.gguf" | tail -1
 build/gptq export-gguf "$MODEL" "$OUT/rtn-q4_0.gguf" --from-float --type q4_0 | tail -1
 build/gptq export-gguf "$MODEL" "$OUT/float-f32.gguf" --from-float --type f32 --outtype f32 | tail -1
