@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 ./scripts/build.sh
+# llama.cpp (npm node-llama-cpp, prebuilt CPU) for the GGUF tests; test_gguf skips, saying why, without it.
+if prefix=$(./scripts/setup_llama_cpp.sh); then export GPTQ_NODE_LLAMA_CPP=$prefix; fi
 (cd "${BUILD_DIR:-build}" && ctest --output-on-failure -j "$(nproc)" --timeout 900 "$@")
 # The Python package: installed into build/venv, then its pytest suite (python/tests).
 ./scripts/test_python.sh

@@ -1,9 +1,15 @@
-// gptq inspect MODEL: what convert_model would do (block list, layers, packed shapes, totals).
+// gptq inspect MODEL: what convert_model would do (block list, layers, packed shapes, totals) and
+// which runtimes would load the result; for a GPTQ checkpoint, which runtimes load it and why not;
+// for a .gguf file, its metadata and tensor table.
 #include <fmt/core.h>
 
 #include "cli/command.h"
 #include "io/safetensors.h"
+#include "gguf/gguf_inspect.h"
+#include "gguf/gguf_reader.h"
 #include "model/convert.h"
+#include "model/quantization_config.h"
+#include "model/runtime_targets.h"
 #include "model/plan_report.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -55,6 +61,36 @@ void print_plan(const ModelConfig& cfg, const ModelPlan& plan) {
   for (const auto& w : plan.warnings) fmt::print(stderr, "warning: {}\n", w);
 }
 
+nlohmann::json verdicts_json(const std::vector<RuntimeVerdict>& vs) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& v : vs) j[runtime_name(v.runtime)] = {{"loads", v.loads()}, {"reasons", v.reasons}, {"note", v.note}};
+  return j;
+}
+
+std::vector<RuntimeVerdict> verdicts(const TargetSettings& s, const std::vector<TargetLayer>& layers) {
+  std::vector<RuntimeVerdict> out;
+  for (const Runtime r : all_runtimes()) out.push_back(check_runtime(r, s, layers));
+  return out;
+}
+
+// A GPTQ checkpoint: its settings and the runtimes that load it.
+int inspect_checkpoint(const std::filesystem::path& dir, const QuantizationConfig& q, bool json) {
+  const auto [settings, layers] = checkpoint_targets(dir);
+  const auto vs = verdicts(settings, layers);
+  if (json) {
+    fmt::print("{}\n", nlohmann::json{{"model", dir.string()},
+                                      {"quantization_config", q.to_json()},
+                                      {"quantized_layers", layers.size()},
+                                      {"runtimes", verdicts_json(vs)}}
+                           .dump(2));
+    return 0;
+  }
+  fmt::print("checkpoint  {} (GPTQ {}-bit, group size {}, {}{}, {} quantized layers)\n", dir.string(), q.bits,
+             q.group_size, q.sym ? "sym" : "asym", q.desc_act ? ", act-order" : "", layers.size());
+  for (const auto& v : vs) fmt::print("runtime     {}\n", describe_verdict(v));
+  return 0;
+}
+
 }  // namespace
 
 Command add_inspect(CLI::App& root) {
@@ -84,7 +120,12 @@ Command add_inspect(CLI::App& root) {
                 "Count the zero fp16 biases of bias-free quantized layers (as gptq quantize writes by default)");
   app->add_flag("--json", opts->json, "Print JSON instead of a table");
   return {app, [opts] {
+            if (std::filesystem::is_regular_file(opts->model) && gguf::is_gguf_file(opts->model)) {
+              fmt::print("{}", gguf::describe_gguf(opts->model, opts->json));
+              return 0;
+            }
             const auto dir = resolve_model_path(opts->model);
+            if (const auto q = QuantizationConfig::find_in_model_dir(dir)) return inspect_checkpoint(dir, *q, opts->json);
             const ModelConfig cfg = ModelConfig::load(dir);
             const TensorStore store = TensorStore::open(dir);
             ConvertOptions co;
@@ -95,10 +136,16 @@ Command add_inspect(CLI::App& root) {
             co.allow_unaligned = opts->allow_unaligned;
             co.zero_bias = opts->zero_bias;
             const ModelPlan plan = convert_model(cfg, store, co);
+            // The runtimes of the planned checkpoint (symmetric, no act-order: inspect's options).
+            const TargetSettings ts{opts->bits, opts->group_size, true, false, false, cfg.arch ? cfg.arch->name : ""};
+            const auto vs = verdicts(ts, plan_target_layers(plan));
             if (opts->json) {
-              fmt::print("{}\n", plan_to_json(cfg, plan).dump(2));
+              nlohmann::json j = plan_to_json(cfg, plan);
+              j["runtimes"] = verdicts_json(vs);
+              fmt::print("{}\n", j.dump(2));
             } else {
               print_plan(cfg, plan);
+              for (const auto& v : vs) fmt::print("runtime     {}\n", describe_verdict(v));
             }
             return 0;
           }};

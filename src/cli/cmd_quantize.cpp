@@ -6,6 +6,7 @@
 #include "cli/interrupt.h"
 #include "cli/progress_bar.h"
 #include "cli/report_path.h"
+#include "cli/target_check.h"
 #include "cli/test_hooks.h"
 #include "gptq/quantize.h"
 #include "model/json_util.h"
@@ -46,7 +47,7 @@ std::string layer_line(const LayerRecord& l, bool v1_asym) {
 
 Command add_quantize(CLI::App& root) {
   struct Opts {
-    std::string model, out, format, method = "gptq", max_shard = "0", calib, report, dynamic;
+    std::string model, out, format, method = "gptq", max_shard = "0", calib, report, dynamic, target = "any";
     std::vector<std::string> modules;
     QuantizeParams q;
     int64_t seqlen = 0;
@@ -116,6 +117,11 @@ Command add_quantize(CLI::App& root) {
                   "Experts held in fp32 at once (memory bound; does not change the output)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->capture_default_str();
+  app->add_option("--target", o->target,
+                  "Runtime that must load the result: vllm, transformers, gguf (llama.cpp via export-gguf, "
+                  "exact) or any; checked before any work")
+      ->check(CLI::IsMember({"any", "vllm", "transformers", "gguf"}))
+      ->capture_default_str();
   return {app, [o] {
             QuantizeParams q = o->q;
             if (o->asym && o->sym) fail_code(ExitCode::kUsage, "--sym and --asym contradict each other");
@@ -127,7 +133,9 @@ Command add_quantize(CLI::App& root) {
             q.dataset.path = o->calib;
             if (o->seqlen != 0) q.model_seqlen = o->seqlen;
             if (!o->dynamic.empty()) q.dynamic = read_json_file(o->dynamic).dump();
-            // Before any work: a report path inside the model or the output is refused.
+            // Before any work: what the target runtime cannot load, a report path inside the model or
+            // the output.
+            check_quantize_target(o->target, resolve_model_path(o->model), q);
             const std::filesystem::path report =
                 o->report.empty() ? std::filesystem::path()
                                   : checked_report_path(o->report, resolve_model_path(o->model), o->out);

@@ -18,5 +18,6 @@ Command add_quantize(CLI::App& root);
 Command add_eval(CLI::App& root);
 Command add_bench(CLI::App& root);
 Command add_generate(CLI::App& root);
+Command add_export_gguf(CLI::App& root);
 
 }  // namespace gptq::cli

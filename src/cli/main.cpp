@@ -50,7 +50,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<gptq::cli::Command> commands{gptq::cli::add_inspect(app), gptq::cli::add_quantize(app),
                                           gptq::cli::add_eval(app),
-                                          gptq::cli::add_generate(app), gptq::cli::add_bench(app)};
+                                          gptq::cli::add_generate(app), gptq::cli::add_bench(app),
+                                          gptq::cli::add_export_gguf(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

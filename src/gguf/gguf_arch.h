@@ -1,0 +1,61 @@
+// Per-architecture facts of llama.cpp's GGUF, as convert_hf_to_gguf.py writes them: the
+// general.architecture name, tensor names (gguf-py constants: token_embd, blk.N.attn_q, ...), the
+// row reorderings the converter applies (Llama's Q/K RoPE permutation, GPT-NeoX's per-head fused
+// QKV -> [Q | K | V]), Gemma's (1 + w) norms stored as 1 + w, and the hyper-parameter keys.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "gguf/gguf_writer.h"
+#include "model/model_config.h"
+
+namespace gptq::gguf {
+
+// How the converter reorders the output rows of a tensor.
+enum class RowOrder {
+  kAsIs,
+  kLlamaQ,   // permute(w, n_head, n_head): per head, rows (2, hd/2) -> (hd/2, 2)
+  kLlamaK,   // permute(w, n_head, n_head_kv)
+  kNeoxQkv,  // per head [q_h | k_h | v_h] -> [q | k | v]
+};
+
+struct GgufArch {
+  std::string family;  // gptq.cpp's ArchSpec name ("llama", "mistral", ...)
+  std::string arch;    // general.architecture ("llama", "qwen2", "gpt2", "gptneox", ...)
+  bool permute_qk = false;
+  bool neox_qkv = false;
+  bool norm_offset = false;  // Gemma: the stored (1 + w) norm weight w is written as 1 + w
+  // A sliding window on every layer is dropped by the converter (llama.cpp attends to everything).
+  bool swa_dropped = false;
+};
+
+// The GGUF description of a family; throws naming the family and the supported ones.
+const GgufArch& gguf_arch_for(const std::string& family);
+std::vector<std::string> gguf_families();
+
+// One tensor of the source checkpoint as the GGUF file holds it.
+struct TensorMapping {
+  std::string hf_module;  // "model.layers.0.self_attn.q_proj" (parameters: .weight, .bias)
+  std::string gguf_name;  // "blk.0.attn_q" (+ ".weight" / ".bias" appended by the exporter)
+  RowOrder rows = RowOrder::kAsIs;
+  bool is_norm = false;
+  bool is_linear = false;  // a block linear (quantized in a GPTQ checkpoint)
+};
+
+// Every module of the model that the GGUF file holds, in the converter's order (embeddings, blocks,
+// final norm, head). `block_prefix` is the checkpoint's block list ("model.layers").
+// `head_present`: the checkpoint holds an untied head.
+std::vector<TensorMapping> tensor_mappings(const GgufArch& g, const ModelConfig& config,
+                                           const ModelLayout& layout,
+                                           const std::string& block_prefix, bool head_present);
+
+// Source row of each destination row for a reordering of `rows` rows.
+std::vector<int64_t> row_order(RowOrder order, int64_t rows, const ModelHparams& hp);
+
+// The {arch}.* hyper-parameter keys; returns warnings (what llama.cpp will compute differently).
+std::vector<std::string> write_arch_metadata(GgufWriter& w, const GgufArch& g,
+                                             const ModelConfig& config);
+
+}  // namespace gptq::gguf
