@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +36,10 @@ struct Activations {
 
 // acts-<blocks_done>.bin: the inputs of block `blocks_done`.
 void save_activations(const std::filesystem::path& staging, const Activations& acts, int64_t blocks_done);
+// The same file from sequences held elsewhere: `sizes` values each, `fill(s, out)` writes
+// sequence s in fp32 (activations held in 16 bits, or gathered from other processes).
+void save_activations(const std::filesystem::path& staging, int64_t hidden, const std::vector<int64_t>& sizes,
+                      const std::function<void(size_t, float*)>& fill, int64_t blocks_done);
 Activations load_activations(const std::filesystem::path& staging, int64_t blocks_done);
 // Removes the activation files other than acts-<blocks_done>.bin.
 void remove_activations_except(const std::filesystem::path& staging, int64_t blocks_done);
