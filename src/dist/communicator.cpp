@@ -17,7 +17,7 @@ Range chunk_range(int64_t n, int64_t chunk, int rank, int size) {
     fail_code(ExitCode::kInternal, "chunk_range: rank {} of {} processes", rank, size);
   const int64_t c = chunk > 0 ? chunk : std::max<int64_t>(n, 1);
   const int64_t chunks = (n + c - 1) / c;
-  const int64_t c0 = chunks * rank / size, c1 = chunks * (rank + 1) / size;
+  const int64_t c0 = (chunks * rank + size - 1) / size, c1 = (chunks * (rank + 1) + size - 1) / size;
   return {std::min(n, c0 * c), std::min(n, c1 * c)};
 }
 

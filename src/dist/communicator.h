@@ -57,7 +57,8 @@ Communicator& world();
 void set_world(Communicator* c);
 
 // [first, last) of `n` items (whole chunks of `chunk` items; chunk <= 0: one chunk of all) owned
-// by `rank` of `size`: contiguous ranges of whole chunks (rank r: chunks [C r / size, C (r+1) / size)).
+// by `rank` of `size`: contiguous ranges of whole chunks, the first ranks taking the larger shares
+// (rank r: chunks [ceil(C r / size), ceil(C (r+1) / size))).
 struct Range {
   int64_t first = 0, last = 0;
 };
