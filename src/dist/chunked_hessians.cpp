@@ -56,11 +56,12 @@ std::map<std::string, HessianAccumulator> ChunkedHessians::reduce(Communicator& 
     }
   }
   acc_.clear();
-  const std::vector<Bytes> all = comm.allgather(w.bytes);
   if (moved) *moved += w.bytes.size() * static_cast<uint64_t>(comm.size() - 1);
-  std::map<std::string, std::map<int64_t, HessianAccumulator>> merged;
-  for (size_t r = 0; r < all.size(); ++r) {
-    Reader rd(all[r]);
+  // The processes own consecutive chunks and list theirs in increasing order: taking them process
+  // after process, each chunk is added as it arrives and the order is the chunk order.
+  std::map<std::string, std::optional<HessianAccumulator>> sums;
+  comm.allgather_each(w.bytes, [&](int r, std::span<const char> bytes) {
+    Reader rd(bytes);
     const uint64_t keys = rd.get<uint64_t>();
     for (uint64_t i = 0; i < keys; ++i) {
       const std::string key = rd.get_string();
@@ -68,6 +69,7 @@ std::map<std::string, HessianAccumulator> ChunkedHessians::reduce(Communicator& 
       for (uint64_t j = 0; j < nc; ++j) {
         const int64_t c = rd.get<int64_t>(), k = rd.get<int64_t>(), nseq = rd.get<int64_t>(),
                       rows = rd.get<int64_t>();
+        (void)c;
         const std::vector<float> upper = rd.get_array<float>();
         if (k <= 0 || upper.size() != static_cast<size_t>(k * (k + 1) / 2))
           fail_code(ExitCode::kInternal, "Hessian of '{}' from process {}: {} values for in_features {}", key, r,
@@ -76,12 +78,16 @@ std::map<std::string, HessianAccumulator> ChunkedHessians::reduce(Communicator& 
         size_t p = 0;
         for (int64_t a = 0; a < k; ++a)
           for (int64_t b = a; b < k; ++b) xtx[a * k + b] = upper[p++];
-        if (!merged[key].emplace(c, HessianAccumulator::from_raw(k, nseq, rows, std::move(xtx))).second)
-          fail_code(ExitCode::kInternal, "Hessian of '{}': chunk {} came from two processes", key, c);
+        HessianAccumulator part = HessianAccumulator::from_raw(k, nseq, rows, std::move(xtx));
+        auto& sum = sums[key];
+        if (!sum) sum.emplace(std::move(part));
+        else sum->merge(part);
       }
     }
-  }
-  return fold(merged);
+  });
+  std::map<std::string, HessianAccumulator> out;
+  for (auto& [key, sum] : sums) out.emplace(key, std::move(*sum));
+  return out;
 }
 
 }  // namespace gptq::dist

@@ -114,6 +114,16 @@ std::vector<Bytes> MpiCommunicator::allgather(std::span<const char> mine) {
   return all;
 }
 
+void MpiCommunicator::allgather_each(std::span<const char> mine,
+                                     const std::function<void(int, std::span<const char>)>& take) {
+  for (int r = 0; r < size_; ++r) {
+    Bytes b;
+    if (r == rank_) b.assign(mine.begin(), mine.end());
+    broadcast(b, r);
+    take(r, b);
+  }
+}
+
 void MpiCommunicator::abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 
 }  // namespace gptq::dist

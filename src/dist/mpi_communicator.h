@@ -22,6 +22,8 @@ class MpiCommunicator final : public Communicator {
   std::vector<Bytes> gather(std::span<const char> mine, int root) override;
   Bytes scatter(const std::vector<Bytes>& parts, int root) override;
   std::vector<Bytes> allgather(std::span<const char> mine) override;
+  void allgather_each(std::span<const char> mine,
+                      const std::function<void(int, std::span<const char>)>& take) override;
   void abort(int code) override;
 
  private:
