@@ -131,15 +131,16 @@ TEST(ActivationStore, SixteenBitStorageRoundsAndEncodes) {
 
 std::map<std::string, std::string> dir_contents(const fs::path& dir) {
   std::map<std::string, std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) out[e.path().filename().string()] = read_file(e.path());
+  for (const auto& e : fs::directory_iterator(dir))
+    out[e.path().filename().string()] = read_file(e.path());
   return out;
 }
 
 int quantize(const fs::path& out, const std::string& args, const std::string& env = "") {
-  const std::string cmd =
-      fmt::format("{} {} quantize {} {} --calib {} --nsamples 6 --seqlen 64 --quiet {} > {}.log 2>&1", env, GPTQ_EXE,
-                  fixture_model("tiny-llama").string(), out.string(), fixture_data("calib.txt").string(), args,
-                  out.string());
+  const std::string cmd = fmt::format(
+      "{} {} quantize {} {} --calib {} --nsamples 6 --seqlen 64 --quiet {} > {}.log 2>&1", env,
+      GPTQ_EXE, fixture_model("tiny-llama").string(), out.string(),
+      fixture_data("calib.txt").string(), args, out.string());
   return std::system(cmd.c_str());
 }
 
@@ -154,8 +155,10 @@ TEST(ActivationDtypeCli, Fp32IsTheDefaultBytesAndSixteenBitResumes) {
     ASSERT_EQ(quantize(whole, fmt::format("--activation-dtype {}", d)), 0);
     EXPECT_FALSE(dir_contents(whole) == ref) << d << ": rounded activations give other weights";
     // Killed after two durable blocks (their activations saved), then resumed: the same bytes.
-    EXPECT_NE(quantize(cut, fmt::format("--activation-dtype {}", d), "GPTQ_TEST_KILL_AFTER_BLOCK=2"), 0);
-    ASSERT_EQ(quantize(cut, fmt::format("--activation-dtype {} --resume", d)), 0) << read_file(cut.string() + ".log");
+    EXPECT_NE(
+        quantize(cut, fmt::format("--activation-dtype {}", d), "GPTQ_TEST_KILL_AFTER_BLOCK=2"), 0);
+    ASSERT_EQ(quantize(cut, fmt::format("--activation-dtype {} --resume", d)), 0)
+        << read_file(cut.string() + ".log");
     EXPECT_TRUE(dir_contents(cut) == dir_contents(whole)) << d;
   }
   // Chunks of 2 sequences: other sums than one chunk (fp32 is not associative), still a valid run.

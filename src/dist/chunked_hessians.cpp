@@ -15,13 +15,16 @@ void ChunkedHessians::add(const std::string& key, const float* rows, int64_t n, 
 
 namespace {
 
-std::map<std::string, HessianAccumulator> fold(std::map<std::string, std::map<int64_t, HessianAccumulator>>& acc) {
+std::map<std::string, HessianAccumulator> fold(
+    std::map<std::string, std::map<int64_t, HessianAccumulator>>& acc) {
   std::map<std::string, HessianAccumulator> out;
   for (auto& [key, chunks] : acc) {
     std::optional<HessianAccumulator> sum;
     for (auto& [c, a] : chunks) {
-      if (!sum) sum.emplace(std::move(a));
-      else sum->merge(a);
+      if (!sum)
+        sum.emplace(std::move(a));
+      else
+        sum->merge(a);
     }
     if (sum) out.emplace(key, std::move(*sum));
   }
@@ -30,13 +33,15 @@ std::map<std::string, HessianAccumulator> fold(std::map<std::string, std::map<in
 
 }  // namespace
 
-std::map<std::string, HessianAccumulator> ChunkedHessians::reduce(Communicator& comm, uint64_t* moved) {
+std::map<std::string, HessianAccumulator> ChunkedHessians::reduce(Communicator& comm,
+                                                                  uint64_t* moved) {
   if (comm.size() == 1) {
     auto out = fold(acc_);
     acc_.clear();
     return out;
   }
-  // Each process's partial sums (upper triangles only: the rest is 0 and never read) to every process.
+  // Each process's partial sums (upper triangles only: the rest is 0 and never read) to every
+  // process.
   Writer w;
   w.put(static_cast<uint64_t>(acc_.size()));
   for (const auto& [key, chunks] : acc_) {
@@ -72,7 +77,8 @@ std::map<std::string, HessianAccumulator> ChunkedHessians::reduce(Communicator& 
         (void)c;
         const std::vector<float> upper = rd.get_array<float>();
         if (k <= 0 || upper.size() != static_cast<size_t>(k * (k + 1) / 2))
-          fail_code(ExitCode::kInternal, "Hessian of '{}' from process {}: {} values for in_features {}", key, r,
+          fail_code(ExitCode::kInternal,
+                    "Hessian of '{}' from process {}: {} values for in_features {}", key, r,
                     upper.size(), k);
         std::vector<float> xtx(static_cast<size_t>(k * k), 0.0f);
         size_t p = 0;
@@ -80,8 +86,10 @@ std::map<std::string, HessianAccumulator> ChunkedHessians::reduce(Communicator& 
           for (int64_t b = a; b < k; ++b) xtx[a * k + b] = upper[p++];
         HessianAccumulator part = HessianAccumulator::from_raw(k, nseq, rows, std::move(xtx));
         auto& sum = sums[key];
-        if (!sum) sum.emplace(std::move(part));
-        else sum->merge(part);
+        if (!sum)
+          sum.emplace(std::move(part));
+        else
+          sum->merge(part);
       }
     }
   });

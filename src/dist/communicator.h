@@ -30,9 +30,11 @@ class Communicator {
   virtual Bytes scatter(const std::vector<Bytes>& parts, int root) = 0;
   // Every rank's bytes on every rank, in rank order.
   virtual std::vector<Bytes> allgather(std::span<const char> mine) = 0;
-  // The same, one rank's bytes at a time: `take(r, bytes)` for r = 0, 1, ... (only one held at once).
-  virtual void allgather_each(std::span<const char> mine,
-                              const std::function<void(int rank, std::span<const char> bytes)>& take) = 0;
+  // The same, one rank's bytes at a time: `take(r, bytes)` for r = 0, 1, ... (only one held at
+  // once).
+  virtual void allgather_each(
+      std::span<const char> mine,
+      const std::function<void(int rank, std::span<const char> bytes)>& take) = 0;
   // Ends every process of the run with this exit code (MPI_Abort); the single process returns.
   virtual void abort(int code) = 0;
 
@@ -49,9 +51,13 @@ class LocalCommunicator final : public Communicator {
   int rank() const override { return 0; }
   int size() const override { return 1; }
   void broadcast(Bytes&, int) override {}
-  std::vector<Bytes> gather(std::span<const char> mine, int) override { return {Bytes(mine.begin(), mine.end())}; }
+  std::vector<Bytes> gather(std::span<const char> mine, int) override {
+    return {Bytes(mine.begin(), mine.end())};
+  }
   Bytes scatter(const std::vector<Bytes>& parts, int) override { return parts.at(0); }
-  std::vector<Bytes> allgather(std::span<const char> mine) override { return {Bytes(mine.begin(), mine.end())}; }
+  std::vector<Bytes> allgather(std::span<const char> mine) override {
+    return {Bytes(mine.begin(), mine.end())};
+  }
   void allgather_each(std::span<const char> mine,
                       const std::function<void(int, std::span<const char>)>& take) override {
     take(0, mine);

@@ -18,8 +18,10 @@ void check(int rc, const char* what) {
   char msg[MPI_MAX_ERROR_STRING];
   int len = 0;
   MPI_Error_string(rc, msg, &len);
-  fail_code(ExitCode::kIo, "MPI {} failed: {} (a process of the run ended or the network failed; the finished "
-            "blocks are kept: continue with --resume)", what, std::string(msg, static_cast<size_t>(len)));
+  fail_code(ExitCode::kIo,
+            "MPI {} failed: {} (a process of the run ended or the network failed; the finished "
+            "blocks are kept: continue with --resume)",
+            what, std::string(msg, static_cast<size_t>(len)));
 }
 
 }  // namespace
@@ -36,19 +38,22 @@ MpiCommunicator::MpiCommunicator(int* argc, char*** argv) {
   check(MPI_Comm_size(MPI_COMM_WORLD, &size_), "MPI_Comm_size");
 }
 
-MpiCommunicator::~MpiCommunicator() { MPI_Finalize(); }
+MpiCommunicator::~MpiCommunicator() {
+  MPI_Finalize();
+}
 
 void MpiCommunicator::send(const char* p, uint64_t n, int to) {
   for (uint64_t off = 0; off < n; off += kPiece)
-    check(MPI_Send(p + off, static_cast<int>(std::min(kPiece, n - off)), MPI_BYTE, to, 0, MPI_COMM_WORLD),
+    check(MPI_Send(p + off, static_cast<int>(std::min(kPiece, n - off)), MPI_BYTE, to, 0,
+                   MPI_COMM_WORLD),
           "MPI_Send");
   sent_ += n;
 }
 
 void MpiCommunicator::recv(char* p, uint64_t n, int from) {
   for (uint64_t off = 0; off < n; off += kPiece)
-    check(MPI_Recv(p + off, static_cast<int>(std::min(kPiece, n - off)), MPI_BYTE, from, 0, MPI_COMM_WORLD,
-                   MPI_STATUS_IGNORE),
+    check(MPI_Recv(p + off, static_cast<int>(std::min(kPiece, n - off)), MPI_BYTE, from, 0,
+                   MPI_COMM_WORLD, MPI_STATUS_IGNORE),
           "MPI_Recv");
   received_ += n;
 }
@@ -58,10 +63,13 @@ void MpiCommunicator::broadcast(Bytes& bytes, int root) {
   check(MPI_Bcast(&n, 1, MPI_UINT64_T, root, MPI_COMM_WORLD), "MPI_Bcast");
   if (rank_ != root) bytes.resize(n);
   for (uint64_t off = 0; off < n; off += kPiece)
-    check(MPI_Bcast(bytes.data() + off, static_cast<int>(std::min(kPiece, n - off)), MPI_BYTE, root, MPI_COMM_WORLD),
+    check(MPI_Bcast(bytes.data() + off, static_cast<int>(std::min(kPiece, n - off)), MPI_BYTE, root,
+                    MPI_COMM_WORLD),
           "MPI_Bcast");
-  if (rank_ == root) sent_ += n * static_cast<uint64_t>(size_ - 1);
-  else received_ += n;
+  if (rank_ == root)
+    sent_ += n * static_cast<uint64_t>(size_ - 1);
+  else
+    received_ += n;
 }
 
 std::vector<Bytes> MpiCommunicator::gather(std::span<const char> mine, int root) {
@@ -124,6 +132,8 @@ void MpiCommunicator::allgather_each(std::span<const char> mine,
   }
 }
 
-void MpiCommunicator::abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+void MpiCommunicator::abort(int code) {
+  MPI_Abort(MPI_COMM_WORLD, code);
+}
 
 }  // namespace gptq::dist

@@ -27,7 +27,8 @@ using namespace ::gptq::testing;
 
 // Root in a container: Open MPI refuses to start without these.
 const std::string kMpirun = fmt::format(
-    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 {} --oversubscribe",
+    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
+    "{} --oversubscribe",
     MPIEXEC);
 
 int run(const std::string& cmd, const fs::path& log) {
@@ -36,19 +37,22 @@ int run(const std::string& cmd, const fs::path& log) {
 
 std::map<std::string, std::string> dir_contents(const fs::path& dir) {
   std::map<std::string, std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) out[e.path().filename().string()] = read_file(e.path());
+  for (const auto& e : fs::directory_iterator(dir))
+    out[e.path().filename().string()] = read_file(e.path());
   return out;
 }
 
 std::string quantize_cmd(const fs::path& model, const fs::path& out, const std::string& args) {
-  return fmt::format("{} quantize {} {} {} --threads 1 --quiet", GPTQ_EXE, model.string(), out.string(), args);
+  return fmt::format("{} quantize {} {} {} --threads 1 --quiet", GPTQ_EXE, model.string(),
+                     out.string(), args);
 }
 
 // The plain binary, then mpirun with 1, 2 and 3 processes: the same files, the same bytes.
 void expect_same_bytes(const fs::path& model, const std::string& args, const std::string& tag) {
   const fs::path dir = scratch_dir("mpi-" + tag);
   const fs::path single = dir / "single";
-  ASSERT_EQ(run(quantize_cmd(model, single, args), dir / "single.log"), 0) << read_file(dir / "single.log");
+  ASSERT_EQ(run(quantize_cmd(model, single, args), dir / "single.log"), 0)
+      << read_file(dir / "single.log");
   const auto ref = dir_contents(single);
   ASSERT_GE(ref.size(), 3u);
   for (int np : {1, 2, 3}) {
@@ -56,32 +60,39 @@ void expect_same_bytes(const fs::path& model, const std::string& args, const std
     const fs::path log = dir / fmt::format("np{}.log", np);
     ASSERT_EQ(run(fmt::format("{} -np {} {}", kMpirun, np, quantize_cmd(model, out, args)), log), 0)
         << read_file(log);
-    EXPECT_TRUE(dir_contents(out) == ref) << tag << ": mpirun -np " << np << " differs from the single process";
+    EXPECT_TRUE(dir_contents(out) == ref)
+        << tag << ": mpirun -np " << np << " differs from the single process";
     if (np > 1) {  // the per-block line of the first process: the bytes moved between the processes
-      EXPECT_NE(read_file(log).find(fmt::format("on {} processes; sent between them: Hessians", np)),
-                std::string::npos)
+      EXPECT_NE(
+          read_file(log).find(fmt::format("on {} processes; sent between them: Hessians", np)),
+          std::string::npos)
           << read_file(log);
     }
   }
 }
 
 std::string llama_args(const std::string& extra = "") {
-  return fmt::format("--calib {} --nsamples 12 --seqlen 64 --hessian-chunk 2 {}", fixture_data("calib.txt").string(),
-                     extra);
+  return fmt::format("--calib {} --nsamples 12 --seqlen 64 --hessian-chunk 2 {}",
+                     fixture_data("calib.txt").string(), extra);
 }
 
-TEST(Mpi, SameBytesForOneTwoThreeProcesses) { expect_same_bytes(fixture_model("tiny-llama"), llama_args(), "llama"); }
+TEST(Mpi, SameBytesForOneTwoThreeProcesses) {
+  expect_same_bytes(fixture_model("tiny-llama"), llama_args(), "llama");
+}
 
 TEST(Mpi, SameBytesWithFp16ActivationsAndHead) {
-  expect_same_bytes(fixture_model("tiny-llama"), llama_args("--activation-dtype fp16 --desc-act --lm-head --max-shard-size 1MB"),
+  expect_same_bytes(fixture_model("tiny-llama"),
+                    llama_args("--activation-dtype fp16 --desc-act --lm-head --max-shard-size 1MB"),
                     "fp16");
 }
 
 // --hessian-chunk 0 (the default: one chunk) keeps the single-process sums: the first process runs
 // every sequence, the solves are still shared.
 TEST(Mpi, DefaultOneChunkSameBytes) {
-  expect_same_bytes(fixture_model("tiny-llama"),
-                    fmt::format("--calib {} --nsamples 6 --seqlen 64", fixture_data("calib.txt").string()), "chunk0");
+  expect_same_bytes(
+      fixture_model("tiny-llama"),
+      fmt::format("--calib {} --nsamples 6 --seqlen 64", fixture_data("calib.txt").string()),
+      "chunk0");
 }
 
 TEST(Mpi, MixtralSameBytes) {
@@ -94,11 +105,12 @@ TEST(Mpi, MixtralSameBytes) {
   }
   const fs::path f = scratch_dir("mpi-mixtral-calib") / "calib.json";
   std::ofstream(f) << calib.dump();
-  expect_same_bytes(model,
-                    fmt::format("--calib {} --seqlen 32 --group-size 32 --allow-unaligned --hessian-chunk 2 "
-                                "--moe-experts-per-chunk 3",
-                                f.string()),
-                    "mixtral");
+  expect_same_bytes(
+      model,
+      fmt::format("--calib {} --seqlen 32 --group-size 32 --allow-unaligned --hessian-chunk 2 "
+                  "--moe-experts-per-chunk 3",
+                  f.string()),
+      "mixtral");
 }
 
 TEST(Mpi, KilledProcessFailsTheRunAndResumes) {
@@ -110,19 +122,24 @@ TEST(Mpi, KilledProcessFailsTheRunAndResumes) {
   const fs::path out = dir / "out";
   // Three processes; the second (only) is killed with SIGKILL once 2 blocks are durable.
   const std::string q = quantize_cmd(model, out, args);
-  const int rc = run(fmt::format("{} -np 1 {} : -np 1 env GPTQ_TEST_KILL_AFTER_BLOCK=2 {} : -np 1 {}", kMpirun, q, q, q),
-                     dir / "killed.log");
+  const int rc =
+      run(fmt::format("{} -np 1 {} : -np 1 env GPTQ_TEST_KILL_AFTER_BLOCK=2 {} : -np 1 {}", kMpirun,
+                      q, q, q),
+          dir / "killed.log");
   EXPECT_NE(rc, 0) << read_file(dir / "killed.log");
   EXPECT_FALSE(fs::exists(out));
   ASSERT_TRUE(fs::exists(dir / "out.partial" / ".gptq-run" / "state.json"));
-  const auto state = nlohmann::json::parse(read_file(dir / "out.partial" / ".gptq-run" / "state.json"));
+  const auto state =
+      nlohmann::json::parse(read_file(dir / "out.partial" / ".gptq-run" / "state.json"));
   EXPECT_EQ(state.at("blocks_done").get<int>(), 2);
   // Continued with two processes.
   const fs::path log = dir / "resume.log";
   ASSERT_EQ(run(fmt::format("{} -np 2 {} --resume", kMpirun, q), log), 0) << read_file(log);
-  EXPECT_NE(read_file(log).find("resuming: 2 of 4 blocks already done"), std::string::npos) << read_file(log);
+  EXPECT_NE(read_file(log).find("resuming: 2 of 4 blocks already done"), std::string::npos)
+      << read_file(log);
   EXPECT_FALSE(fs::exists(dir / "out.partial"));
-  EXPECT_TRUE(dir_contents(out) == dir_contents(ref)) << "the resumed run differs from the uninterrupted one";
+  EXPECT_TRUE(dir_contents(out) == dir_contents(ref))
+      << "the resumed run differs from the uninterrupted one";
 }
 
 }  // namespace
