@@ -77,10 +77,23 @@ echo "checkpoint: $LAYERS blocks, hidden 4096, intermediate 11008, vocab 32000, 
 echo "limit:      $LIMIT_BYTES bytes ($(numfmt --to=iec "$LIMIT_BYTES")) via $HOW"
 echo "run:        ${CMD[*]}"
 START=$(date +%s.%N)
+# Peak anonymous and file-backed RSS of gptq, sampled every second (VmHWM counts both: the pages of
+# the mapped checkpoint that the kernel leaves resident are reclaimable and not charged to the heap).
+sample() {
+  local pid ma=0 mf=0 a f
+  while [ -z "${pid:-}" ]; do pid=$(pgrep -f "quantize $MODEL" | head -1); sleep 0.2; done
+  while kill -0 "$pid" 2>/dev/null; do
+    a=$(awk '/RssAnon/{print $2}' "/proc/$pid/status" 2>/dev/null); f=$(awk '/RssFile/{print $2}' "/proc/$pid/status" 2>/dev/null)
+    [ -n "$a" ] && [ "$a" -gt "$ma" ] && ma=$a; [ -n "$f" ] && [ "$f" -gt "$mf" ] && mf=$f
+    echo "$ma $mf" > "$DIR/rss-peaks"; sleep 1
+  done
+}
+sample & SAMPLER=$!
 set +e
 run "${CMD[@]}" 2> "$DIR/quantize.log"
 RC=$?
 set -e
+kill "$SAMPLER" 2>/dev/null || true
 END=$(date +%s.%N)
 grep -E "^block [0-9]+:" "$DIR/quantize.log" || true
 tail -3 "$DIR/quantize.log"
@@ -88,6 +101,10 @@ tail -3 "$DIR/quantize.log"
 PEAK_RSS=$(python3 -c "import json;print(json.load(open('$DIR/report.json'))['totals']['peak_rss_bytes'])")
 echo "result:     exit 0, wall $(python3 -c "print(f'{$END-$START:.1f}')") s"
 echo "peak RSS:   $PEAK_RSS bytes ($(numfmt --to=iec "$PEAK_RSS")) = $(python3 -c "print(f'{$PEAK_RSS/$FILE_BYTES:.2f}')") x the file, $(python3 -c "print(f'{$PEAK_RSS/$LIMIT_BYTES:.2f}')") x the limit"
+if [ -f "$DIR/rss-peaks" ]; then
+  read -r MA MF < "$DIR/rss-peaks"
+  echo "sampled:    peak RssAnon $((MA / 1024)) MiB (heap), peak RssFile $((MF / 1024)) MiB (mapped checkpoint pages)"
+fi
 if [ -n "$PEAK_FILE" ] && [ -f "$PEAK_FILE" ]; then
   P=$(cat "$PEAK_FILE")
   echo "group peak: $P bytes ($(numfmt --to=iec "$P"), page cache of the mapped file included)"
