@@ -79,13 +79,22 @@ echo "run:        ${CMD[*]}"
 START=$(date +%s.%N)
 # Peak anonymous and file-backed RSS of gptq, sampled every second (VmHWM counts both: the pages of
 # the mapped checkpoint that the kernel leaves resident are reclaimable and not charged to the heap).
+# Also the time of each block: from one update of the run state (blocks_done) to the next.
 sample() {
-  local pid ma=0 mf=0 a f
+  local pid ma=0 mf=0 a f done last=-1 t0
   while [ -z "${pid:-}" ]; do pid=$(pgrep -f "quantize $MODEL" | head -1); sleep 0.2; done
+  t0=$(date +%s.%N)
+  : > "$DIR/block-times"
   while kill -0 "$pid" 2>/dev/null; do
     a=$(awk '/RssAnon/{print $2}' "/proc/$pid/status" 2>/dev/null); f=$(awk '/RssFile/{print $2}' "/proc/$pid/status" 2>/dev/null)
     [ -n "$a" ] && [ "$a" -gt "$ma" ] && ma=$a; [ -n "$f" ] && [ "$f" -gt "$mf" ] && mf=$f
-    echo "$ma $mf" > "$DIR/rss-peaks"; sleep 1
+    echo "$ma $mf" > "$DIR/rss-peaks"
+    done=$(grep -o '"blocks_done": *[0-9]*' "$DIR/out.partial/.gptq-run/state.json" 2>/dev/null | grep -o '[0-9]*$' || true)
+    if [ -n "$done" ] && [ "$done" != "$last" ]; then
+      [ "$last" -ge 0 ] && echo "block $((done - 1)): $(python3 -c "print(f'{$(date +%s.%N)-$t0:.1f}')") s" >> "$DIR/block-times"
+      last=$done; t0=$(date +%s.%N)
+    fi
+    sleep 0.5
   done
 }
 sample & SAMPLER=$!
@@ -95,7 +104,7 @@ RC=$?
 set -e
 kill "$SAMPLER" 2>/dev/null || true
 END=$(date +%s.%N)
-grep -E "^block [0-9]+:" "$DIR/quantize.log" || true
+cat "$DIR/block-times" 2>/dev/null || true
 tail -3 "$DIR/quantize.log"
 [ $RC -eq 0 ] || { echo "FAIL: gptq exited with $RC (137: killed by the memory limit)"; exit 1; }
 PEAK_RSS=$(python3 -c "import json;print(json.load(open('$DIR/report.json'))['totals']['peak_rss_bytes'])")
@@ -109,9 +118,10 @@ if [ -n "$PEAK_FILE" ] && [ -f "$PEAK_FILE" ]; then
   P=$(cat "$PEAK_FILE")
   echo "group peak: $P bytes ($(numfmt --to=iec "$P"), page cache of the mapped file included)"
 fi
-python3 - "$DIR/quantize.log" <<'PY'
+python3 - "$DIR/block-times" <<'PY'
 import re, sys
 t = [float(m.group(1)) for m in re.finditer(r"^block \d+: ([0-9.]+) s", open(sys.argv[1]).read(), re.M)]
+# (each block from the previous update of the run state: block 0 from the one after the copy)
 if t:
     print(f"per block:  mean {sum(t)/len(t):.1f} s, min {min(t):.1f} s, max {max(t):.1f} s over {len(t)} blocks")
 PY

@@ -1032,7 +1032,6 @@ QuantizeSummary QuantizeRun::run() {
       state_.save(staging_);
       if (!calib_.empty()) remove_activations_except(staging_, b + 1);
     }
-    if (comm_.size() == 1 && !calib_.empty()) log(fmt::format("block {}: {:.2f} s", b, block_clock.seconds()));
     if (comm_.size() > 1) {
       // The block is durable before any process goes on; the bytes every process sent, in total.
       const uint64_t mine[3] = {moved_hessians_ - h0, moved_acts_ - a0, moved_solutions_ - s0};
