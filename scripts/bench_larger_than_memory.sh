@@ -96,12 +96,17 @@ sample() {
     fi
     sleep 0.5
   done
+  # The last block: to the end of the run (its state is removed when the output is finished).
+  [ "$last" -ge 0 ] && [ "$last" -lt "$LAYERS" ] &&
+    echo "block $last: $(python3 -c "print(f'{$(date +%s.%N)-$t0:.1f}')") s" >> "$DIR/block-times"
+  return 0
 }
 sample & SAMPLER=$!
 set +e
 run "${CMD[@]}" 2> "$DIR/quantize.log"
 RC=$?
 set -e
+for _ in 1 2 3 4 5 6; do kill -0 "$SAMPLER" 2>/dev/null || break; sleep 0.5; done
 kill "$SAMPLER" 2>/dev/null || true
 END=$(date +%s.%N)
 cat "$DIR/block-times" 2>/dev/null || true
