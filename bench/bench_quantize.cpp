@@ -2,6 +2,7 @@
 // F16) quantized at 4-bit g128 with 32 x 512 calibration tokens. Reports wall time, peak RSS and
 // the achieved GFLOP/s next to OpenBLAS sgemm GFLOP/s measured in the same run.
 //   bench_quantize [--hidden 2048] [--blocks 8] [--nsamples 32] [--seqlen 512] [--keep DIR]
+//                  [--intermediate N] [--vocab 4096] [--write-only 1]  (only write DIR/model, DIR/calib.json)
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -79,8 +80,9 @@ double sgemm_gflops(int64_t m, int64_t n, int64_t k) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int64_t hidden = 2048, blocks = 8, nsamples = 32, seqlen = 512;
+  int64_t hidden = 2048, blocks = 8, nsamples = 32, seqlen = 512, inter = 0, vocab = 4096;
   std::string keep;
+  bool write_only = false;  // only write the checkpoint and calib.json into --keep (scripts/bench_larger_than_memory.sh)
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--hidden") hidden = std::stoll(argv[i + 1]);
@@ -88,8 +90,11 @@ int main(int argc, char** argv) {
     else if (a == "--nsamples") nsamples = std::stoll(argv[i + 1]);
     else if (a == "--seqlen") seqlen = std::stoll(argv[i + 1]);
     else if (a == "--keep") keep = argv[i + 1];
+    else if (a == "--intermediate") inter = std::stoll(argv[i + 1]);
+    else if (a == "--vocab") vocab = std::stoll(argv[i + 1]);
+    else if (a == "--write-only") write_only = std::string(argv[i + 1]) == "1";
   }
-  const int64_t inter = (hidden * 8 / 3 + 127) / 128 * 128, vocab = 4096;
+  if (inter <= 0) inter = (hidden * 8 / 3 + 127) / 128 * 128;
   const fs::path root = keep.empty() ? fs::temp_directory_path() / fmt::format("gptq-bench-{}", ::getpid()) : fs::path(keep);
   fs::remove_all(root);
   fs::create_directories(root / "model");
@@ -104,6 +109,10 @@ int main(int argc, char** argv) {
     calib.push_back(ids);
   }
   std::ofstream(root / "calib.json") << calib.dump();
+  if (write_only) {
+    fmt::print("wrote {} and {}\n", (root / "model").string(), (root / "calib.json").string());
+    return 0;
+  }
 
   const int threads = compute_threads();
   const double peak = sgemm_gflops(seqlen, inter, hidden);

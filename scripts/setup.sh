@@ -6,7 +6,9 @@ PKGS=(g++ cmake ninja-build pkg-config
       libpcre2-dev libsentencepiece-dev libhwy-dev libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
       # the Python package gptqcpp (python/): its module, install and tests; tqdm draws progress bars
       python3 python3-dev pybind11-dev python3-numpy python3-pytest python3-venv python3-pip
-      python3-setuptools python3-wheel python3-tqdm)
+      python3-setuptools python3-wheel python3-tqdm
+      # data-parallel calibration over MPI (gptq built with GPTQ_MPI; the MPI tests)
+      libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -62,6 +62,11 @@ struct QuantizeParams {
   // GPTQModel's `dynamic`: a JSON object of per-module overrides ("+:regex": {bits, group_size,
   // desc_act, sym, damp_percent}, "-:regex": {} leaves matching modules float); "": none.
   std::string dynamic;
+  // Calibration sequences per Hessian chunk (sums in chunks, chunks added in order: the same bytes
+  // for any number of MPI processes, which own whole chunks); 0: one chunk of all sequences.
+  int64_t hessian_chunk = 0;
+  // Storage of the activations between blocks: "fp32" (default), "fp16" or "bf16" (half the memory).
+  std::string activation_dtype = "fp32";
   bool lm_head = false;  // also quantize the output head (GPTQModel's lm_head; refused when tied)
   // Mixture of experts: "routed" (each expert's Hessian from the tokens routed to it, GPTQModel) or
   // "all" (from every token; the block output still uses the real routing).

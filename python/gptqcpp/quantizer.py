@@ -26,6 +26,8 @@ _EXTRA = {
     "moe_calibration",      # "routed" (default) or "all"
     "moe_min_tokens",       # experts with fewer routed tokens are rounded to nearest (-1: 0.1%)
     "moe_experts_per_chunk",  # experts held in fp32 at once
+    "hessian_chunk",        # calibration sequences per Hessian chunk (0: one chunk; the CLI's --hessian-chunk)
+    "activation_dtype",     # "fp32" (default), "fp16" or "bf16": activations between blocks
 }
 # Optimum options that have no meaning on the CPU: accepted and ignored.
 _IGNORED = {"use_cuda_fp16", "disable_exllama", "use_exllama", "exllama_config", "max_input_length",

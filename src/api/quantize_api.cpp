@@ -61,6 +61,10 @@ QuantizeOptions to_options(const QuantizeParams& p) {
     }
   }
   o.lm_head = p.lm_head;
+  if (p.hessian_chunk < 0)
+    fail_code(ExitCode::kUsage, "hessian_chunk {}: expected 0 (one chunk) or a number of sequences", p.hessian_chunk);
+  o.hessian_chunk = p.hessian_chunk;
+  o.activation_dtype = parse_activation_dtype(p.activation_dtype);
   if (p.moe_calibration == "routed")
     o.moe_calibration = MoeCalibration::kRouted;
   else if (p.moe_calibration == "all")

@@ -8,6 +8,7 @@
 #include "cli/report_path.h"
 #include "cli/target_check.h"
 #include "cli/test_hooks.h"
+#include "dist/communicator.h"
 #include "gptq/quantize.h"
 #include "model/json_util.h"
 #include "model/loader_compat.h"
@@ -122,6 +123,15 @@ Command add_quantize(CLI::App& root) {
                   "exact) or any; checked before any work")
       ->check(CLI::IsMember({"any", "vllm", "transformers", "gguf"}))
       ->capture_default_str();
+  app->add_option("--hessian-chunk", o->q.hessian_chunk,
+                  "Calibration sequences per Hessian chunk (chunks summed in order: the same output for any "
+                  "number of MPI processes, which own whole chunks; 0: one chunk)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
+      ->capture_default_str();
+  app->add_option("--activation-dtype", o->q.activation_dtype,
+                  "Storage of the activations between blocks: fp32, or fp16/bf16 (half the memory)")
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16"}))
+      ->capture_default_str();
   return {app, [o] {
             QuantizeParams q = o->q;
             if (o->asym && o->sym) fail_code(ExitCode::kUsage, "--sym and --asym contradict each other");
@@ -140,21 +150,25 @@ Command add_quantize(CLI::App& root) {
                 o->report.empty() ? std::filesystem::path()
                                   : checked_report_path(o->report, resolve_model_path(o->model), o->out);
             const bool v1_asym = !q.sym && q.checkpoint_format != "gptq_v2";
+            // Under mpirun only the first process prints (the others compute and keep quiet).
+            const bool speaks = dist::world().rank() == 0;
             std::unique_ptr<ProgressBar> shown;
             Callbacks cb;
             cb.log = [&](const std::string& line) {
+              if (!speaks) return;
               if (shown) shown->clear();
               fmt::print(stderr, "{}\n", line);
             };
             cb.progress = [&](const Progress& p) {
               kill_hook_after_block(p.done);
               truncate_hook_after_block(p.done);
+              if (!speaks) return !interrupted();
               if (!shown) shown = std::make_unique<ProgressBar>("quantizing", p.total);
               shown->update(p.done, p.note);
               return !interrupted();
             };
             cb.layer = [&](const LayerRecord& l) {
-              if (!o->quiet) {
+              if (!o->quiet && speaks) {
                 if (shown) shown->clear();
                 fmt::print(stderr, "{}\n", layer_line(l, v1_asym));
               }
@@ -167,6 +181,7 @@ Command add_quantize(CLI::App& root) {
                          interrupt_name());
               clear_interrupt();
             }
+            if (!speaks) return 0;
             fmt::print(stderr, "done: {} layers in {}, peak memory {}, {:.1f} GFLOP/s; output {}\n", r.layers_quantized,
                        human_seconds(r.seconds), human_bytes(double(r.peak_rss_bytes)), r.gflops_per_second, o->out);
             print_zero_point_summary(q, r);

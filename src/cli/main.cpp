@@ -14,6 +14,7 @@
 #include "cli/interrupt.h"
 #include "cli/mapped_read_guard.h"
 #include "cli/stdout_check.h"
+#include "dist/communicator.h"
 #include "gptq/gptq.h"
 #include "util/error.h"
 
@@ -39,12 +40,32 @@ gptq::Error classify() {
 
 }  // namespace
 
+#ifdef GPTQ_HAVE_MPI
+#include <memory>
+
+#include "dist/mpi_communicator.h"
+#endif
+
 int main(int argc, char** argv) {
   // Past a file size limit (ulimit -f), writes fail with EFBIG (reported as an I/O error naming
   // the file) instead of the process being killed by SIGXFSZ.
   std::signal(SIGXFSZ, SIG_IGN);
   gptq::cli::catch_interrupts();
   gptq::cli::guard_mapped_reads();
+#ifdef GPTQ_HAVE_MPI
+  // Started by mpirun: the processes share the calibration (README "Several machines (MPI)").
+  std::unique_ptr<gptq::dist::MpiCommunicator> mpi;
+  if (gptq::dist::launched_by_mpirun()) {
+    try {
+      mpi = std::make_unique<gptq::dist::MpiCommunicator>(&argc, &argv);
+    } catch (...) {
+      const gptq::Error e = gptq::api::current_error();
+      fmt::print(stderr, "error: {}\n", e.what());
+      return static_cast<int>(e.code());
+    }
+    gptq::dist::set_world(mpi.get());
+  }
+#endif
   CLI::App app{std::string(gptq::version()) + ": GPTQ quantization of Hugging Face checkpoints on the CPU"};
   app.set_version_flag("--version", gptq::version());
   app.require_subcommand(1);
@@ -74,6 +95,14 @@ int main(int argc, char** argv) {
     return rc;
   } catch (...) {
     const gptq::Error e = classify();
+    gptq::dist::Communicator& world = gptq::dist::world();
+    if (world.size() > 1) {
+      // One process failing ends the run: the others are stopped (MPI_Abort), and the first
+      // process's OUT.partial/ stays resumable.
+      fmt::print(stderr, "error (process {} of {}): {}\n", world.rank(), world.size(), e.what());
+      std::fflush(stderr);
+      world.abort(static_cast<int>(e.code()));
+    }
     fmt::print(stderr, "error: {}\n", e.what());
     return static_cast<int>(e.code());
   }

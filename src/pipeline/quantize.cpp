@@ -19,6 +19,8 @@
 #include "model/model_config.h"
 #include "nn/norm.h"
 #include "nn/weight_loader.h"
+#include "dist/chunked_hessians.h"
+#include "dist/communicator.h"
 #include "pipeline/calibration_inputs.h"
 #include "pipeline/output_layout.h"
 #include "pipeline/run_staging.h"
@@ -69,7 +71,9 @@ nlohmann::json options_json(const QuantizeOptions& o) {
           {"moe_min_tokens", o.moe_min_tokens},
           {"moe_experts_per_chunk", o.moe_experts_per_chunk},
           {"dynamic", o.dynamic},
-          {"lm_head", o.lm_head}};
+          {"lm_head", o.lm_head},
+          {"hessian_chunk", o.hessian_chunk},
+          {"activation_dtype", activation_dtype_name(o.activation_dtype)}};
 }
 
 // Totals of the layers' zero points of 0, and what a loader makes of the output.
@@ -167,10 +171,32 @@ class QuantizeRun {
   void setup();
   void copy_float_tensors();
   void quantize_block(int64_t b);
-  nlohmann::json quantize_layer(const QuantLayer& layer, BlockForward& bf, const std::vector<float>* hessian,
-                                const nlohmann::json& extra = nullptr);
-  nlohmann::json quantize_matrix(const QuantLayer& layer, const std::vector<float>& w, const std::vector<float>* hessian,
-                                 const nlohmann::json& extra, std::vector<float>* dequantized);
+  // A layer to solve: its weight from `bf` (or `weight`), GPTQ with `hessian` or RTN without.
+  struct SolveJob {
+    const QuantLayer* layer = nullptr;
+    const std::vector<float>* hessian = nullptr;
+    nlohmann::json extra;
+    BlockForward* bf = nullptr;                // the dequantized weight goes back into it
+    const std::vector<float>* weight = nullptr;  // when there is no block (the head)
+  };
+  // Solves the jobs round-robin over the processes, then applies every solution in job order on
+  // every process (recorded in state_.layers).
+  void solve_layers(const std::vector<SolveJob>& jobs);
+  dist::Bytes solve_matrix(const SolveJob& job);
+  nlohmann::json apply_solution(const SolveJob& job, const dist::Bytes& solution);
+  // This process's sequences' Hessians of one stage, summed over every process (chunk order).
+  std::map<std::string, HessianAccumulator> reduce_hessians(dist::ChunkedHessians& h) {
+    return h.reduce(comm_, &moved_hessians_);
+  }
+  void save_block_activations(int64_t blocks_done);
+  void load_block_activations();
+  bool root() const { return comm_.rank() == 0; }
+  // Tokens of every calibration sequence (what the saved activations must hold).
+  std::vector<int64_t> calib_lengths() const {
+    std::vector<int64_t> t;
+    for (const auto& c : calib_) t.push_back(static_cast<int64_t>(c.size()));
+    return t;
+  }
   void quantize_lm_head();
   void process_experts(BlockForward& bf, std::vector<SequenceState>& states,
                        const std::map<std::string, const QuantLayer*>& layers);
@@ -197,7 +223,11 @@ class QuantizeRun {
   std::unique_ptr<RunStaging> run_staging_;  // OUT.partial: checked, owned and locked
   std::unique_ptr<SafetensorsWriter> writer_;
   RunState state_;
-  Activations acts_;
+  ActivationStore acts_;  // the inputs of the next block of this process's sequences
+  dist::Communicator& comm_ = dist::world();
+  dist::Range mine_;      // this process's calibration sequences [first, last)
+  int64_t solves_ = 0;    // layers solved so far (the round-robin over processes)
+  uint64_t moved_hessians_ = 0, moved_acts_ = 0, moved_solutions_ = 0;  // bytes sent between processes
   Stopwatch clock_;
   StageClock stages_{"other"};
   QuantizeSummary summary_;
@@ -237,11 +267,18 @@ void QuantizeRun::discard_staging() {
 void QuantizeRun::setup() {
   qc_ = opt_.quant;
   qc_.validate();
-  // Early, before any expensive work: an existing output, a foreign or busy OUT.partial, a
-  // read-only or full output location fail here.
-  run_staging_ = std::make_unique<RunStaging>(model_dir_, out_, opt_.resume, cb_.log);
-  resume_ = run_staging_->resuming();
-  durable_ = resume_;
+  if (root()) {  // the first process owns the output (the others only compute)
+    // Early, before any expensive work: an existing output, a foreign or busy OUT.partial, a
+    // read-only or full output location fail here.
+    run_staging_ = std::make_unique<RunStaging>(model_dir_, out_, opt_.resume, cb_.log);
+    resume_ = run_staging_->resuming();
+    durable_ = resume_;
+  }
+  if (comm_.size() > 1) {
+    dist::Bytes flag{static_cast<char>(resume_)};
+    comm_.broadcast(flag, 0);
+    resume_ = flag.at(0) != 0;
+  }
   cfg_ = ModelConfig::load(model_dir_);
   cfg_.require_arch();
   if (cfg_.is_quantized())
@@ -278,34 +315,52 @@ void QuantizeRun::setup() {
     if (c.sequences.empty() && c.file.extension() != ".json") tok = Tokenizer::from_model_dir(model_dir_);
     calib_ = load_calibration(c, tok.get(), cfg_.hp.vocab);
   }
+  // This process's calibration sequences: whole Hessian chunks (dist/chunked_hessians.h).
+  mine_ = dist::chunk_range(static_cast<int64_t>(calib_.size()), opt_.hessian_chunk, comm_.rank(), comm_.size());
+  acts_ = ActivationStore(opt_.activation_dtype);
+  if (comm_.size() > 1 && opt_.hessian_chunk <= 0 && calib_.size() > 1)
+    log(fmt::format("note: {} processes with one Hessian chunk (--hessian-chunk 0): the first process runs every "
+                    "calibration sequence; --hessian-chunk S splits them in chunks of S",
+                    comm_.size()));
   layout_ = make_output_layout(store_, plan_, opt_.zero_bias);
   const std::string fp = fingerprint_of(cfg_, store_, options_json(opt_), calib_);
   const nlohmann::json inputs = input_file_hashes(store_);  // the content, not just names and shapes
   std::vector<std::string> done_tensors;                    // in the shards already (resume)
   if (resume_) {
-    state_ = *RunState::load(staging_);
-    check_input_files(state_, inputs, model_dir_, staging_);
-    if (state_.fingerprint != fp)
-      fail_code(ExitCode::kUsage, "--resume: the interrupted run in {} was made with another model, calibration or "
-                "options (fingerprint {} != {}); rerun with the same arguments, or delete it to start again",
-                staging_.string(), state_.fingerprint, fp);
-    if (state_.copied) done_tensors = layout_.copied;
-    for (const auto& l : plan_.layers)
-      if (l.quantize && l.block < state_.blocks_done) {
-        for (const char* s : {".qweight", ".qzeros", ".scales", ".g_idx"}) done_tensors.push_back(l.name + s);
-        if (l.has_bias || opt_.zero_bias) done_tensors.push_back(l.name + ".bias");
-      }
-    check_run_state(state_, plan_, done_tensors, staging_);
-    if (!calib_.empty() && state_.blocks_done > 0 && (state_.blocks_done < plan_.num_blocks || opt_.lm_head)) {
-      std::vector<int64_t> tokens;
-      for (const auto& c : calib_) tokens.push_back(static_cast<int64_t>(c.size()));
-      acts_ = load_activations(staging_, state_.blocks_done, cfg_.hp.hidden, tokens);
+    if (root()) {
+      state_ = *RunState::load(staging_);
+      check_input_files(state_, inputs, model_dir_, staging_);
+      if (state_.fingerprint != fp)
+        fail_code(ExitCode::kUsage, "--resume: the interrupted run in {} was made with another model, calibration or "
+                  "options (fingerprint {} != {}); rerun with the same arguments, or delete it to start again",
+                  staging_.string(), state_.fingerprint, fp);
+      if (state_.copied) done_tensors = layout_.copied;
+      for (const auto& l : plan_.layers)
+        if (l.quantize && l.block < state_.blocks_done) {
+          for (const char* s : {".qweight", ".qzeros", ".scales", ".g_idx"}) done_tensors.push_back(l.name + s);
+          if (l.has_bias || opt_.zero_bias) done_tensors.push_back(l.name + ".bias");
+        }
+      check_run_state(state_, plan_, done_tensors, staging_);
     }
-    unfinish_shards(staging_);
+    if (comm_.size() > 1) {  // the first process's run state to the others
+      const std::string j = nlohmann::json{{"blocks_done", state_.blocks_done}, {"copied", state_.copied},
+                                           {"layers", state_.layers}}.dump();
+      dist::Bytes b(j.begin(), j.end());
+      comm_.broadcast(b, 0);
+      const nlohmann::json got = nlohmann::json::parse(b.begin(), b.end());
+      state_.fingerprint = fp;
+      state_.blocks_done = got.at("blocks_done").get<int64_t>();
+      state_.copied = got.at("copied").get<bool>();
+      state_.layers = got.at("layers");
+    }
+    if (!calib_.empty() && state_.blocks_done > 0 && (state_.blocks_done < plan_.num_blocks || opt_.lm_head))
+      load_block_activations();
+    if (root()) unfinish_shards(staging_);
   } else {
     state_.fingerprint = fp;
     state_.inputs = inputs;
   }
+  if (!root()) return;  // the first process writes the output
   SafetensorsWriter::Options wo;
   wo.max_shard_bytes = opt_.max_shard_bytes;
   wo.metadata = {{"format", "pt"}, {"quantizer", "gptq.cpp " GPTQ_VERSION}};
@@ -320,6 +375,10 @@ void QuantizeRun::setup() {
 
 void QuantizeRun::copy_float_tensors() {
   if (state_.copied) return;
+  if (!root()) {
+    state_.copied = true;
+    return;
+  }
   for (const auto& n : layout_.copied) {
     const auto& t = store_.get(n);
     require_finite(t);
@@ -332,13 +391,21 @@ void QuantizeRun::copy_float_tensors() {
   durable_ = true;
 }
 
-nlohmann::json QuantizeRun::quantize_layer(const QuantLayer& layer, BlockForward& bf,
-                                           const std::vector<float>* hessian, const nlohmann::json& extra) {
-  std::vector<float> deq;
-  nlohmann::json rec = quantize_matrix(layer, bf.weight(layer.local_name), hessian, extra, &deq);
-  // The next layers see what a loader will compute: fp16 scales times (code - zero).
-  bf.set_weight(layer.local_name, std::move(deq));
-  return rec;
+void QuantizeRun::solve_layers(const std::vector<SolveJob>& jobs) {
+  std::vector<dist::Bytes> solutions(jobs.size());
+  const int64_t first = solves_;
+  solves_ += static_cast<int64_t>(jobs.size());
+  for (size_t i = 0; i < jobs.size(); ++i)
+    if ((first + static_cast<int64_t>(i)) % comm_.size() == comm_.rank()) solutions[i] = solve_matrix(jobs[i]);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const int owner = static_cast<int>((first + static_cast<int64_t>(i)) % comm_.size());
+    if (comm_.size() > 1) {
+      comm_.broadcast(solutions[i], owner);
+      if (comm_.rank() == owner) moved_solutions_ += solutions[i].size() * static_cast<uint64_t>(comm_.size() - 1);
+    }
+    state_.layers.push_back(apply_solution(jobs[i], solutions[i]));
+    dist::Bytes().swap(solutions[i]);
+  }
 }
 
 // The output head from the final-norm activations of the calibration sequences (the outputs of
@@ -353,23 +420,31 @@ void QuantizeRun::quantize_lm_head() {
                                                       l.out_features, l.in_features);
   std::vector<float> h;
   if (opt_.method == QuantMethod::kGptq && !calib_.empty()) {
-    HessianAccumulator acc(hidden);
+    dist::ChunkedHessians acc(opt_.hessian_chunk);
     std::vector<float> normed;
-    for (const auto& x : acts_.seqs) {
+    for (size_t s = 0; s < acts_.size(); ++s) {
+      const std::vector<float> x = acts_.get(s);
       const int64_t t = static_cast<int64_t>(x.size()) / hidden;
       normed.resize(x.size());
       norm.apply(x.data(), t, normed.data());
-      acc.add(normed.data(), t, 1);
+      acc.set_sequence(mine_.first + static_cast<int64_t>(s));
+      acc.add("lm_head", normed.data(), t, hidden);
     }
-    h = acc.finalize();
+    h = reduce_hessians(acc).at("lm_head").finalize();
   }
-  state_.layers.push_back(quantize_matrix(l, w, h.empty() ? nullptr : &h, nullptr, nullptr));
+  SolveJob job;
+  job.layer = &l;
+  job.hessian = h.empty() ? nullptr : &h;
+  job.weight = &w;
+  solve_layers({job});
 }
 
-nlohmann::json QuantizeRun::quantize_matrix(const QuantLayer& layer, const std::vector<float>& w,
-                                            const std::vector<float>* hessian, const nlohmann::json& extra,
-                                            std::vector<float>* dequantized) {
+// The solution of one layer (packed tensors and its record), as bytes that can go to other processes.
+dist::Bytes QuantizeRun::solve_matrix(const SolveJob& job) {
   Stopwatch sw;
+  const QuantLayer& layer = *job.layer;
+  const std::vector<float>& w = job.bf ? job.bf->weight(layer.local_name) : *job.weight;
+  const std::vector<float>* hessian = job.hessian;
   const int64_t n = layer.out_features, k = layer.in_features;
   const QuantConfig lqc = dynamic_.resolve(layer.name, qc_);  // this layer's settings
   const GptqResult r = [&] {
@@ -379,8 +454,9 @@ nlohmann::json QuantizeRun::quantize_matrix(const QuantLayer& layer, const std::
                    : rtn_quantize(w.data(), n, k, lqc);
   }();
   // Cholesky K^3/3, inverse (trsm + syrk) 2K^3, Cholesky K^3/3; error feedback 2NK^2 / 2.
-  if (hessian) flops_ += (8.0 / 3.0) * static_cast<double>(k) * k * k + static_cast<double>(n) * k * k;
-  std::optional<StageClock::Stage> stage(std::in_place, "pack");
+  const double flops =
+      hessian ? (8.0 / 3.0) * static_cast<double>(k) * k * k + static_cast<double>(n) * k * k : 0.0;
+  const StageClock::Stage stage("pack");
   const PackedLinear p = [&] {
     try {
       return pack_linear(r.codes.data(), r.scales.data(), r.zeros.data(), r.g_idx.data(), n, k, r.groups, lqc.bits,
@@ -389,26 +465,6 @@ nlohmann::json QuantizeRun::quantize_matrix(const QuantLayer& layer, const std::
       throw Error(fmt::format("layer {}: {}", layer.name, e.what()), e.code());  // name the layer
     }
   }();
-  stage.emplace("write");
-  writer_->write(layer.name + ".qweight", p.qweight.data(), p.qweight.size() * 4);
-  writer_->write(layer.name + ".qzeros", p.qzeros.data(), p.qzeros.size() * 4);
-  writer_->write(layer.name + ".scales", p.scales.data(), p.scales.size() * 2);
-  writer_->write(layer.name + ".g_idx", p.g_idx.data(), p.g_idx.size() * 4);
-  if (layer.has_bias || opt_.zero_bias) {
-    std::vector<uint16_t> b16(static_cast<size_t>(n), 0);
-    if (layer.has_bias) {
-      require_finite(store_.get(layer.name + ".bias"));
-      const std::vector<float> b = tensor_to_f32(store_.get(layer.name + ".bias"));
-      f32_to_f16(b.data(), b16.data(), b16.size());
-    }
-    writer_->write(layer.name + ".bias", b16.data(), b16.size() * 2);
-  }
-  if (dequantized) {
-    // The next layers see what a loader will compute: fp16 scales times (code - zero).
-    stage.emplace("pack");
-    *dequantized = dequantize_linear(p);
-  }
-  stage.reset();
   LayerRecord rec;
   rec.name = layer.name;
   rec.block = layer.block;
@@ -419,12 +475,68 @@ nlohmann::json QuantizeRun::quantize_matrix(const QuantLayer& layer, const std::
   rec.damp_retries = r.damp_retries;
   rec.dead_columns = r.dead_columns;
   rec.zero_point_0_groups = count_zero_points_0(r.zeros);
-  if (extra.is_object() && extra.contains("expert")) {
-    rec.expert = extra.at("expert").get<int64_t>();
-    rec.tokens = extra.at("tokens").get<int64_t>();
-    rec.rtn_fallback = extra.contains("fallback");
+  if (job.extra.is_object() && job.extra.contains("expert")) {
+    rec.expert = job.extra.at("expert").get<int64_t>();
+    rec.tokens = job.extra.at("tokens").get<int64_t>();
+    rec.rtn_fallback = job.extra.contains("fallback");
   }
   rec.seconds = sw.seconds();
+  dist::Writer m;
+  m.put(static_cast<int32_t>(p.bits));
+  m.put(static_cast<int32_t>(p.group_size));
+  m.put(p.in_features);
+  m.put(p.out_features);
+  m.put(p.groups);
+  m.put(static_cast<int32_t>(p.format));
+  m.put_array(p.qweight.data(), p.qweight.size());
+  m.put_array(p.qzeros.data(), p.qzeros.size());
+  m.put_array(p.scales.data(), p.scales.size());
+  m.put_array(p.g_idx.data(), p.g_idx.size());
+  m.put(flops);
+  m.put_string(layer_record_json(rec).dump());
+  return std::move(m.bytes);
+}
+
+// Writes a solution (the first process), puts its dequantized weight into the block, reports it.
+nlohmann::json QuantizeRun::apply_solution(const SolveJob& job, const dist::Bytes& solution) {
+  const QuantLayer& layer = *job.layer;
+  dist::Reader m(solution);
+  PackedLinear p;
+  p.bits = m.get<int32_t>();
+  p.group_size = m.get<int32_t>();
+  p.in_features = m.get<int64_t>();
+  p.out_features = m.get<int64_t>();
+  p.groups = m.get<int64_t>();
+  p.format = static_cast<CheckpointFormat>(m.get<int32_t>());
+  p.qweight = m.get_array<int32_t>();
+  p.qzeros = m.get_array<int32_t>();
+  p.scales = m.get_array<uint16_t>();
+  p.g_idx = m.get_array<int32_t>();
+  flops_ += m.get<double>();
+  const LayerRecord rec = layer_record_from_json(nlohmann::json::parse(m.get_string()));
+  const int64_t n = layer.out_features;
+  std::optional<StageClock::Stage> stage(std::in_place, "write");
+  if (writer_) {
+    writer_->write(layer.name + ".qweight", p.qweight.data(), p.qweight.size() * 4);
+    writer_->write(layer.name + ".qzeros", p.qzeros.data(), p.qzeros.size() * 4);
+    writer_->write(layer.name + ".scales", p.scales.data(), p.scales.size() * 2);
+    writer_->write(layer.name + ".g_idx", p.g_idx.data(), p.g_idx.size() * 4);
+    if (layer.has_bias || opt_.zero_bias) {
+      std::vector<uint16_t> b16(static_cast<size_t>(n), 0);
+      if (layer.has_bias) {
+        require_finite(store_.get(layer.name + ".bias"));
+        const std::vector<float> b = tensor_to_f32(store_.get(layer.name + ".bias"));
+        f32_to_f16(b.data(), b16.data(), b16.size());
+      }
+      writer_->write(layer.name + ".bias", b16.data(), b16.size() * 2);
+    }
+  }
+  if (job.bf) {
+    // The next layers see what a loader will compute: fp16 scales times (code - zero).
+    stage.emplace("pack");
+    job.bf->set_weight(layer.local_name, dequantize_linear(p));
+  }
+  stage.reset();
   if (cb_.layer && !cb_.layer(rec)) cancelled();
   return layer_record_json(rec);
 }
@@ -448,6 +560,17 @@ void QuantizeRun::process_experts(BlockForward& bf, std::vector<SequenceState>& 
   std::vector<int64_t> tokens(static_cast<size_t>(experts), 0);
   for (const auto& st : states)
     for (int64_t e = 0; e < experts; ++e) tokens[e] += static_cast<int64_t>(st.moe->routing.rows[e].size());
+  if (comm_.size() > 1) {  // every process's routed tokens
+    const std::vector<dist::Bytes> counts =
+        comm_.allgather({reinterpret_cast<const char*>(tokens.data()), tokens.size() * sizeof(int64_t)});
+    std::fill(tokens.begin(), tokens.end(), 0);
+    for (const auto& b : counts)
+      for (int64_t e = 0; e < experts; ++e) {
+        int64_t t = 0;
+        std::memcpy(&t, b.data() + e * sizeof(int64_t), sizeof t);
+        tokens[e] += t;
+      }
+  }
   const int64_t min_tokens = moe_min_tokens();
   auto layer_of = [&](const std::string& tmpl, int64_t e) -> const QuantLayer* {
     const auto it = layers.find(expert_name(tmpl, e));
@@ -459,32 +582,51 @@ void QuantizeRun::process_experts(BlockForward& bf, std::vector<SequenceState>& 
     std::set<std::string> wanted;  // capture keys of the experts solved with GPTQ
     for (int64_t e = e0; e < e1; ++e)
       if (all || tokens[e] >= min_tokens) wanted.insert("expert." + std::to_string(e));
-    std::map<std::string, std::unique_ptr<HessianAccumulator>> acc;
+    dist::ChunkedHessians chunks(opt_.hessian_chunk);
+    std::map<std::string, HessianAccumulator> acc;
     const CaptureSink sink = [&](const std::string& key, const float* rows, int64_t n, int64_t width) {
       if (!wanted.count(key.substr(0, key.rfind('.')))) return;
-      auto& a = acc[key];
-      if (!a) a = std::make_unique<HessianAccumulator>(width);
-      a->add(rows, n, 1);
+      chunks.add(key, rows, n, width);
       flops_ += static_cast<double>(n) * width * width;
     };
+    std::map<std::string, std::vector<float>> hessians;
+    std::vector<SolveJob> jobs;
     auto solve = [&](const std::string& tmpl, const char* kind) {
       for (int64_t e = e0; e < e1; ++e) {
         const QuantLayer* l = layer_of(tmpl, e);
         if (!l) continue;
         const std::string key = "expert." + std::to_string(e) + kind;
-        nlohmann::json extra = {{"expert", e}, {"tokens", tokens[e]}};
-        std::vector<float> h;
-        if (acc.count(key)) h = acc.at(key)->finalize();
-        else extra["fallback"] = "rtn";
-        state_.layers.push_back(quantize_layer(*l, bf, h.empty() ? nullptr : &h, extra));
+        SolveJob job;
+        job.layer = l;
+        job.bf = &bf;
+        job.extra = {{"expert", e}, {"tokens", tokens[e]}};
+        if (acc.count(key)) {
+          if (!hessians.count(key)) hessians[key] = acc.at(key).finalize();
+          job.hessian = &hessians.at(key);
+        } else {
+          job.extra["fallback"] = "rtn";
+        }
+        jobs.push_back(std::move(job));
       }
     };
-    for (const auto& st : states) bf.expert_inputs(st, e0, e1, sink);
+    for (size_t s = 0; s < states.size(); ++s) {
+      chunks.set_sequence(mine_.first + static_cast<int64_t>(s));
+      bf.expert_inputs(states[s], e0, e1, sink);
+    }
+    acc = reduce_hessians(chunks);
     solve(moe.expert_gate, ".in");
     solve(moe.expert_up, ".in");
+    solve_layers(jobs);
+    jobs.clear();
+    hessians.clear();
     acc.clear();
-    for (auto& st : states) bf.expert_mids(st, e0, e1, sink);
+    for (size_t s = 0; s < states.size(); ++s) {
+      chunks.set_sequence(mine_.first + static_cast<int64_t>(s));
+      bf.expert_mids(states[s], e0, e1, sink);
+    }
+    acc = reduce_hessians(chunks);
     solve(moe.expert_down, ".mid");
+    solve_layers(jobs);
     for (auto& st : states) bf.accumulate_experts(st, e0, e1);
     bf.release_experts(e0, e1);
   }
@@ -503,18 +645,22 @@ void QuantizeRun::quantize_block(int64_t b) {
   auto is_expert = [&](const std::string& local) { return bf.capture_key(local).starts_with("expert."); };
 
   if (opt_.method == QuantMethod::kRtn || calib_.empty()) {
+    std::vector<SolveJob> jobs;
     for (const QuantLayer* l : plan_.block_layers(b))
-      if (l->quantize && !is_expert(l->local_name)) state_.layers.push_back(quantize_layer(*l, bf, nullptr));
+      if (l->quantize && !is_expert(l->local_name)) jobs.push_back({l, nullptr, nullptr, &bf, nullptr});
+    solve_layers(jobs);
     const int64_t chunk = std::max<int64_t>(1, opt_.moe_experts_per_chunk);
     for (int64_t e0 = 0; e0 < bf.num_experts(); e0 += chunk) {
       const int64_t e1 = std::min(bf.num_experts(), e0 + chunk);
       bf.load_experts(e0, e1);
+      std::vector<SolveJob> expert_jobs;
       for (const QuantLayer* l : plan_.block_layers(b))
         if (l->quantize && is_expert(l->local_name)) {
           const std::string& key = bf.capture_key(l->local_name);
           const int64_t e = std::stoll(key.substr(7, key.rfind('.') - 7));
-          if (e >= e0 && e < e1) state_.layers.push_back(quantize_layer(*l, bf, nullptr));
+          if (e >= e0 && e < e1) expert_jobs.push_back({l, nullptr, nullptr, &bf, nullptr});
         }
+      solve_layers(expert_jobs);
       bf.release_experts(e0, e1);
     }
     return;
@@ -553,11 +699,11 @@ void QuantizeRun::quantize_block(int64_t b) {
   bool experts_done = !bf.is_moe();
 
   const int64_t hidden = cfg_.hp.hidden;
-  std::vector<SequenceState> states(calib_.size());
+  std::vector<SequenceState> states(acts_.size());  // this process's sequences
   auto reset_states = [&] {
     for (size_t s = 0; s < states.size(); ++s) {
-      states[s].tokens = static_cast<int64_t>(acts_.seqs[s].size()) / hidden;
-      states[s].resid = acts_.seqs[s];
+      states[s].tokens = acts_.values(s) / hidden;
+      states[s].resid = acts_.get(s);
     }
   };
   reset_states();
@@ -590,7 +736,7 @@ void QuantizeRun::quantize_block(int64_t b) {
       bool need = false;
       for (const auto& g : pass.groups)
         for (int st : g.stages) need |= st == s;
-      std::map<std::string, std::unique_ptr<HessianAccumulator>> acc;
+      dist::ChunkedHessians acc(opt_.hessian_chunk);
       std::set<std::string> wanted;  // the capture keys of this pass's layers
       for (const auto& g : pass.groups)
         for (const auto& name : g.layers) wanted.insert(bf.capture_key(name));
@@ -598,20 +744,22 @@ void QuantizeRun::quantize_block(int64_t b) {
       if (need)
         sink = [&](const std::string& key, const float* rows, int64_t n, int64_t width) {
           if (!wanted.count(key)) return;
-          auto& a = acc[key];
-          if (!a) a = std::make_unique<HessianAccumulator>(width);
-          a->add(rows, n, 1);
+          acc.add(key, rows, n, width);
           flops_ += static_cast<double>(n) * width * width;  // syrk: T K^2 (symmetric half)
         };
-      for (auto& st : states) {
-        bf.run_stage(static_cast<LinearGroup>(s), st, sink);
-        flops_ += stage_flops(s, st.tokens);
+      for (size_t i = 0; i < states.size(); ++i) {
+        acc.set_sequence(mine_.first + static_cast<int64_t>(i));
+        bf.run_stage(static_cast<LinearGroup>(s), states[i], sink);
+        flops_ += stage_flops(s, states[i].tokens);
       }
-      for (auto& [key, a] : acc) hessian_of_key[key] = a->finalize();
+      if (need)
+        for (auto& [key, a] : reduce_hessians(acc)) hessian_of_key[key] = a.finalize();
       if (pass.single_stage_groups) {
+        std::vector<SolveJob> jobs;
         for (const auto& g : pass.groups)
           if (g.stages[0] == s)
-            for (const auto& name : g.layers) state_.layers.push_back(quantize_layer(*layers.at(name), bf, hessian_of(name)));
+            for (const auto& name : g.layers) jobs.push_back({layers.at(name), hessian_of(name), nullptr, &bf, nullptr});
+        solve_layers(jobs);
       }
       if (!experts_done && s == static_cast<int>(LinearGroup::kMlpIn)) {
         process_experts(bf, states, layers);
@@ -619,8 +767,10 @@ void QuantizeRun::quantize_block(int64_t b) {
       }
     }
     if (!pass.single_stage_groups) {
+      std::vector<SolveJob> jobs;
       for (const auto& g : pass.groups)
-        for (const auto& name : g.layers) state_.layers.push_back(quantize_layer(*layers.at(name), bf, hessian_of(name)));
+        for (const auto& name : g.layers) jobs.push_back({layers.at(name), hessian_of(name), nullptr, &bf, nullptr});
+      solve_layers(jobs);
       stale = true;
     }
   }
@@ -649,8 +799,84 @@ void QuantizeRun::quantize_block(int64_t b) {
       if (!std::isfinite(v))
         fail_code(ExitCode::kNumerical, "block {} produced a non-finite activation for calibration sequence {}: the "
                   "model weights or the calibration data hold NaN/Inf",
-                  b, s);
-    acts_.seqs[s] = std::move(states[s].resid);
+                  b, mine_.first + static_cast<int64_t>(s));
+    acts_.set(s, std::move(states[s].resid));
+  }
+}
+
+// acts-<blocks_done>.bin (run_state.h): every process's sequences, written by the first process.
+void QuantizeRun::save_block_activations(int64_t blocks_done) {
+  const int64_t hidden = cfg_.hp.hidden;
+  if (comm_.size() == 1) {
+    std::vector<int64_t> sizes;
+    for (size_t s = 0; s < acts_.size(); ++s) sizes.push_back(acts_.values(s));
+    save_activations(staging_, hidden, sizes, [&](size_t s, float* out) { acts_.get(s, out); }, blocks_done);
+    return;
+  }
+  dist::Writer w;  // this process's sequences as stored (fp32, or 16 bits)
+  for (size_t s = 0; s < acts_.size(); ++s) w.put_string(acts_.encode(s));
+  if (!root()) moved_acts_ += w.bytes.size();
+  const std::vector<dist::Bytes> all = comm_.gather(w.bytes, 0);
+  dist::Bytes().swap(w.bytes);
+  if (!root()) return;
+  // Every sequence's bytes, in global order (the processes hold consecutive ranges).
+  std::vector<std::pair<const char*, size_t>> seqs;
+  for (const auto& b : all) {
+    size_t pos = 0;
+    while (pos < b.size()) {
+      uint64_t n = 0;
+      std::memcpy(&n, b.data() + pos, sizeof n);
+      seqs.emplace_back(b.data() + pos + sizeof n, n);
+      pos += sizeof n + n;
+    }
+  }
+  if (seqs.size() != calib_.size())
+    fail_code(ExitCode::kInternal, "gathered {} sequences' activations, expected {}", seqs.size(), calib_.size());
+  const size_t bpv = acts_.bytes_per_value();
+  std::vector<int64_t> sizes;
+  for (const auto& [p, n] : seqs) sizes.push_back(static_cast<int64_t>(n / bpv));
+  ActivationStore one(acts_.dtype());
+  one.resize(1);
+  save_activations(
+      staging_, hidden, sizes,
+      [&](size_t s, float* out) {
+        one.decode(0, seqs[s].first, seqs[s].second);
+        one.get(0, out);
+      },
+      blocks_done);
+}
+
+// The inputs of block blocks_done of this process's sequences, from the first process's run state.
+void QuantizeRun::load_block_activations() {
+  if (comm_.size() == 1) {
+    Activations all = load_activations(staging_, state_.blocks_done, cfg_.hp.hidden, calib_lengths());
+    acts_.resize(all.seqs.size());
+    for (size_t s = 0; s < all.seqs.size(); ++s) acts_.set(s, std::move(all.seqs[s]));
+    return;
+  }
+  std::vector<dist::Bytes> parts;
+  if (root()) {
+    Activations all = load_activations(staging_, state_.blocks_done, cfg_.hp.hidden, calib_lengths());
+    ActivationStore one(acts_.dtype());
+    one.resize(1);
+    for (int r = 0; r < comm_.size(); ++r) {
+      const dist::Range range =
+          dist::chunk_range(static_cast<int64_t>(calib_.size()), opt_.hessian_chunk, r, comm_.size());
+      dist::Writer w;
+      for (int64_t s = range.first; s < range.last; ++s) {
+        one.set(0, std::move(all.seqs[s]));
+        w.put_string(one.encode(0));
+      }
+      parts.push_back(std::move(w.bytes));
+    }
+  }
+  const dist::Bytes mine = comm_.scatter(parts, 0);
+  parts.clear();
+  dist::Reader rd(mine);
+  acts_.resize(static_cast<size_t>(mine_.last - mine_.first));
+  for (size_t s = 0; s < acts_.size(); ++s) {
+    const std::vector<char> b = rd.get_array<char>();
+    acts_.decode(s, b.data(), b.size());
   }
 }
 
@@ -743,30 +969,48 @@ QuantizeSummary QuantizeRun::run() {
   {
     const StageClock::Stage forward("forward");
     if (!calib_.empty() && (!resume_ || state_.blocks_done == 0)) {
-      // Block 0's inputs (also when resuming a run stopped inside block 0).
-      acts_.hidden = cfg_.hp.hidden;
-      acts_.seqs = embed_sequences(cfg_, store_, calib_);
-    } else if (calib_.empty()) {
-      acts_.hidden = cfg_.hp.hidden;
+      // Block 0's inputs of this process's sequences (also when resuming a run stopped inside block 0).
+      const std::vector<TokenSequence> mine(calib_.begin() + mine_.first, calib_.begin() + mine_.last);
+      std::vector<std::vector<float>> e = embed_sequences(cfg_, store_, mine);
+      acts_.resize(e.size());
+      for (size_t s = 0; s < e.size(); ++s) acts_.set(s, std::move(e[s]));
     }
   }
   for (int64_t b = state_.blocks_done; b < plan_.num_blocks; ++b) {
     report_progress(b);
+    const Stopwatch block_clock;
+    const uint64_t h0 = moved_hessians_, a0 = moved_acts_, s0 = moved_solutions_;
     {
       const StageClock::Stage forward("forward");
       quantize_block(b);
     }
     const StageClock::Stage write("write");
-    writer_->sync();
-    if (!calib_.empty()) save_activations(staging_, acts_, b + 1);
+    if (writer_) writer_->sync();
+    if (!calib_.empty()) save_block_activations(b + 1);
     state_.blocks_done = b + 1;
-    state_.written = writer_->checksums();
-    state_.save(staging_);
-    if (!calib_.empty()) remove_activations_except(staging_, b + 1);
+    if (root()) {
+      state_.written = writer_->checksums();
+      state_.save(staging_);
+      if (!calib_.empty()) remove_activations_except(staging_, b + 1);
+    }
+    if (comm_.size() > 1) {
+      // The block is durable before any process goes on; the bytes every process sent, in total.
+      const uint64_t mine[3] = {moved_hessians_ - h0, moved_acts_ - a0, moved_solutions_ - s0};
+      uint64_t total[3] = {0, 0, 0};
+      for (const auto& m : comm_.allgather({reinterpret_cast<const char*>(mine), sizeof mine}))
+        for (int i = 0; i < 3; ++i) {
+          uint64_t v = 0;
+          std::memcpy(&v, m.data() + i * sizeof v, sizeof v);
+          total[i] += v;
+        }
+      log(fmt::format("block {}: {:.2f} s on {} processes; sent between them: Hessians {:.2f} MB, activations {:.2f} "
+                      "MB, solutions {:.2f} MB",
+                      b, block_clock.seconds(), comm_.size(), total[0] / 1e6, total[1] / 1e6, total[2] / 1e6));
+    }
   }
   report_progress(plan_.num_blocks);
   if (opt_.lm_head) quantize_lm_head();
-  {
+  if (root()) {
     const StageClock::Stage write("write");
     finalize();
   }
@@ -780,7 +1024,7 @@ QuantizeSummary QuantizeRun::run() {
   for (const auto& l : plan_.layers) r.layers_quantized += l.quantize;
   r.calibration_sequences = static_cast<int64_t>(calib_.size());
   r.calibration_seqlen = seqlen_;
-  r.output_files = writer_->file_names();
+  if (writer_) r.output_files = writer_->file_names();
   r.threads = compute_threads();
   r.seconds = clock_.seconds();
   r.peak_rss_bytes = peak_rss_bytes();

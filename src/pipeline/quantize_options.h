@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "calib/dataset.h"
+#include "pipeline/activation_store.h"
 #include "quant/quant_config.h"
 
 namespace gptq {
@@ -47,6 +48,12 @@ struct QuantizeOptions {
   // GPTQModel `dynamic` per-module overrides (model/dynamic_overrides.h); null = none.
   nlohmann::json dynamic;
   bool resume = false;
+  // Calibration sequences per Hessian chunk: each chunk's X^T X is summed on its own and the chunks
+  // are added in order, so that processes owning whole chunks (mpirun) give the same bytes for any
+  // number of processes. <= 0: one chunk of all sequences (the single-process sums of earlier releases).
+  int64_t hessian_chunk = 0;
+  // Storage of the activations between blocks: fp32 (default), fp16 or bf16 (half the memory).
+  ActivationDtype activation_dtype = ActivationDtype::kF32;
 
   // v1 also for asymmetric weights: the loaders that misread gptq_v2 are the common ones (README).
   CheckpointFormat effective_format() const { return format.value_or(CheckpointFormat::kGptq); }

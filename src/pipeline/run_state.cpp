@@ -70,11 +70,27 @@ fs::path acts_file(const fs::path& staging, int64_t blocks_done) {
 }  // namespace
 
 void save_activations(const fs::path& staging, const Activations& acts, int64_t blocks_done) {
+  std::vector<int64_t> sizes;
+  for (const auto& s : acts.seqs) sizes.push_back(static_cast<int64_t>(s.size()));
+  save_activations(
+      staging, acts.hidden, sizes,
+      [&](size_t s, float* out) { std::memcpy(out, acts.seqs[s].data(), acts.seqs[s].size() * sizeof(float)); },
+      blocks_done);
+}
+
+void save_activations(const fs::path& staging, int64_t hidden, const std::vector<int64_t>& sizes,
+                      const std::function<void(size_t, float*)>& fill, int64_t blocks_done) {
   std::string out(kActsMagic, sizeof kActsMagic);
-  put(out, static_cast<int64_t>(acts.hidden));
-  put(out, static_cast<int64_t>(acts.seqs.size()));
-  for (const auto& s : acts.seqs) put(out, static_cast<int64_t>(s.size()));
-  for (const auto& s : acts.seqs) out.append(reinterpret_cast<const char*>(s.data()), s.size() * sizeof(float));
+  put(out, static_cast<int64_t>(hidden));
+  put(out, static_cast<int64_t>(sizes.size()));
+  for (int64_t s : sizes) put(out, s);
+  size_t pos = out.size(), total = out.size();  // the header's size is a multiple of 8: floats stay aligned
+  for (int64_t s : sizes) total += static_cast<size_t>(s) * sizeof(float);
+  out.resize(total);
+  for (size_t s = 0; s < sizes.size(); ++s) {
+    fill(s, reinterpret_cast<float*>(out.data() + pos));
+    pos += static_cast<size_t>(sizes[s]) * sizeof(float);
+  }
   fs::create_directories(RunState::dir(staging));
   write_file_atomic(acts_file(staging, blocks_done), out);
 }

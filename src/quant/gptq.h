@@ -47,6 +47,10 @@ class HessianAccumulator {
   int64_t rows_seen() const { return rows_; }
   // H [k, k] full symmetric, = 2/nsamples * X^T X.
   std::vector<float> finalize() const;
+  // The raw sum X^T X [k, k] (upper triangle valid, the rest 0), for moving partial sums between
+  // processes; from_raw rebuilds an accumulator from it.
+  const std::vector<float>& raw() const { return xtx_; }
+  static HessianAccumulator from_raw(int64_t k, int64_t nseq, int64_t rows, std::vector<float> xtx);
 
  private:
   int64_t k_;

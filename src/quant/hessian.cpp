@@ -17,6 +17,18 @@ HessianAccumulator::HessianAccumulator(int64_t k) : k_(k) {
   xtx_.assign(static_cast<size_t>(k * k), 0.0f);
 }
 
+HessianAccumulator HessianAccumulator::from_raw(int64_t k, int64_t nseq, int64_t rows, std::vector<float> xtx) {
+  if (k <= 0 || nseq < 0 || rows < 0 || xtx.size() != static_cast<size_t>(k * k))
+    fail_code(ExitCode::kInternal, "HessianAccumulator::from_raw: k {}, nseq {}, rows {}, {} values", k, nseq, rows,
+              xtx.size());
+  HessianAccumulator a(1);
+  a.k_ = k;
+  a.nseq_ = nseq;
+  a.rows_ = rows;
+  a.xtx_ = std::move(xtx);
+  return a;
+}
+
 void HessianAccumulator::add(const float* x, int64_t rows, int64_t nseq) {
   if (rows < 0 || nseq < 0) {
     fail_code(ExitCode::kInternal, "HessianAccumulator::add: negative rows ({}) or nseq ({})", rows,
