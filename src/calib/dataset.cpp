@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "calib/tokenizer.h"
-#include "io/json_unique.h"
+#include "io/json_reader.h"
 #include "util/error.h"
 
 namespace gptq {
@@ -67,7 +67,8 @@ std::vector<TokenSequence> from_jsonl(const CalibOptions& o, const Tokenizer* to
   for (int64_t lineno = 1; std::getline(in, line); ++lineno) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
-      const auto j = nlohmann::json::parse(line);
+      const auto j = parse_json_input(line, fmt::format("{} line {}", o.file.string(), lineno),
+                                      "write one JSON object per line");
       docs.push_back(j.at("text").get<std::string>());
     } catch (const nlohmann::json::exception& e) {
       fail("{} line {}: expected a JSON object with a string \"text\" field ({})", o.file.string(), lineno,
@@ -102,11 +103,7 @@ std::vector<TokenSequence> from_jsonl(const CalibOptions& o, const Tokenizer* to
 
 // A JSON file of token ids: depth-bounded parse that also refuses repeated keys.
 nlohmann::json read_ids_json(const fs::path& file) {
-  JsonParseResult parsed = parse_json_unique_keys(read_all(file));
-  if (!parsed.syntax_error.empty()) fail("{} is not valid JSON ({})", file.string(), parsed.syntax_error);
-  if (parsed.duplicate)
-    fail("{}: key '{}' appears twice in one object; keep one", file.string(), parsed.duplicate->key);
-  return std::move(parsed.value);
+  return read_json_input(file, "write a list of token ids");
 }
 
 // `e` is a list of token ids, or an object with one under "input_ids" (a tokenizer's output).

@@ -11,6 +11,7 @@
 #include <optional>
 #include <sstream>
 
+#include "io/json_reader.h"
 #include "calib/dataset.h"
 #include "cli/command.h"
 #include "cli/interrupt.h"
@@ -109,7 +110,7 @@ Command add_eval(CLI::App& root) {
             }
             out["seconds"] = clock.seconds();
             if (o->json) {
-              fmt::print("{}\n", out.dump(2));
+              fmt::print("{}\n", json_output(out, 2));
             } else {
               fmt::print("model        {} [{}]\n", o->model, out["model_kind"].get<std::string>());
               fmt::print("{:<12} {}: {} tokens, {} windows of {}\n", o->ids.empty() ? "text" : "ids", source, ids.size(),

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "io/json_reader.h"
 #include "cli/command.h"
 #include "cli/interrupt.h"
 #include "gptq/generate.h"
@@ -88,7 +89,7 @@ Command add_generate(CLI::App& root) {
                                    {"decode_steps", r.decode_steps},
                                    {"decode_seconds", r.decode_seconds},
                                    {"decode_tokens_per_s", r.decode_tokens_per_second}};
-          fmt::print("{}\n", out.dump(2));
+          fmt::print("{}\n", json_output(out, 2));
           return 0;
         }
         fmt::print("\n");

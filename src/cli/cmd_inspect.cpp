@@ -1,6 +1,7 @@
 // gptq inspect MODEL: what convert_model would do (block list, layers, packed shapes, totals).
 #include <fmt/core.h>
 
+#include "io/json_reader.h"
 #include "cli/command.h"
 #include "io/safetensors.h"
 #include "model/convert.h"
@@ -96,7 +97,7 @@ Command add_inspect(CLI::App& root) {
             co.zero_bias = opts->zero_bias;
             const ModelPlan plan = convert_model(cfg, store, co);
             if (opts->json) {
-              fmt::print("{}\n", plan_to_json(cfg, plan).dump(2));
+              fmt::print("{}\n", json_output(plan_to_json(cfg, plan), 2));
             } else {
               print_plan(cfg, plan);
             }

@@ -47,7 +47,7 @@ Command add_quantize(CLI::App& root) {
     std::string model, out, format, method = "gptq", max_shard = "0", calib, report, dynamic;
     std::vector<std::string> modules;
     QuantizeParams q;
-    int64_t seqlen = 0;
+    std::optional<int64_t> seqlen;
     bool sym = false, asym = false;  // explicit flags; symmetric unless --asym
     bool quiet = false;
   };
@@ -123,7 +123,7 @@ Command add_quantize(CLI::App& root) {
             q.modules_in_block_to_quantize = parse_modules_in_block(o->modules);
             q.max_shard_size = parse_byte_size(o->max_shard);
             q.dataset.path = o->calib;
-            if (o->seqlen != 0) q.model_seqlen = o->seqlen;
+            q.model_seqlen = o->seqlen;
             if (!o->dynamic.empty()) q.dynamic = read_json_file(o->dynamic).dump();
             const bool v1_asym = !q.sym && q.checkpoint_format != "gptq_v2";
             std::unique_ptr<ProgressBar> shown;
