@@ -243,6 +243,33 @@ std::function<std::vector<std::string>(Env&)> eval_ids_file(std::string ids_json
   };
 }
 
+// Nested JSON: `depth` arrays around a number (a JSON value refused by the depth limit).
+std::string nested_json(int depth) { return std::string(depth, '[') + "1" + std::string(depth, ']'); }
+
+// A copy of tiny-llama (float) damaged, then `gptq <command>` on it.
+std::function<std::vector<std::string>(Env&)> float_damaged(std::function<void(const fs::path&)> damage,
+                                                            std::string command = "eval") {
+  return [damage, command](Env& e) {
+    copy_model("tiny-llama", e.model);
+    damage(e.model);
+    if (command == "generate")
+      return std::vector<std::string>{"generate", e.model.string(), "--prompt", "In the beginning",
+                                      "--max-new-tokens", "4"};
+    return std::vector<std::string>{"eval", e.model.string(), "--text", fixture_data("eval.txt").string(),
+                                    "--seqlen", "64", "--max-windows", "1"};
+  };
+}
+
+// `gptq eval tiny-llama` with `extra` options.
+std::function<std::vector<std::string>(Env&)> eval_options(std::vector<std::string> extra) {
+  return [extra](Env&) {
+    std::vector<std::string> args{"eval", fixture_model("tiny-llama").string(), "--text",
+                                  fixture_data("eval.txt").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+}
+
 std::vector<CliCase> cases() {
   return {
       // ---- damaged safetensors ----
@@ -460,6 +487,123 @@ std::vector<CliCase> cases() {
        {"--ids", "--text", "gptq eval --help"}},
       {"EvalNoData", [](Env&) { return std::vector<std::string>{"eval", fixture_model("tiny-llama").string()}; }, 2,
        {"--text FILE", "--ids FILE.json"}},
+      // ---- issue 13: every JSON input bounded (depth, repeated keys), the file named ----
+      {"ConfigTooDeep", damaged([](const fs::path& m) {
+         std::string t = read_file(m / "config.json");
+         t.insert(t.find('{') + 1, "\"extra\": " + nested_json(20000) + ", ");
+         write_text(m / "config.json", t);
+       }),
+       3, {"config.json", "not valid JSON", "nested deeper than 64"}},
+      {"ConfigRepeatedKey", damaged([](const fs::path& m) {
+         std::string t = read_file(m / "config.json");
+         t.insert(t.find('{') + 1, "\"vocab_size\": 12, ");
+         write_text(m / "config.json", t);
+       }),
+       3, {"config.json", "'vocab_size' appears twice"}},
+      {"TokenizerTooDeep", damaged([](const fs::path& m) {
+         std::string deep;
+         for (int i = 0; i < 20000; ++i) deep += "{\"type\":\"Sequence\",\"pretokenizers\":[";
+         deep += "{\"type\":\"Whitespace\"}";
+         for (int i = 0; i < 20000; ++i) deep += "]}";
+         std::string t = read_file(m / "tokenizer.json");
+         const size_t at = t.find("\"pre_tokenizer\"");
+         ASSERT_NE(at, std::string::npos);
+         t.insert(at, "\"deep_pre_tokenizer\": " + deep + ", ");
+         write_text(m / "tokenizer.json", t);
+       }),
+       3, {"tokenizer.json", "nested deeper than 64"}},
+      {"TokenizerConfigTooDeep", damaged([](const fs::path& m) {
+         write_text(m / "tokenizer_config.json", "{\"x\": " + nested_json(5000) + "}");
+       }),
+       3, {"tokenizer_config.json", "nested deeper than 64"}},
+      {"CalibJsonlLineTooDeep", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         write_text(e.dir / "c.jsonl", "{\"text\": \"In the beginning\"}\n{\"text\": " + nested_json(5000) + "}\n");
+         auto a = quantize_args(e);
+         a[4] = (e.dir / "c.jsonl").string();
+         return a;
+       },
+       3, {"c.jsonl line 2", "nested deeper than 64"}},
+      {"DynamicTooDeep", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         write_text(e.dir / "dyn.json", "{\"-:x\": " + nested_json(5000) + "}");
+         return quantize_args(e, {"--dynamic", (e.dir / "dyn.json").string()});
+       },
+       3, {"dyn.json", "nested deeper than 64"}},
+      {"GenerationConfigTooDeep", float_damaged([](const fs::path& m) {
+         write_text(m / "generation_config.json", "{\"eos_token_id\": " + nested_json(5000) + "}");
+       }, "generate"),
+       3, {"generation_config.json", "nested deeper than 64"}},
+      // ---- issue 13: config.json against limits and the checkpoint ----
+      {"ConfigLayers0", damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["num_hidden_layers"] = 0; }); }),
+       3, {"config.json", "num_hidden_layers is 0", "1..4096"}},
+      {"EvalConfigLayersNegative",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["num_hidden_layers"] = -3; }); }), 3,
+       {"config.json", "num_hidden_layers is -3"}},
+      {"EvalConfigLayersHuge",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["num_hidden_layers"] = 1'000'000'000'000; }); }),
+       3, {"config.json", "num_hidden_layers is 1000000000000"}},
+      {"EvalConfigHiddenHuge",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["hidden_size"] = int64_t{1} << 40; }); }),
+       3, {"config.json", "hidden size is 1099511627776"}},
+      {"EvalConfigHeadDimOverflow",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["head_dim"] = int64_t{1} << 62; }); }),
+       3, {"config.json", "head_dim is 4611686018427387904"}},
+      {"EvalConfigVocabHuge",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["vocab_size"] = int64_t{1} << 50; }); }),
+       3, {"config.json", "vocab_size is"}},
+      {"GenerateConfigMaxPositionsHuge", float_damaged([](const fs::path& m) {
+         edit_config(m, [](json& j) { j["max_position_embeddings"] = int64_t{1} << 60; });
+       }, "generate"),
+       3, {"config.json", "max_position_embeddings is 1152921504606846976"}},
+      {"EvalConfigIntermediateNegative",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["intermediate_size"] = -768; }); }), 3,
+       {"config.json", "intermediate_size is -768"}},
+      {"EvalRopeThetaNegative",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["rope_theta"] = -10000.0; }); }), 3,
+       {"config.json", "rope_theta is -10000", "> 0"}},
+      {"EvalNormEpsZero",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["rms_norm_eps"] = 0.0; }); }), 3,
+       {"config.json", "norm epsilon", "is 0"}},
+      {"EvalMoreBlocksThanConfig", eval_damaged([](const fs::path& m) {
+         edit_config(m, [](json& j) { j["num_hidden_layers"] = 3; });
+       }),
+       3, {"config.json", "num_hidden_layers is 3", "has 4 blocks"}},
+      {"GenerateMoreBlocksThanConfig",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["num_hidden_layers"] = 2; }); }, "generate"),
+       3, {"config.json", "num_hidden_layers is 2", "has 4 blocks"}},
+      {"EvalMissingLmHead", float_damaged([](const fs::path& m) {
+         rewrite_tensors(m, [](TensorSpec& s, std::string&) { return s.name != "lm_head.weight"; });
+       }),
+       3, {"lm_head.weight is missing", "tie_word_embeddings is false"}},
+      {"EvalQuantizedMissingLmHead", eval_damaged([](const fs::path& m) {
+         rewrite_tensors(m, [](TensorSpec& s, std::string&) { return s.name != "lm_head.weight"; });
+       }),
+       3, {"lm_head.weight is missing"}},
+      // ---- issue 13: numbers ----
+      {"EvalNonFiniteLogits", float_damaged([](const fs::path& m) {
+         rewrite_tensors(m, [](TensorSpec& s, std::string& b) {
+           if (s.name == "model.norm.weight") {  // finite F32 weights whose products overflow
+             s.dtype = DType::F32;
+             std::vector<float> big(static_cast<size_t>(s.shape[0]), 3e38f);
+             b.assign(reinterpret_cast<const char*>(big.data()), big.size() * sizeof(float));
+           }
+           return true;
+         });
+       }),
+       5, {"non-finite logit"}},
+      {"SeqlenNegative", with_options({"--seqlen", "-5"}), 2, {"--seqlen -5", "at least 1"}},
+      {"Seqlen0", with_options({"--seqlen", "0"}), 2, {"--seqlen 0", "at least 1"}},
+      {"EvalSeqlenBeyondPositions", eval_options({"--seqlen", "1024"}), 2,
+       {"--seqlen 1024", "512 positions", "max_position_embeddings"}},
+      {"MaxShardSizeExponent", with_options({"--max-shard-size", "1e30"}), 2, {"--max-shard-size '1e30'", "unit"}},
+      {"MaxShardSizeNan", with_options({"--max-shard-size", "nan"}), 2, {"--max-shard-size 'nan'", "not a number"}},
+      {"MaxShardSizeInf", with_options({"--max-shard-size", "inf"}), 2, {"--max-shard-size 'inf'", "not a number"}},
+      {"MaxShardSizeHalfByte", with_options({"--max-shard-size", "0.5B"}), 2,
+       {"--max-shard-size '0.5B'", "whole number of bytes"}},
+      {"MaxShardSizeTooLarge", with_options({"--max-shard-size", "99999999999TB"}), 2,
+       {"--max-shard-size '99999999999TB'", "2^64"}},
+      {"MaxShardSizeNegative", with_options({"--max-shard-size", "-1GB"}), 2, {"--max-shard-size '-1GB'"}},
       {"InspectMissingModel", [](Env& e) {
          return std::vector<std::string>{"inspect", (e.dir / "nowhere").string()};
        },
