@@ -604,6 +604,19 @@ std::vector<CliCase> cases() {
       {"MaxShardSizeTooLarge", with_options({"--max-shard-size", "99999999999TB"}), 2,
        {"--max-shard-size '99999999999TB'", "2^64"}},
       {"MaxShardSizeNegative", with_options({"--max-shard-size", "-1GB"}), 2, {"--max-shard-size '-1GB'"}},
+      // ---- issue 13: calibration bounded by the model ----
+      {"CalibSampleBeyondPositions", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         std::string ids = "[[1, 2, 3], [";
+         for (int i = 0; i < 20000; ++i) ids += (i ? ", " : "") + std::to_string(5 + i % 4000);
+         write_text(e.dir / "ids.json", ids + "]]");
+         auto a = quantize_args(e);
+         a[4] = (e.dir / "ids.json").string();
+         return a;
+       },
+       3, {"ids.json", "sample 1 has 20000 tokens", "512 positions"}},
+      {"CalibNsamplesBeyondMemory", with_options({"--nsamples", "1000000000000", "--seqlen", "512"}), 2,
+       {"--nsamples 1000000000000 x --seqlen 512", "GB of hidden states", "lower --nsamples"}},
       {"InspectMissingModel", [](Env& e) {
          return std::vector<std::string>{"inspect", (e.dir / "nowhere").string()};
        },
@@ -756,6 +769,28 @@ TEST(Cli, InspectNamesLoaderShapeIssues) {
   EXPECT_NE(q.err.find("warning: mlp.down_proj (256x768, 4 blocks): in_features 768"), std::string::npos) << q.err;
   const RunResult nb = run_gptq({"inspect", model, "--no-zero-bias"}, dir);
   EXPECT_EQ(nb.out.find(" zero "), std::string::npos);
+}
+
+// Paths that are not UTF-8 (Latin-1 file names) go into --json output and reports with U+FFFD
+// instead of an "internal error" from the JSON library.
+TEST(Cli, NonUtf8PathsInJsonOutput) {
+  const fs::path dir = scratch_dir("latin1");
+  const fs::path model = dir / "mod\xe8le", text = dir / "caf\xe9.txt";
+  copy_model("tiny-llama", model);
+  fs::copy_file(fixture_data("eval.txt"), text);
+  const RunResult r = run_gptq({"eval", model.string(), "--text", text.string(), "--seqlen", "64", "--max-windows",
+                                "1", "--json"},
+                               dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json out = json::parse(r.out);
+  EXPECT_NE(out.at("text").get<std::string>().find("caf\xef\xbf\xbd.txt"), std::string::npos) << r.out;
+  EXPECT_NE(out.at("model").get<std::string>().find("mod\xef\xbf\xbdle"), std::string::npos) << r.out;
+
+  const RunResult q = run_gptq({"quantize", model.string(), (dir / "q").string(), "--method", "rtn", "--quiet",
+                                "--report", (dir / "r\xe9port.json").string()},
+                               dir);
+  ASSERT_EQ(q.code, 0) << q.err;
+  EXPECT_TRUE(read_json(dir / "r\xe9port.json").is_object());
 }
 
 TEST(Cli, VersionAndHelpSucceed) {

@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -129,6 +132,22 @@ void check_vocabulary(const TokenSequence& seq, const fs::path& file, int64_t vo
       fail("{}: {} holds token id {} outside the model's vocabulary [0, {})", file.string(), where, id, vocab_size);
 }
 
+// The hidden states of `samples` x `seqlen` tokens (a block's input and output, fp32) must fit in
+// the machine's memory; `what` formats the two numbers for the message.
+void check_memory(const CalibOptions& o, int64_t samples, int64_t seqlen, const std::string& what) {
+  if (o.hidden_size <= 0 || samples <= 0 || seqlen <= 0) return;
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return;
+  const double memory = static_cast<double>(pages) * static_cast<double>(page);
+  const double need = static_cast<double>(samples) * static_cast<double>(seqlen) *
+                      static_cast<double>(o.hidden_size) * 2.0 * sizeof(float);
+  if (need > memory)
+    fail_code(ExitCode::kUsage,
+              "calibration: {} tokens need {:.1f} GB of hidden states (2 x tokens x hidden size {} x 4 "
+              "bytes), more than this machine's {:.1f} GB of memory; lower --nsamples or --seqlen",
+              what, need / 1e9, o.hidden_size, memory / 1e9);
+}
+
 std::vector<TokenSequence> from_tokenized(const CalibOptions& o) {
   const nlohmann::json j = read_ids_json(o.file);
   if (!j.is_array() || j.empty())
@@ -178,11 +197,23 @@ std::vector<TokenSequence> load_calibration(const CalibOptions& o, const Tokeniz
   } else {
     if (!fs::exists(o.file)) fail_code(ExitCode::kIo, "calibration file {} not found", o.file.string());
     const std::string ext = o.file.extension().string();
+    if (ext != ".json")  // windows of seqlen tokens: bounded before they are drawn
+      check_memory(o, o.nsamples, o.seqlen, fmt::format("--nsamples {} x --seqlen {}", o.nsamples, o.seqlen));
     out = ext == ".jsonl"  ? from_jsonl(o, tokenizer)
           : ext == ".json" ? from_tokenized(o)
                            : from_text(o, tokenizer);
   }
-  for (size_t s = 0; s < out.size(); ++s) check_vocabulary(out[s], source, vocab_size, fmt::format("sample {}", s));
+  int64_t tokens = 0;
+  for (size_t s = 0; s < out.size(); ++s) {
+    check_vocabulary(out[s], source, vocab_size, fmt::format("sample {}", s));
+    const auto n = static_cast<int64_t>(out[s].size());
+    if (o.max_positions > 0 && n > o.max_positions)
+      fail("{}: sample {} has {} tokens, more than the model's {} positions "
+           "(max_position_embeddings); cut it to at most {} tokens",
+           source, s, n, o.max_positions, o.max_positions);
+    tokens += n;
+  }
+  check_memory(o, 1, tokens, fmt::format("{} samples of {} tokens in all", out.size(), tokens));
   return out;
 }
 

@@ -325,6 +325,8 @@ void QuantizeRun::setup() {
                 "the API's dataset: such a file, texts or token-id lists)");
     CalibOptions c = opt_.calib;
     c.seqlen = seqlen_;
+    c.max_positions = cfg_.hp.max_positions;
+    c.hidden_size = cfg_.hp.hidden;
     std::unique_ptr<Tokenizer> tok;
     if (c.sequences.empty() && c.file.extension() != ".json") tok = Tokenizer::from_model_dir(model_dir_);
     calib_ = load_calibration(c, tok.get(), cfg_.hp.vocab);
