@@ -22,6 +22,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "gptq/error.h"
+#include "gptq/quantize.h"
+#include "io/json_reader.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
 #include "support/fixtures.h"
@@ -604,6 +607,21 @@ std::vector<CliCase> cases() {
       {"MaxShardSizeTooLarge", with_options({"--max-shard-size", "99999999999TB"}), 2,
        {"--max-shard-size '99999999999TB'", "2^64"}},
       {"MaxShardSizeNegative", with_options({"--max-shard-size", "-1GB"}), 2, {"--max-shard-size '-1GB'"}},
+      {"NsamplesExponent", with_options({"--nsamples", "1e3"}), 2, {"--nsamples", "'1e3' is not a whole number"}},
+      {"NsamplesHex", with_options({"--nsamples", "0x10"}), 2, {"--nsamples", "'0x10' is not a whole number"}},
+      {"NsamplesBeyond64Bits", with_options({"--nsamples", "99999999999999999999"}), 2,
+       {"--nsamples", "does not fit in 64 bits"}},
+      {"EvalMaxWindowsBeyond64Bits", eval_options({"--max-windows", "18446744073709551617"}), 2,
+       {"--max-windows", "does not fit in 64 bits"}},
+      {"GenerateMaxNewTokensHex", [](Env&) {
+         return std::vector<std::string>{"generate", fixture_model("tiny-llama").string(), "--prompt", "In",
+                                         "--max-new-tokens", "0x10"};
+       },
+       2, {"--max-new-tokens", "not a whole number"}},
+      {"InspectGroupSizeSpace", [](Env&) {
+         return std::vector<std::string>{"inspect", fixture_model("tiny-llama").string(), "--group-size", " 128"};
+       },
+       2, {"--group-size", "not a whole number"}},
       // ---- issue 13: calibration bounded by the model ----
       {"CalibSampleBeyondPositions", [](Env& e) {
          e.model = fixture_model("tiny-llama");
@@ -791,6 +809,77 @@ TEST(Cli, NonUtf8PathsInJsonOutput) {
                                dir);
   ASSERT_EQ(q.code, 0) << q.err;
   EXPECT_TRUE(read_json(dir / "r\xe9port.json").is_object());
+}
+
+// A GPTQ checkpoint with a quantized output head (--lm-head, tie_word_embeddings false) is
+// evaluated with that head: 29 quantized layers and a perplexity near the float model's (the
+// embedding as head would be far off); without its head tensors it is refused.
+TEST(Cli, QuantizedLmHeadIsLoaded) {
+  const fs::path dir = scratch_dir("lm-head-cli");
+  const std::string model = fixture_model("tiny-llama").string();
+  const RunResult q = run_gptq({"quantize", model, (dir / "q").string(), "--method", "rtn", "--lm-head", "--quiet"}, dir);
+  ASSERT_EQ(q.code, 0) << q.err;
+  auto eval = [&](const std::string& m) {
+    const RunResult r = run_gptq({"eval", m, "--text", fixture_data("eval.txt").string(), "--seqlen", "128",
+                                  "--max-windows", "4", "--json"},
+                                 dir);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return r.code == 0 ? json::parse(r.out) : json::object();
+  };
+  const json f = eval(model), g = eval((dir / "q").string());
+  ASSERT_TRUE(g.contains("ppl"));
+  EXPECT_NE(g.at("model_kind").get<std::string>().find("(29 quantized layers)"), std::string::npos) << g.dump();
+  const double ratio = g.at("ppl").get<double>() / f.at("ppl").get<double>();
+  EXPECT_GT(ratio, 0.95);
+  EXPECT_LT(ratio, 1.25);
+  rewrite_tensors(dir / "q", [](TensorSpec& s, std::string&) { return !s.name.starts_with("lm_head."); });
+  const RunResult r = run_gptq({"eval", (dir / "q").string(), "--text", fixture_data("eval.txt").string(), "--seqlen",
+                                "64", "--max-windows", "1"},
+                               dir);
+  EXPECT_EQ(r.code, 3);
+  EXPECT_NE(r.err.find("lm_head.weight is missing"), std::string::npos) << r.err;
+}
+
+// --max-shard-size / max_shard_size: decimal or binary units, a whole number of bytes.
+TEST(ByteSize, AcceptsPlainSizesExactly) {
+  EXPECT_EQ(parse_byte_size("0"), 0u);
+  EXPECT_EQ(parse_byte_size("5GB"), 5'000'000'000u);
+  EXPECT_EQ(parse_byte_size("500mb"), 500'000'000u);
+  EXPECT_EQ(parse_byte_size("1.5GiB"), 1'610'612'736u);
+  EXPECT_EQ(parse_byte_size("4096"), 4096u);
+  EXPECT_EQ(parse_byte_size("18446744073709551615B"), UINT64_MAX);
+  for (const char* bad : {"", "1e30", "nan", "inf", "0.5B", "-1GB", "18446744073709551616", "5 GB", "1.2.3GB", "GB",
+                          "0GB"}) {
+    try {
+      (void)parse_byte_size(bad);
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ExitCode::kUsage) << bad;
+      EXPECT_NE(std::string(e.what()).find(fmt::format("--max-shard-size '{}'", bad)), std::string::npos) << e.what();
+    }
+  }
+}
+
+// The JSON reader refuses a file over its size limit before reading it, naming the file.
+TEST(JsonReader, SizeLimitNamesTheFile) {
+  const fs::path dir = scratch_dir("json-size");
+  write_text(dir / "big.json", "[1, 2, 3, 4, 5, 6, 7, 8, 9]");
+  EXPECT_EQ(read_json_input(dir / "big.json", "advice", 100).size(), 9u);
+  try {
+    (void)read_json_input(dir / "big.json", "get a smaller one", 10);
+    ADD_FAILURE() << "a 27-byte file passed a 10-byte limit";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(e.code(), ExitCode::kBadInput);
+    EXPECT_NE(msg.find((dir / "big.json").string() + " is 27 bytes, more than the 10 bytes"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("get a smaller one"), std::string::npos) << msg;
+  }
+  try {
+    (void)read_json_input(dir / "missing.json");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kIo);
+  }
 }
 
 TEST(Cli, VersionAndHelpSucceed) {

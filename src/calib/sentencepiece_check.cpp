@@ -60,10 +60,18 @@ struct Wire {
 };
 
 // darts-clone's unit encoding (darts.h, DoubleArrayUnit).
-bool has_leaf(uint32_t u) { return ((u >> 8) & 1) == 1; }
-uint32_t value(uint32_t u) { return u & ((1U << 31) - 1); }
-uint32_t label(uint32_t u) { return u & ((1U << 31) | 0xFF); }
-uint32_t offset(uint32_t u) { return (u >> 10) << ((u & (1U << 9)) >> 6); }
+bool has_leaf(uint32_t u) {
+  return ((u >> 8) & 1) == 1;
+}
+uint32_t value(uint32_t u) {
+  return u & ((1U << 31) - 1);
+}
+uint32_t label(uint32_t u) {
+  return u & ((1U << 31) | 0xFF);
+}
+uint32_t offset(uint32_t u) {
+  return (u >> 10) << ((u & (1U << 9)) >> 6);
+}
 
 }  // namespace
 
@@ -83,9 +91,10 @@ std::vector<std::pair<size_t, size_t>> precompiled_charsmaps(std::string_view mo
 void check_precompiled_charsmap(std::string_view blob, const std::string& where) {
   if (blob.empty()) return;  // no normalization map: identity
   auto bad = [&](const std::string& why) {
-    fail("{}: the normalization map (precompiled_charsmap) is damaged: {}; copy tokenizer.model of "
-         "the base model again",
-         where, why);
+    fail(
+        "{}: the normalization map (precompiled_charsmap) is damaged: {}; copy tokenizer.model of "
+        "the base model again",
+        where, why);
   };
   if (blob.size() < 4) bad("shorter than its 4-byte length");
   uint32_t trie_bytes = 0;

@@ -14,6 +14,7 @@
 #include "io/json_reader.h"
 #include "calib/dataset.h"
 #include "cli/command.h"
+#include "cli/strict_integer.h"
 #include "cli/interrupt.h"
 #include "cli/npy_writer.h"
 #include "cli/progress_bar.h"
@@ -47,6 +48,8 @@ Command add_eval(CLI::App& root) {
   app->add_option("--threads", o->threads, "Threads (0: all cores); the results do not depend on it")
       ->capture_default_str();
   app->add_flag("--json", o->json, "Print JSON");
+  for (const char* name : {"--seqlen", "--max-windows", "--threads"})
+    app->get_option(name)->check(strict_integer());
   return {app, [o] {
             if (o->eval.seqlen < 2) fail_code(ExitCode::kUsage, "--seqlen {}: must be at least 2", o->eval.seqlen);
             if (o->text.empty() && o->ids.empty())

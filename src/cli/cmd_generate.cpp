@@ -11,6 +11,7 @@
 
 #include "io/json_reader.h"
 #include "cli/command.h"
+#include "cli/strict_integer.h"
 #include "cli/interrupt.h"
 #include "gptq/generate.h"
 #include "gptq/model.h"
@@ -49,6 +50,8 @@ Command add_generate(CLI::App& root) {
   app->add_option("--threads", o->threads, "Threads of the kernels and BLAS (0: all cores)")
       ->capture_default_str();
   app->add_flag("--json", o->json, "Print one JSON object at the end instead of streaming");
+  for (const char* name : {"--max-new-tokens", "--top-k", "--seed", "--threads"})
+    app->get_option(name)->check(strict_integer());
   return {
       app, [o] {
         LoadParams lp;

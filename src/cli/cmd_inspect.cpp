@@ -3,6 +3,7 @@
 
 #include "io/json_reader.h"
 #include "cli/command.h"
+#include "cli/strict_integer.h"
 #include "io/safetensors.h"
 #include "model/convert.h"
 #include "model/plan_report.h"
@@ -84,6 +85,8 @@ Command add_inspect(CLI::App& root) {
   app->add_flag("--zero-bias,!--no-zero-bias", opts->zero_bias,
                 "Count the zero fp16 biases of bias-free quantized layers (as gptq quantize writes by default)");
   app->add_flag("--json", opts->json, "Print JSON instead of a table");
+  for (const char* name : {"--bits", "--group-size"})
+    app->get_option(name)->check(strict_integer());
   return {app, [opts] {
             const auto dir = resolve_model_path(opts->model);
             const ModelConfig cfg = ModelConfig::load(dir);

@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include "cli/command.h"
+#include "cli/strict_integer.h"
 #include "cli/interrupt.h"
 #include "cli/progress_bar.h"
 #include "cli/test_hooks.h"
@@ -114,6 +115,10 @@ Command add_quantize(CLI::App& root) {
                   "Experts held in fp32 at once (memory bound; does not change the output)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->capture_default_str();
+  for (const char* name : {
+        "--bits", "--group-size", "--nsamples", "--seqlen", "--seed", "--batch-size",
+        "--threads", "--moe-min-tokens", "--moe-experts-per-chunk"})
+    app->get_option(name)->check(strict_integer());
   return {app, [o] {
             QuantizeParams q = o->q;
             if (o->asym && o->sym) fail_code(ExitCode::kUsage, "--sym and --asym contradict each other");

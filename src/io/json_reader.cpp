@@ -26,8 +26,7 @@ nlohmann::json read_json_input(const std::filesystem::path& path, std::string_vi
                                uint64_t max_bytes) {
   std::error_code ec;
   const bool exists = std::filesystem::exists(path, ec);
-  if (!exists)
-    fail_code(ExitCode::kIo, "{} not found: check the path", path.string());
+  if (!exists) fail_code(ExitCode::kIo, "{} not found: check the path", path.string());
   if (std::filesystem::is_directory(path, ec))
     fail_code(ExitCode::kIo, "{} is a directory, expected a JSON file", path.string());
   std::ifstream in(path, std::ios::binary);

@@ -45,7 +45,8 @@ void check_model_dims(const ModelHparams& h, const std::string& source) {
     check_range(source, "num_experts", h.num_experts, 1, 4096);
     check_range(source, "moe_intermediate_size", h.moe_intermediate, 1, L::kIntermediate);
   }
-  check_range(source, "shared_expert_intermediate_size", h.shared_intermediate, 0, L::kIntermediate);
+  check_range(source, "shared_expert_intermediate_size", h.shared_intermediate, 0,
+              L::kIntermediate);
   check_range(source, "sliding_window", h.sliding_window, 0, L::kPositions);
 }
 
@@ -69,13 +70,15 @@ void check_block_count(int64_t config_layers, const std::vector<int64_t>& blocks
                        const std::string& what) {
   const auto n = static_cast<int64_t>(blocks.size());
   if (n != config_layers)
-    fail("{}: num_hidden_layers is {} but the checkpoint {} has {} blocks in '{}': config.json and the "
-         "weights do not belong together; use the config.json of this checkpoint",
-         config_file, config_layers, what, n, block_name);
+    fail(
+        "{}: num_hidden_layers is {} but the checkpoint {} has {} blocks in '{}': config.json and "
+        "the "
+        "weights do not belong together; use the config.json of this checkpoint",
+        config_file, config_layers, what, n, block_name);
   for (int64_t i = 0; i < n; ++i)
     if (blocks[static_cast<size_t>(i)] != i)
-      fail("checkpoint {}: block {}.{} is missing (blocks must be numbered 0..{})", what, block_name,
-           i, n - 1);
+      fail("checkpoint {}: block {}.{} is missing (blocks must be numbered 0..{})", what,
+           block_name, i, n - 1);
 }
 
 void check_output_head(const ModelHparams& h, const std::string& head,
@@ -83,9 +86,10 @@ void check_output_head(const ModelHparams& h, const std::string& head,
                        const std::string& config_file, const std::string& what) {
   if (h.tie_word_embeddings || head.empty()) return;
   if (has_tensor(head + ".weight") || has_tensor(head + ".qweight")) return;
-  fail("checkpoint {}: the output head {}.weight is missing and {} does not tie it to the embedding "
-       "(tie_word_embeddings is false); the checkpoint is incomplete: download it again",
-       what, head, config_file);
+  fail(
+      "checkpoint {}: the output head {}.weight is missing and {} does not tie it to the embedding "
+      "(tie_word_embeddings is false); the checkpoint is incomplete: download it again",
+      what, head, config_file);
 }
 
 }  // namespace gptq
