@@ -3,7 +3,7 @@
 set -euo pipefail
 PKGS=(g++ cmake ninja-build pkg-config
       libopenblas-dev liblapacke-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-      libpcre2-dev libsentencepiece-dev libhwy-dev libgtest-dev libgmock-dev libbenchmark-dev
+      libpcre2-dev libsentencepiece-dev libhwy-dev libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
       # the Python package gptqcpp (python/): its module, install and tests; tqdm draws progress bars
       python3 python3-dev pybind11-dev python3-numpy python3-pytest python3-venv python3-pip
       python3-setuptools python3-wheel python3-tqdm)

@@ -9,6 +9,7 @@
 // rewrite tensors with the writer).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,8 +46,10 @@ struct RunResult {
   std::string out, err;
 };
 
-// Runs GPTQ_EXE with `args`, stdout/stderr captured through files (no pipe deadlock).
-RunResult run_gptq(const std::vector<std::string>& args, const fs::path& scratch) {
+// Runs GPTQ_EXE with `args`, stdout/stderr captured through files (no pipe deadlock), with the
+// variables of `env` set.
+RunResult run_gptq(const std::vector<std::string>& args, const fs::path& scratch,
+                   const std::map<std::string, std::string>& env = {}) {
   const fs::path out_file = scratch / "stdout.txt", err_file = scratch / "stderr.txt";
   const pid_t pid = ::fork();
   if (pid == 0) {
@@ -61,6 +64,7 @@ RunResult run_gptq(const std::vector<std::string>& args, const fs::path& scratch
     for (auto& a : copy) argv.push_back(a.data());
     argv.push_back(nullptr);
     ::unsetenv("GPTQ_TEST_KILL_AFTER_BLOCK");
+    for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
     ::execv(exe.c_str(), argv.data());
     ::_exit(127);
   }
@@ -273,6 +277,38 @@ std::function<std::vector<std::string>(Env&)> eval_options(std::vector<std::stri
   };
 }
 
+fs::path partial_of(const Env& e) { return e.out.string() + ".partial"; }
+
+// A quantize run of a copy of tiny-llama killed after 2 of its 4 blocks, then `damage`; returns
+// the arguments of its --resume.
+std::function<std::vector<std::string>(Env&)> interrupted_run(std::function<void(Env&)> damage) {
+  return [damage](Env& e) {
+    copy_model("tiny-llama", e.model);
+    const RunResult r = run_gptq(quantize_args(e), e.dir, {{"GPTQ_TEST_KILL_AFTER_BLOCK", "2"}});
+    EXPECT_EQ(r.code, 137) << r.err;
+    damage(e);
+    return quantize_args(e, {"--resume"});
+  };
+}
+
+// Overwrites bytes of a file at `offset`.
+void poke_bytes(const fs::path& p, uint64_t offset, const std::string& bytes) {
+  std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+std::string le64(int64_t v) { return std::string(reinterpret_cast<const char*>(&v), 8); }
+
+void edit_state(const Env& e, const std::function<void(json&)>& f) {
+  const fs::path p = partial_of(e) / ".gptq-run" / "state.json";
+  json j = read_json(p);
+  f(j);
+  write_json(p, j);
+}
+
+// acts-2.bin of an interrupted run: header (magic, hidden, n, n sizes) then the floats.
+const char* kActs = "acts-2.bin";
+
 std::vector<CliCase> cases() {
   return {
       // ---- damaged safetensors ----
@@ -419,9 +455,105 @@ std::vector<CliCase> cases() {
          e.model = fixture_model("tiny-llama");
          fs::create_directories(e.out.string() + ".partial/.gptq-run");
          write_text(e.out.string() + ".partial/.gptq-run/state.json", "{}");
+         write_text(e.out.string() + ".partial/.gptq-run/owner", "1\n");
          return quantize_args(e);
        },
        2, {"out.partial", "add --resume"}, Leftover::kPartialUntouched},
+      // OUT.partial that this program did not make is never used or deleted.
+      {"ResumeForeignPartial", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         fs::create_directories(partial_of(e) / "sub");
+         write_text(partial_of(e) / "sub" / "mine.txt", "precious");
+         return quantize_args(e, {"--resume"});
+       },
+       2, {"out.partial", "not made by gptq quantize", "refusing to use or delete it"}, Leftover::kPartialUntouched},
+      {"ResumePartialIsAFile", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         write_text(partial_of(e), "precious");
+         return quantize_args(e, {"--resume"});
+       },
+       2, {"out.partial", "not a directory made by gptq quantize", "file"}, Leftover::kPartialUntouched},
+      {"PartialInUse", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         fs::create_directories(partial_of(e) / ".gptq-run");
+         write_text(partial_of(e) / ".gptq-run" / "owner", "4242\n");
+         const int fd = ::open((partial_of(e) / ".gptq-run" / "owner").c_str(), O_RDONLY | O_CLOEXEC);
+         EXPECT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);  // held by this process (fd left open)
+         return quantize_args(e, {"--resume"});
+       },
+       2, {"out.partial", "in use by another run (pid 4242)"}, Leftover::kPartialUntouched},
+      {"OutputDanglingSymlink", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         fs::create_symlink(e.dir / "nowhere", e.out);
+         return quantize_args(e);
+       },
+       2, {"out", "symbolic link", "nowhere"}},
+      // A resume trusts nothing in OUT.partial it cannot check.
+      {"ResumeShardTruncated", interrupted_run([](Env& e) {
+         truncate_file(partial_of(e) / "model.safetensors.partial", 1'000'000);
+       }),
+       3, {"out.partial/model.safetensors.partial", "truncated", "1000000 bytes", "without resuming"},
+       Leftover::kPartialAllowed},
+      {"ResumeShardModified", interrupted_run([](Env& e) {
+         poke_bytes(partial_of(e) / "model.safetensors.partial", 100'000, "\x7f\x7f");
+       }),
+       3, {"out.partial/model.safetensors.partial", "lm_head.weight", "not what the interrupted run wrote"},
+       Leftover::kPartialAllowed},
+      {"ResumeWeightsChanged", interrupted_run([](Env& e) {
+         poke_bytes(e.model / "model.safetensors", 5'000'000, "\x01\x02");
+       }),
+       2, {"model/model.safetensors", "changed since the interrupted run", "mix two models"},
+       Leftover::kPartialAllowed},
+      {"ResumeStateBlocksPastModel", interrupted_run([](Env& e) {
+         edit_state(e, [](json& j) { j["blocks_done"] = 9; });
+       }),
+       3, {"state.json", "blocks_done is 9", "the model has 4 blocks"}, Leftover::kPartialAllowed},
+      {"ResumeStateLayersMissing", interrupted_run([](Env& e) {
+         edit_state(e, [](json& j) { j["blocks_done"] = 3; });
+       }),
+       3, {"state.json", "14 layer records", "21 quantized layers"}, Leftover::kPartialAllowed},
+      {"ResumeStateChecksumMissing", interrupted_run([](Env& e) {
+         edit_state(e, [](json& j) { j["written"].erase("lm_head.weight"); });
+       }),
+       3, {"state.json", "no checksum for tensor 'lm_head.weight'"}, Leftover::kPartialAllowed},
+      {"ResumeActsFewerSequences", interrupted_run([](Env& e) {
+         poke_bytes(partial_of(e) / ".gptq-run" / kActs, 16, le64(3));
+       }),
+       3, {kActs, "holds 3 calibration sequences, the run has 4"}, Leftover::kPartialAllowed},
+      {"ResumeActsOtherWidth", interrupted_run([](Env& e) {
+         poke_bytes(partial_of(e) / ".gptq-run" / kActs, 8, le64(128));
+       }),
+       3, {kActs, "128 wide", "hidden size is 256"}, Leftover::kPartialAllowed},
+      {"ResumeActsShortSequence", interrupted_run([](Env& e) {
+         // Sequence 0 one token (256 floats) shorter, the file consistent with its header.
+         const fs::path p = partial_of(e) / ".gptq-run" / kActs;
+         std::string bytes = read_file(p);
+         const size_t data = 24 + 8 * 4;
+         bytes.erase(data, 256 * 4);
+         int64_t first = 0;
+         std::memcpy(&first, bytes.data() + 24, 8);
+         const std::string patched = le64(first - 256);
+         bytes.replace(24, 8, patched);
+         write_text(p, bytes);
+       }),
+       3, {kActs, "calibration sequence 0 has 63 tokens", "the run has 64"}, Leftover::kPartialAllowed},
+      // --report never lands in the model or the output.
+      {"ReportInsideModel", [](Env& e) {
+         copy_model("tiny-llama", e.model);
+         return quantize_args(e, {"--report", (e.model / "config.json").string()});
+       },
+       2, {"--report", "config.json", "inside the model directory"}},
+      {"ReportThroughLinkIntoModel", [](Env& e) {
+         copy_model("tiny-llama", e.model);
+         fs::create_symlink(e.model / "config.json", e.dir / "report.json");
+         return quantize_args(e, {"--report", (e.dir / "report.json").string()});
+       },
+       2, {"--report", "inside the model directory", "through a link to"}},
+      {"ReportInsideOutput", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         return quantize_args(e, {"--report", partial_of(e).string() + "/report.json"});
+       },
+       2, {"--report", "inside the output's working directory"}},
       {"OutputParentIsAFile", [](Env& e) {
          e.model = fixture_model("tiny-llama");
          write_text(e.dir / "file", "x");
@@ -650,6 +782,7 @@ std::vector<CliCase> cases() {
 std::map<std::string, std::string> snapshot(const fs::path& dir) {
   std::map<std::string, std::string> out;
   if (!fs::exists(dir)) return out;
+  if (!fs::is_directory(dir)) return {{"", read_file(dir)}};
   for (const auto& e : fs::recursive_directory_iterator(dir))
     out[fs::relative(e.path(), dir).string() + (e.is_directory() ? "/" : "")] =
         e.is_regular_file() ? read_file(e.path()) : "";
@@ -880,6 +1013,40 @@ TEST(JsonReader, SizeLimitNamesTheFile) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ExitCode::kIo);
   }
+// --report through a symbolic link writes the link's target; the link stays.
+TEST(Cli, ReportThroughSymlinkWritesItsTarget) {
+  const fs::path dir = scratch_dir("report-link");
+  fs::create_directories(dir / "reports");
+  fs::create_symlink("reports/r.json", dir / "link.json");  // dangling until the run writes it
+  const RunResult r = run_gptq({"quantize", fixture_model("tiny-llama").string(), (dir / "q").string(), "--method",
+                                "rtn", "--quiet", "--report", (dir / "link.json").string()},
+                               dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::is_symlink(dir / "link.json"));
+  EXPECT_EQ(read_json(dir / "reports" / "r.json").at("layers").size(), 28u);
+}
+
+// A run that fails before its first durable state removes OUT.partial and the parent
+// directories it created for OUT.
+TEST(Cli, FailedRunRemovesTheParentsItCreated) {
+  const fs::path dir = scratch_dir("parents");
+  const RunResult r = run_gptq({"quantize", fixture_model("tiny-llama").string(), (dir / "a" / "b" / "out").string(),
+                                "--calib", (dir / "nope.txt").string(), "--quiet"},
+                               dir);
+  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_NE(r.err.find("nope.txt"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "a"));
+}
+
+// The owner marker is not left in a finished output.
+TEST(Cli, FinishedOutputHasNoRunFiles) {
+  const fs::path dir = scratch_dir("finished");
+  const RunResult r = run_gptq({"quantize", fixture_model("tiny-llama").string(), (dir / "q").string(), "--method",
+                                "rtn", "--quiet"},
+                               dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "q" / ".gptq-run"));
+  EXPECT_FALSE(fs::exists(dir / "q.partial"));
 }
 
 TEST(Cli, VersionAndHelpSucceed) {

@@ -83,3 +83,23 @@ def test_evaluate_can_be_cancelled(quantized_llama):
         model.evaluate(EVAL.read_text(), seqlen=SEQLEN, max_windows=WINDOWS, progress=lambda *a: False)
     with pytest.raises(gptqcpp.Interrupted):
         model.generate("And", max_new_tokens=10, temperature=0, stream=lambda piece: False)
+
+
+def test_token_ids_need_no_tokenizer(tmp_path, quantized_llama, eval_ids):
+    """A checkpoint without tokenizer files still computes logits and evaluates token ids (the
+    tokenizer is read on first use); text then raises the tokenizer's error."""
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(quantized_llama, bare)
+    for f in bare.iterdir():
+        if f.name.startswith("tokenizer") or f.name in ("vocab.json", "merges.txt", "special_tokens_map.json"):
+            f.unlink()
+    ids = eval_ids[:SEQLEN * WINDOWS]
+    (tmp_path / "ids.json").write_text(json.dumps(ids))
+    out = json.loads(run_cli("eval", bare, "--ids", tmp_path / "ids.json", "--seqlen", SEQLEN, "--json").stdout)
+    model = gptqcpp.load_quantized_model(bare)
+    assert np.array_equal(model.logits(ids[:SEQLEN]), gptqcpp.load_quantized_model(quantized_llama).logits(ids[:SEQLEN]))
+    assert model.perplexity(ids, seqlen=SEQLEN) == out["ppl"]
+    with pytest.raises(gptqcpp.GPTQError, match="tokenizer"):
+        model.tokenize("In the beginning")

@@ -21,6 +21,11 @@ CASES = {
                                   ["--bits", "4", "--static-groups", "--group-size", "64"]),
     "sharded-w8-sharded-output": ("tiny-llama-sharded", {"bits": 8, "max_shard_size": "1MB"},
                                   ["--bits", "8", "--max-shard-size", "1MB"]),
+    # GPTQModel's dynamic overrides (a dict here, a JSON file for the CLI) and a quantized head.
+    "llama-dynamic-lm-head": ("tiny-llama",
+                              {"lm_head": True, "zero_bias": False,
+                               "dynamic": {r"+:.*\.mlp\..*": {"bits": 8}, r"-:.*layers\.0\.self_attn\.o_proj": {}}},
+                              ["--lm-head", "--no-zero-bias", "--dynamic", "{dynamic}"]),
 }
 
 
@@ -28,6 +33,9 @@ CASES = {
 def test_api_equals_cli_byte_for_byte(tmp_path, case):
     fixture, kwargs, cli_args = CASES[case]
     model = MODELS / fixture
+    if "dynamic" in kwargs:
+        (tmp_path / "dynamic.json").write_text(json.dumps(kwargs["dynamic"]))
+        cli_args = [str(tmp_path / "dynamic.json") if a == "{dynamic}" else a for a in cli_args]
     run_cli("quantize", model, tmp_path / "cli", "--calib", CALIB, *QUICK_CLI, *cli_args, "--quiet",
             "--report", tmp_path / "cli-report.json")
     report = gptqcpp.GPTQQuantizer(dataset=str(CALIB), **QUICK, **kwargs).quantize_model(
@@ -40,6 +48,11 @@ def test_api_equals_cli_byte_for_byte(tmp_path, case):
     assert [l["name"] for l in api["layers"]] == [l["name"] for l in cli["layers"]]
     assert [l["loss"] for l in api["layers"]] == [l["loss"] for l in cli["layers"]]
     assert report.layers_quantized == len(report.layers) == cli["totals"]["layers_quantized"]
+    if "lm_head" in kwargs:
+        assert report.layers[-1].name == "lm_head"
+        assert "model.layers.0.self_attn.o_proj" not in [l.name for l in report.layers]
+        config = read_json(tmp_path / "api" / "config.json")["quantization_config"]
+        assert config["lm_head"] is True and config["dynamic"]
     if "max_shard_size" in kwargs:
         assert len([f for f in report.output_files if f.endswith(".safetensors")]) >= 2
 

@@ -78,7 +78,7 @@ EvalResult evaluate(const Model& model, const std::vector<int32_t>& ids, const E
 EvalResult evaluate(const Model& model, const std::string& text, const EvalParams& params,
                     const Model* base, const Callbacks& callbacks) {
   return api::guarded([&] {
-    const std::vector<int32_t> ids = model.impl().tokenizer->encode(text, false);
+    const std::vector<int32_t> ids = model.impl().tokenizer().encode(text, false);
     return run(model, ids, params, base, callbacks);
   });
 }

@@ -24,12 +24,12 @@ GenerateResult generate(const Model& model, const std::string& prompt, const Gen
       fail_code(ExitCode::kUsage, "--max-new-tokens {}: must be >= 0", o.max_new_tokens);
     const Model::Impl& m = model.impl();
     GenerateResult r;
-    r.prompt_ids = m.tokenizer->encode(prompt, true);
+    r.prompt_ids = m.tokenizer().encode(prompt, true);
     if (r.prompt_ids.empty())
       fail_code(ExitCode::kUsage, "--prompt encodes to no tokens; give a non-empty text");
     check_generation_fits(m.forward(), static_cast<int64_t>(r.prompt_ids.size()), o.max_new_tokens);
-    o.eos_ids = eos_token_ids(m.loaded->config, m.tokenizer->eos_id());
-    TextStream stream(*m.tokenizer, r.prompt_ids);
+    o.eos_ids = eos_token_ids(m.loaded->config, m.tokenizer().eos_id());
+    TextStream stream(m.tokenizer(), r.prompt_ids);
     auto emit = [&](const std::string& piece) {
       if (on_text && !piece.empty() && !on_text(piece))
         fail_code(ExitCode::kInterrupted, "generation cancelled");

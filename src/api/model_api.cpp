@@ -64,18 +64,17 @@ Model load(const std::string& model, const LoadParams& params) {
     impl->loaded =
         load_model(resolve_model_path(model),
                    params.dequantized ? LinearBackend::kDequantized : LinearBackend::kKernel);
-    impl->tokenizer = Tokenizer::from_model_dir(impl->loaded->dir);
     impl->info = describe(*impl->loaded);
     return Model(std::move(impl));
   });
 }
 
 std::vector<int32_t> Model::tokenize(const std::string& text, bool add_special_tokens) const {
-  return api::guarded([&] { return impl_->tokenizer->encode(text, add_special_tokens); });
+  return api::guarded([&] { return impl_->tokenizer().encode(text, add_special_tokens); });
 }
 
 std::string Model::detokenize(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
-  return api::guarded([&] { return impl_->tokenizer->decode(ids, skip_special_tokens); });
+  return api::guarded([&] { return impl_->tokenizer().decode(ids, skip_special_tokens); });
 }
 
 std::vector<float> Model::logits(const std::vector<int32_t>& ids) const {

@@ -13,6 +13,7 @@
 #include "cli/command.h"
 #include "cli/strict_integer.h"
 #include "cli/interrupt.h"
+#include "cli/stdout_check.h"
 #include "gptq/generate.h"
 #include "gptq/model.h"
 #include "util/error.h"
@@ -63,10 +64,10 @@ Command add_generate(CLI::App& root) {
         std::function<bool(const std::string&)> on_text = [](const std::string&) { return !interrupted(); };
         if (!o->json) {
           fmt::print("{}", o->prompt);
-          std::fflush(stdout);
+          check_stdout();
           on_text = [](const std::string& s) {
             fmt::print("{}", s);
-            std::fflush(stdout);
+            check_stdout();  // a failed write stops the generation (I/O error)
             return !interrupted();
           };
         }
@@ -96,7 +97,7 @@ Command add_generate(CLI::App& root) {
           return 0;
         }
         fmt::print("\n");
-        std::fflush(stdout);
+        check_stdout();
         fmt::print(stderr, "model             {} [{}], loaded in {}\n", o->model, model.info().description,
                    human_seconds(load_seconds));
         fmt::print(stderr, "prompt tokens     {}\n", r.prompt_ids.size());

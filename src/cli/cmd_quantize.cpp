@@ -6,10 +6,12 @@
 #include "cli/strict_integer.h"
 #include "cli/interrupt.h"
 #include "cli/progress_bar.h"
+#include "cli/report_path.h"
 #include "cli/test_hooks.h"
 #include "gptq/quantize.h"
 #include "model/json_util.h"
 #include "model/loader_compat.h"
+#include "model/model_config.h"
 #include "model/plan_report.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
@@ -130,6 +132,10 @@ Command add_quantize(CLI::App& root) {
             q.dataset.path = o->calib;
             q.model_seqlen = o->seqlen;
             if (!o->dynamic.empty()) q.dynamic = read_json_file(o->dynamic).dump();
+            // Before any work: a report path inside the model or the output is refused.
+            const std::filesystem::path report =
+                o->report.empty() ? std::filesystem::path()
+                                  : checked_report_path(o->report, resolve_model_path(o->model), o->out);
             const bool v1_asym = !q.sym && q.checkpoint_format != "gptq_v2";
             std::unique_ptr<ProgressBar> shown;
             Callbacks cb;
@@ -139,6 +145,7 @@ Command add_quantize(CLI::App& root) {
             };
             cb.progress = [&](const Progress& p) {
               kill_hook_after_block(p.done);
+              truncate_hook_after_block(p.done);
               if (!shown) shown = std::make_unique<ProgressBar>("quantizing", p.total);
               shown->update(p.done, p.note);
               return !interrupted();
@@ -150,13 +157,17 @@ Command add_quantize(CLI::App& root) {
               }
               return !interrupted();
             };
-            catch_interrupts();
             const QuantizeResult r = quantize(o->model, o->out, q, cb);
             shown.reset();
+            if (interrupted()) {  // too late to stop: the output is complete
+              fmt::print(stderr, "note: {} arrived while the output was being saved; the output is complete\n",
+                         interrupt_name());
+              clear_interrupt();
+            }
             fmt::print(stderr, "done: {} layers in {}, peak memory {}, {:.1f} GFLOP/s; output {}\n", r.layers_quantized,
                        human_seconds(r.seconds), human_bytes(double(r.peak_rss_bytes)), r.gflops_per_second, o->out);
             print_zero_point_summary(q, r);
-            if (!o->report.empty()) write_file_atomic(o->report, r.to_json() + "\n");
+            if (!report.empty()) write_file_atomic(report, r.to_json() + "\n");  // through a link: its target
             return 0;
           }};
 }

@@ -7,6 +7,7 @@
 #include <system_error>
 #include <utility>
 
+#include "io/mapped_regions.h"
 #include "io/safetensors.h"
 #include "util/error.h"
 #include "util/system_error.h"
@@ -50,6 +51,7 @@ MappedFile MappedFile::open(const std::filesystem::path& path) {
                 errno_text(err));
     }
     m.data_ = static_cast<const std::byte*>(p);
+    register_mapping(m.data_, m.size_, path.string());
   }
   return m;
 }
@@ -61,7 +63,10 @@ MappedFile::MappedFile(MappedFile&& o) noexcept
 
 MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
   if (this != &o) {
-    if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
+    if (data_ != nullptr) {
+      unregister_mapping(data_);
+      ::munmap(const_cast<std::byte*>(data_), size_);
+    }
     path_ = std::move(o.path_);
     data_ = std::exchange(o.data_, nullptr);
     size_ = std::exchange(o.size_, 0);
@@ -70,7 +75,10 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
 }
 
 MappedFile::~MappedFile() {
-  if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
+  if (data_ != nullptr) {
+    unregister_mapping(data_);
+    ::munmap(const_cast<std::byte*>(data_), size_);
+  }
 }
 
 void drop_mapped_pages(const std::byte* data, size_t nbytes) {

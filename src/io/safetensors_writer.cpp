@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "io/safetensors_header.h"
+#include "util/content_hash.h"
 #include "util/error.h"
 #include "util/system_error.h"
 
@@ -116,6 +117,7 @@ struct SafetensorsWriter::Impl {
     uint64_t nbytes = 0;
     std::map<uint64_t, uint64_t> written;  // disjoint byte ranges [begin, end) already written
     uint64_t written_bytes = 0;
+    std::string checksum;  // of the bytes written in one piece (empty: read back when asked)
   };
   struct Shard {
     std::string name;  // final file name
@@ -346,8 +348,48 @@ void SafetensorsWriter::write(std::string_view name, const void* data, uint64_t 
   if (nbytes == 0) return;
   const Impl::Shard& shard = impl_->shards[t.shard];
   pwrite_all(shard.fd, shard.partial, data, nbytes, t.file_offset + offset);
+  std::string checksum = offset == 0 && nbytes == t.nbytes ? content_hash(data, nbytes) : std::string();
   std::lock_guard lock(impl_->mu);
   Impl::add_range(t, offset, offset + nbytes);
+  t.checksum = std::move(checksum);
+}
+
+void SafetensorsWriter::adopt_written(std::string_view name, const std::string& checksum) {
+  Impl::Tensor& t = impl_->tensor(name, "adopt");
+  const Impl::Shard& shard = impl_->shards[t.shard];
+  std::string found;
+  if (!content_hash_of_range(shard.fd, t.file_offset, t.nbytes, &found)) {
+    struct stat st {};
+    ::fstat(shard.fd, &st);
+    fail("cannot resume from '{}': it is truncated ({} bytes, but tensor '{}' written by the interrupted run "
+         "ends at byte {}); delete {} and run again without resuming",
+         shard.partial.string(), st.st_size, name, t.file_offset + t.nbytes, impl_->dir.string());
+  }
+  if (found != checksum)
+    fail("cannot resume from '{}': tensor '{}' (bytes {}-{}) is not what the interrupted run wrote (checksum {}, "
+         "recorded {}): the file was modified; delete {} and run again without resuming",
+         shard.partial.string(), name, t.file_offset, t.file_offset + t.nbytes, found, checksum,
+         impl_->dir.string());
+  mark_written(name);
+  std::lock_guard lock(impl_->mu);
+  t.checksum = checksum;
+}
+
+std::map<std::string, std::string> SafetensorsWriter::checksums() const {
+  std::map<std::string, std::string> out;
+  std::lock_guard lock(impl_->mu);
+  for (size_t i = 0; i < impl_->specs.size(); ++i) {
+    Impl::Tensor& t = impl_->tensors[i];
+    if (t.written_bytes != t.nbytes) continue;
+    if (t.checksum.empty()) {
+      const Impl::Shard& shard = impl_->shards[t.shard];
+      if (!content_hash_of_range(shard.fd, t.file_offset, t.nbytes, &t.checksum))
+        fail_code(ExitCode::kIo, "cannot read back tensor '{}' from '{}'", impl_->specs[i].name,
+                  shard.partial.string());
+    }
+    out.emplace(impl_->specs[i].name, t.checksum);
+  }
+  return out;
 }
 
 void SafetensorsWriter::mark_written(std::string_view name) {
@@ -355,6 +397,7 @@ void SafetensorsWriter::mark_written(std::string_view name) {
   std::lock_guard lock(impl_->mu);
   t.written.clear();
   t.written_bytes = 0;
+  t.checksum.clear();
   if (t.nbytes > 0) Impl::add_range(t, 0, t.nbytes);
 }
 

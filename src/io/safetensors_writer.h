@@ -50,6 +50,12 @@ class SafetensorsWriter {
   void write(std::string_view name, const void* data, uint64_t nbytes, uint64_t offset = 0);
   // Declares a tensor complete without writing it (its bytes are already in a resumed .partial).
   void mark_written(std::string_view name);
+  // mark_written after checking the bytes in the resumed .partial against `checksum` (a value of
+  // checksums() of the run that wrote them); a truncated or modified shard is an error naming
+  // the file and the tensor.
+  void adopt_written(std::string_view name, const std::string& checksum);
+  // XXH3-64 (hex) of every completely written tensor, by name: what a resumed run checks.
+  std::map<std::string, std::string> checksums() const;
   // Syncs the data written so far (a durable checkpoint for resumable runs).
   void sync();
   // Verifies completeness, writes the index (if sharded), syncs and renames into place.

@@ -160,9 +160,15 @@ void QuantLinear::build(const QuantLinearDesc& d) {
   identity_perm_ = kp == k_;
   for (int64_t i = 0; identity_perm_ && i < kp; ++i) identity_perm_ = perm_[i] == i;
 
-  // Codes [K, N] and zero points [G, N] (v1: stored field + 1, modulo 2^b as pack.cpp reads it).
-  std::vector<uint8_t> codes(static_cast<size_t>(k_ * n_));
-  unpack_bits_columns(d.qweight, k_, n_, b, codes.data());
+  // With channels in checkpoint order and 2/4/8 bits, a block's words are rows of qweight: GPTQ
+  // packs channel k of row n into word (k / (32 / b), n) at bit b * (k % (32 / b)), which is the
+  // tile layout (quant_kernels.h) with block `blk` in qweight rows [blk * b, blk * b + b). Those
+  // rows are copied; otherwise the codes are unpacked and repacked channel by channel.
+  const bool direct = identity_perm_ && b != 3;
+  // Codes [K, N] (repacked path) and zero points [G, N] (v1: stored field + 1, modulo 2^b as
+  // pack.cpp reads it).
+  std::vector<uint8_t> codes(direct ? 0 : static_cast<size_t>(k_ * n_));
+  if (!direct) unpack_bits_columns(d.qweight, k_, n_, b, codes.data());
   const int64_t zcols = ceil_div(n_ * b, 32);
   std::vector<uint8_t> zeros(static_cast<size_t>(groups_ * n_));
   for (int64_t g = 0; g < groups_; ++g) {
@@ -202,6 +208,15 @@ void QuantLinear::build(const QuantLinearDesc& d) {
       std::memcpy(p, params, sizeof(params));
       p += kParamBytes;
       for (int64_t blk = group_blocks_[g]; blk < group_blocks_[g + 1]; ++blk) {
+        if (direct) {
+          for (int w = 0; w < b; ++w) {
+            const int32_t* src = d.qweight + (blk * b + w) * n_ + n0;
+            std::memcpy(p, src, static_cast<size_t>(rows) * sizeof(uint32_t));
+            std::memset(p + rows * sizeof(uint32_t), 0, static_cast<size_t>(kTileRows - rows) * sizeof(uint32_t));
+            p += kWordBytes;
+          }
+          continue;
+        }
         uint32_t words[8][kTileRows] = {};
         for (int i = 0; i < kBlock; ++i) {
           const int32_t k = perm_[blk * kBlock + i];

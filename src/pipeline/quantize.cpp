@@ -22,7 +22,9 @@
 #include "nn/weight_loader.h"
 #include "pipeline/calibration_inputs.h"
 #include "pipeline/output_layout.h"
+#include "pipeline/run_staging.h"
 #include "pipeline/run_state.h"
+#include "pipeline/run_state_check.h"
 #include "pipeline/sequential_plan.h"
 #include "quant/gptq.h"
 #include "quant/pack.h"
@@ -100,44 +102,6 @@ std::string fingerprint_of(const ModelConfig& cfg, const TensorStore& store, con
   return h.hex();
 }
 
-// Returns whether there is a run to resume: --resume with a staging directory that holds no
-// durable state (the run was stopped before its first checkpoint, or while renaming its finished
-// output into place) starts over.
-bool check_paths(const fs::path& model_dir, const fs::path& out, const fs::path& staging, bool resume,
-                 const Callbacks& cb) {
-  const fs::path m = fs::weakly_canonical(model_dir), o = fs::weakly_canonical(out);
-  auto inside = [](const fs::path& a, const fs::path& b) {  // a inside (or equal to) b
-    auto ai = a.begin(), bi = b.begin();
-    for (; bi != b.end(); ++ai, ++bi)
-      if (ai == a.end() || *ai != *bi) return false;
-    return true;
-  };
-  if (inside(o, m) || inside(m, o))
-    fail_code(ExitCode::kUsage, "output {} is inside the model directory {} (or contains it): choose an output "
-              "outside the input", out.string(), model_dir.string());
-  if (fs::exists(out))
-    fail_code(ExitCode::kUsage, "output directory {} already exists: choose a new path or delete it first",
-              out.string());
-  if (resume && !fs::exists(RunState::dir(staging) / "state.json")) {
-    if (!fs::exists(staging))
-      fail_code(ExitCode::kUsage, "--resume: no interrupted run found in {}; start without --resume",
-                staging.string());
-    if (cb.log)
-      cb.log(fmt::format("{} holds no durable state yet (the run stopped before its first checkpoint): starting over",
-                         staging.string()));
-    std::error_code ec;
-    fs::remove_all(staging, ec);
-    if (ec)
-      fail_code(ExitCode::kIo, "cannot remove {}: {}; delete it by hand and start without --resume",
-                staging.string(), ec.message());
-    return false;
-  }
-  if (!resume && fs::exists(staging))
-    fail_code(ExitCode::kUsage, "{} holds an interrupted run: add --resume to continue it, or delete it to start "
-              "again", staging.string());
-  return resume;
-}
-
 // A finished shard that a stopped run had already renamed into place goes back to its .partial
 // name, so that the writer reopens it (finish() renames it again).
 void unfinish_shards(const fs::path& staging) {
@@ -173,17 +137,6 @@ void require_finite(const TensorInfo& t) {
       if ((b & mask) == mask) bad(i);
     }
   }
-}
-
-// Creates the staging directory and proves it is writable before any expensive work.
-void prepare_staging(const fs::path& staging) {
-  std::error_code ec;
-  fs::create_directories(staging, ec);
-  if (ec)
-    fail_code(ExitCode::kIo, "cannot create {}: {} (is the output location writable?)", staging.string(),
-              ec.message());
-  write_file_atomic(staging / ".write-test", "ok");
-  fs::remove(staging / ".write-test");
 }
 
 void copy_aux_files(const fs::path& model_dir, const fs::path& staging) {
@@ -242,6 +195,7 @@ class QuantizeRun {
   ModelPlan plan_;
   OutputLayout layout_;
   std::vector<TokenSequence> calib_;
+  std::unique_ptr<RunStaging> run_staging_;  // OUT.partial: checked, owned and locked
   std::unique_ptr<SafetensorsWriter> writer_;
   RunState state_;
   Activations acts_;
@@ -250,9 +204,8 @@ class QuantizeRun {
   QuantizeSummary summary_;
   double flops_ = 0;
   int64_t seqlen_ = 0;
-  bool resume_ = false;           // there is an interrupted run to continue
-  bool created_staging_ = false;  // this run created the staging directory
-  bool durable_ = false;          // the staging directory holds a resumable state
+  bool resume_ = false;   // there is an interrupted run to continue
+  bool durable_ = false;  // the staging directory holds a resumable state
 };
 
 // Every block's tensors exist with the shapes config.json implies (headers only: the weights are
@@ -277,22 +230,19 @@ void QuantizeRun::validate_blocks() const {
 
 // A failure before the first durable state leaves nothing behind.
 void QuantizeRun::discard_staging() {
-  if (!created_staging_ || durable_) return;
+  if (!run_staging_ || durable_) return;
   writer_.reset();
-  std::error_code ec;
-  fs::remove_all(staging_, ec);
+  run_staging_->discard();
 }
 
 void QuantizeRun::setup() {
   qc_ = opt_.quant;
   qc_.validate();
-  resume_ = check_paths(model_dir_, out_, staging_, opt_.resume, cb_);
+  // Early, before any expensive work: an existing output, a foreign or busy OUT.partial, a
+  // read-only or full output location fail here.
+  run_staging_ = std::make_unique<RunStaging>(model_dir_, out_, opt_.resume, cb_.log);
+  resume_ = run_staging_->resuming();
   durable_ = resume_;
-  if (!resume_) {
-    // Early, before any expensive work: a read-only or full output location fails here.
-    prepare_staging(staging_);
-    created_staging_ = true;
-  }
   cfg_ = ModelConfig::load(model_dir_);
   cfg_.require_arch();
   if (cfg_.is_quantized())
@@ -333,18 +283,31 @@ void QuantizeRun::setup() {
   }
   layout_ = make_output_layout(store_, plan_, opt_.zero_bias);
   const std::string fp = fingerprint_of(cfg_, store_, options_json(opt_), calib_);
+  const nlohmann::json inputs = input_file_hashes(store_);  // the content, not just names and shapes
+  std::vector<std::string> done_tensors;                    // in the shards already (resume)
   if (resume_) {
     state_ = *RunState::load(staging_);
+    check_input_files(state_, inputs, model_dir_, staging_);
     if (state_.fingerprint != fp)
       fail_code(ExitCode::kUsage, "--resume: the interrupted run in {} was made with another model, calibration or "
                 "options (fingerprint {} != {}); rerun with the same arguments, or delete it to start again",
                 staging_.string(), state_.fingerprint, fp);
-    if (!calib_.empty() && state_.blocks_done > 0 && (state_.blocks_done < plan_.num_blocks || opt_.lm_head))
-      acts_ = load_activations(staging_, state_.blocks_done);
+    if (state_.copied) done_tensors = layout_.copied;
+    for (const auto& l : plan_.layers)
+      if (l.quantize && l.block < state_.blocks_done) {
+        for (const char* s : {".qweight", ".qzeros", ".scales", ".g_idx"}) done_tensors.push_back(l.name + s);
+        if (l.has_bias || opt_.zero_bias) done_tensors.push_back(l.name + ".bias");
+      }
+    check_run_state(state_, plan_, done_tensors, staging_);
+    if (!calib_.empty() && state_.blocks_done > 0 && (state_.blocks_done < plan_.num_blocks || opt_.lm_head)) {
+      std::vector<int64_t> tokens;
+      for (const auto& c : calib_) tokens.push_back(static_cast<int64_t>(c.size()));
+      acts_ = load_activations(staging_, state_.blocks_done, cfg_.hp.hidden, tokens);
+    }
     unfinish_shards(staging_);
-    log(fmt::format("resuming: {} of {} blocks already done", state_.blocks_done, plan_.num_blocks));
   } else {
     state_.fingerprint = fp;
+    state_.inputs = inputs;
   }
   SafetensorsWriter::Options wo;
   wo.max_shard_bytes = opt_.max_shard_bytes;
@@ -352,15 +315,10 @@ void QuantizeRun::setup() {
   wo.keep_partial = true;
   wo.resume = resume_;
   writer_ = std::make_unique<SafetensorsWriter>(staging_, layout_.specs, wo);
-  if (resume_) {
-    if (state_.copied)
-      for (const auto& n : layout_.copied) writer_->mark_written(n);
-    for (const auto& l : plan_.layers)
-      if (l.quantize && l.block < state_.blocks_done) {
-        for (const char* s : {".qweight", ".qzeros", ".scales", ".g_idx"}) writer_->mark_written(l.name + s);
-        if (l.has_bias || opt_.zero_bias) writer_->mark_written(l.name + ".bias");
-      }
-  }
+  // What the interrupted run wrote is checked against its checksums (a truncated or modified
+  // shard is refused, naming it).
+  for (const auto& n : done_tensors) writer_->adopt_written(n, state_.written.at(n).get<std::string>());
+  if (resume_) log(fmt::format("resuming: {} of {} blocks already done", state_.blocks_done, plan_.num_blocks));
 }
 
 void QuantizeRun::copy_float_tensors() {
@@ -372,6 +330,7 @@ void QuantizeRun::copy_float_tensors() {
   }
   writer_->sync();
   state_.copied = true;
+  state_.written = writer_->checksums();
   state_.save(staging_);
   durable_ = true;
 }
@@ -746,13 +705,14 @@ void QuantizeRun::finalize() {
   write_file_atomic(staging_ / "config.json", config.dump(2) + "\n");
   write_file_atomic(staging_ / "quantize_config.json", qcfg.dump(2) + "\n");
   copy_aux_files(model_dir_, staging_);
-  fs::remove_all(RunState::dir(staging_));
+  RunState::remove_files(staging_);  // the owner marker stays until OUT is in place
   sync_directory(staging_);
   std::error_code ec;
-  fs::rename(staging_, out_, ec);
+  rename_no_replace(staging_, out_, ec);
   if (ec)
     fail_code(ExitCode::kIo, "cannot rename {} to {}: {}; {} (the finished output is in {}: run again with --resume, or rename it by hand)",
               staging_.string(), out_.string(), ec.message(), write_error_hint(ec.value()), staging_.string());
+  run_staging_->finished(out_);
   sync_directory(out_.parent_path().empty() ? fs::path(".") : out_.parent_path());
 }
 
@@ -803,6 +763,7 @@ QuantizeSummary QuantizeRun::run() {
     writer_->sync();
     if (!calib_.empty()) save_activations(staging_, acts_, b + 1);
     state_.blocks_done = b + 1;
+    state_.written = writer_->checksums();
     state_.save(staging_);
     if (!calib_.empty()) remove_activations_except(staging_, b + 1);
   }

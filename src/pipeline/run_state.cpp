@@ -32,16 +32,35 @@ std::optional<RunState> RunState::load(const fs::path& staging) {
     s.blocks_done = j.at("blocks_done").get<int64_t>();
     s.copied = j.at("copied").get<bool>();
     s.layers = j.at("layers");
+    s.inputs = j.at("inputs");
+    s.written = j.at("written");
   } catch (const nlohmann::json::exception& e) {
     fail("{} is damaged ({}); delete {} and start again without --resume", p.string(), e.what(), staging.string());
   }
+  auto damaged = [&](const std::string& what) {
+    fail("{} is damaged ({}); delete {} and start again without --resume", p.string(), what, staging.string());
+  };
+  if (s.blocks_done < 0) damaged(fmt::format("blocks_done is {}", s.blocks_done));
+  if (!s.layers.is_array() || !s.inputs.is_array() || !s.written.is_object())
+    damaged("layers, inputs or written of the wrong type");
+  for (const auto& [name, sum] : s.written.items())
+    if (!sum.is_string()) damaged(fmt::format("the checksum of tensor '{}' is not a string", name));
   return s;
 }
 
 void RunState::save(const fs::path& staging) const {
   fs::create_directories(dir(staging));
-  const nlohmann::json j{{"fingerprint", fingerprint}, {"blocks_done", blocks_done}, {"copied", copied}, {"layers", layers}};
+  const nlohmann::json j{{"fingerprint", fingerprint}, {"blocks_done", blocks_done}, {"copied", copied},
+                         {"layers", layers},           {"inputs", inputs},           {"written", written}};
   write_file_atomic(dir(staging) / "state.json", j.dump(1));
+}
+
+void RunState::remove_files(const fs::path& staging) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir(staging), ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with("acts") || name.starts_with("state.json")) fs::remove(e.path(), ec);
+  }
 }
 
 namespace {
@@ -69,7 +88,8 @@ void remove_activations_except(const fs::path& staging, int64_t blocks_done) {
   }
 }
 
-Activations load_activations(const fs::path& staging, int64_t blocks_done) {
+Activations load_activations(const fs::path& staging, int64_t blocks_done, int64_t expected_hidden,
+                             const std::vector<int64_t>& seq_tokens) {
   const fs::path p = acts_file(staging, blocks_done);
   std::ifstream in(p, std::ios::binary);
   auto bad = [&](const char* what) -> Activations {
@@ -84,13 +104,23 @@ Activations load_activations(const fs::path& staging, int64_t blocks_done) {
   if (!in.read(reinterpret_cast<char*>(&hidden), 8) || !in.read(reinterpret_cast<char*>(&n), 8) || n < 0 ||
       n > (1 << 24) || hidden <= 0)
     return bad("bad header");
+  if (hidden != expected_hidden)
+    fail("{} is damaged: its activations are {} wide, the model's hidden size is {}; delete {} and start again "
+         "without --resume", p.string(), hidden, expected_hidden, staging.string());
+  if (n != static_cast<int64_t>(seq_tokens.size()))
+    fail("{} is damaged: it holds {} calibration sequences, the run has {}; delete {} and start again without "
+         "--resume", p.string(), n, seq_tokens.size(), staging.string());
   Activations a;
   a.hidden = hidden;
   std::vector<int64_t> sizes(static_cast<size_t>(n));
   uint64_t expected = 24 + 8 * static_cast<uint64_t>(n);
-  for (auto& s : sizes) {
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    int64_t& s = sizes[i];
     if (!in.read(reinterpret_cast<char*>(&s), 8) || s < 0 || s % hidden != 0 || static_cast<uint64_t>(s) > file_size / 4)
       return bad("bad sizes");
+    if (s / hidden != seq_tokens[i])
+      fail("{} is damaged: calibration sequence {} has {} tokens of activations, the run has {}; delete {} and "
+           "start again without --resume", p.string(), i, s / hidden, seq_tokens[i], staging.string());
     expected += 4 * static_cast<uint64_t>(s);
   }
   if (ec || expected != file_size) return bad("its size does not match its header");

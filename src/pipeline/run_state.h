@@ -1,5 +1,7 @@
 // Durable state of a resumable quantize run, kept in <staging>/.gptq-run/:
-//   state.json      fingerprint, blocks finished, per-layer results so far
+//   owner           the marker that this run created <staging>, and its lock (run_staging.h)
+//   state.json      fingerprint, content hashes of the input files, blocks finished, per-layer
+//                   results so far, checksums of the tensors written to the shards
 //   acts-<n>.bin    the inputs of block n (one fp32 [T, hidden] matrix per sequence), n >= 1
 // After block n-1: the output shards are synced, acts-<n>.bin is written, state.json is replaced
 // (blocks_done = n), then acts-<n-1>.bin is removed; all atomically, so state.json never claims
@@ -21,10 +23,14 @@ struct RunState {
   int64_t blocks_done = 0;
   bool copied = false;  // the tensors that are not quantized are written
   nlohmann::json layers = nlohmann::json::array();
+  nlohmann::json inputs = nlohmann::json::array();    // [{"file", "size", "xxh3"}] of the checkpoint
+  nlohmann::json written = nlohmann::json::object();  // tensor name -> xxh3 of its bytes in the shards
 
   static std::filesystem::path dir(const std::filesystem::path& staging);
   static std::optional<RunState> load(const std::filesystem::path& staging);
   void save(const std::filesystem::path& staging) const;
+  // Removes state.json and the activation files (not the owner marker).
+  static void remove_files(const std::filesystem::path& staging);
 };
 
 // Block activations: a list of [tokens, hidden] fp32 matrices.
@@ -35,7 +41,9 @@ struct Activations {
 
 // acts-<blocks_done>.bin: the inputs of block `blocks_done`.
 void save_activations(const std::filesystem::path& staging, const Activations& acts, int64_t blocks_done);
-Activations load_activations(const std::filesystem::path& staging, int64_t blocks_done);
+// Checked against what the run expects: `seq_tokens` sequences of those lengths, `hidden` wide.
+Activations load_activations(const std::filesystem::path& staging, int64_t blocks_done, int64_t hidden,
+                             const std::vector<int64_t>& seq_tokens);
 // Removes the activation files other than acts-<blocks_done>.bin.
 void remove_activations_except(const std::filesystem::path& staging, int64_t blocks_done);
 

@@ -4,12 +4,20 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include "util/error.h"
 #include "util/system_error.h"
 
 namespace gptq {
 
 namespace fs = std::filesystem;
+
+void rename_no_replace(const fs::path& from, const fs::path& to, std::error_code& ec) {
+  ec.clear();
+  int r = ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE);
+  if (r != 0 && (errno == EINVAL || errno == ENOSYS)) r = ::rename(from.c_str(), to.c_str());
+  if (r != 0) ec = std::error_code(errno, std::generic_category());
+}
 
 void sync_directory(const fs::path& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);

@@ -8,7 +8,8 @@
 # and three states a kill can leave that are too narrow to hit by timing, built from real runs:
 #   torn       killed after acts-<n+1>.bin was written but before state.json said n+1
 #   finishing  killed after the shards were renamed into place, before the rename of OUT.partial
-#   no-state   killed after the run state was removed, before the rename of OUT.partial
+#   no-state   killed after the run state was removed (the owner marker stays), before the rename
+#              of OUT.partial
 # Usage: bash kill_resume.sh <gptq-binary> <source-dir>   (run by ctest as e2e_kill_resume)
 set -euo pipefail
 G=$(readlink -f "$1")
@@ -96,7 +97,7 @@ for p in fin.partial/*.safetensors.partial; do
   [ "$first" = 1 ] && { mv "$p" "${p%.partial}"; first=0; }  # one renamed, the others not yet
 done
 resume_and_check fin
-rm -rf nostate.partial/.gptq-run
+rm -f nostate.partial/.gptq-run/state.json nostate.partial/.gptq-run/acts-*
 resume_and_check nostate
 
 echo "kill_resume: all kill points resumed to identical bytes"

@@ -1,0 +1,194 @@
+// The pieces a resumable run relies on, one at a time: content hashes, the OUT.partial owner lock,
+// RunStaging's refusals (never using or deleting what gptq did not make), the writer's checksums
+// of what it wrote and their check on resume, and the registry of mapped files used to name a
+// file in a SIGBUS. The CLI-level behaviour is in tests/test_cli.cpp's table and
+// tests/e2e/signals_and_outputs.sh.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "io/mapped_regions.h"
+#include "io/safetensors_writer.h"
+#include "pipeline/run_staging.h"
+#include "support/fixtures.h"
+#include "util/content_hash.h"
+#include "util/error.h"
+#include "util/file_lock.h"
+
+namespace gptq {
+namespace {
+
+namespace fs = std::filesystem;
+using ::gptq::testing::fixture_model;
+using ::gptq::testing::scratch_dir;
+
+void write_text(const fs::path& p, const std::string& s) {
+  std::ofstream(p, std::ios::binary) << s;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(ContentHash, Xxh3OfBytesAndFiles) {
+  EXPECT_EQ(content_hash("", 0), "2d06800538d394c2");  // XXH3_64bits of the empty input
+  const fs::path dir = scratch_dir("hash");
+  const std::string bytes(3 << 20, 'x');  // three 1 MiB chunks
+  write_text(dir / "f", bytes);
+  uint64_t size = 0;
+  EXPECT_EQ(content_hash_of_file(dir / "f", &size), content_hash(bytes.data(), bytes.size()));
+  EXPECT_EQ(size, bytes.size());
+}
+
+TEST(FileLock, SecondHolderIsToldThePid) {
+  const fs::path dir = scratch_dir("lock");
+  const FileLock held = FileLock::create(dir / "owner");
+  long holder = 0;
+  EXPECT_FALSE(FileLock::try_lock(dir / "owner", &holder).has_value());
+  EXPECT_EQ(holder, static_cast<long>(::getpid()));
+}
+
+TEST(RunStaging, NeverUsesOrDeletesWhatItDidNotMake) {
+  const fs::path dir = scratch_dir("staging");
+  const fs::path model = fixture_model("tiny-llama");
+  // A directory someone else made: refused with and without --resume, left as it was.
+  fs::create_directories(dir / "a.partial");
+  write_text(dir / "a.partial" / "mine.txt", "precious");
+  for (bool resume : {false, true})
+    EXPECT_NE(error_of([&] {
+                RunStaging(model, dir / "a", resume, nullptr);
+              }).find("not made by gptq quantize"),
+              std::string::npos);
+  EXPECT_TRUE(fs::exists(dir / "a.partial" / "mine.txt"));
+  // A regular file.
+  write_text(dir / "b.partial", "precious");
+  EXPECT_NE(error_of([&] {
+              RunStaging(model, dir / "b", true, nullptr);
+            }).find("not a directory made by gptq"),
+            std::string::npos);
+  EXPECT_TRUE(fs::is_regular_file(dir / "b.partial"));
+}
+
+TEST(RunStaging, BusyWhileAnotherRunHoldsIt) {
+  const fs::path dir = scratch_dir("busy");
+  const RunStaging first(fixture_model("tiny-llama"), dir / "out", false, nullptr);
+  EXPECT_TRUE(fs::is_regular_file(RunStaging::owner_file(dir / "out.partial")));
+  const std::string err =
+      error_of([&] { RunStaging(fixture_model("tiny-llama"), dir / "out", true, nullptr); });
+  EXPECT_NE(err.find("in use by another run (pid " + std::to_string(::getpid()) + ")"),
+            std::string::npos)
+      << err;
+}
+
+TEST(RunStaging, ResumeWithoutStateStartsOverInItsOwnDirectory) {
+  const fs::path dir = scratch_dir("over");
+  { RunStaging first(fixture_model("tiny-llama"), dir / "out", false, nullptr); }  // lock released
+  write_text(dir / "out.partial" / "model.safetensors.partial", "half");
+  std::vector<std::string> lines;
+  const RunStaging again(fixture_model("tiny-llama"), dir / "out", true,
+                         [&](const std::string& l) { lines.push_back(l); });
+  EXPECT_FALSE(again.resuming());
+  EXPECT_FALSE(fs::exists(dir / "out.partial" / "model.safetensors.partial"));
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("starting over"), std::string::npos);
+}
+
+// Killed between creating OUT.partial and putting its marker in place: nothing in it to lose, so
+// it is taken as gptq's (never left refused forever).
+TEST(RunStaging, AdoptsADirectoryStoppedBeforeItsMarker) {
+  const fs::path dir = scratch_dir("unmarked");
+  fs::create_directories(dir / "out.partial" / ".gptq-run");
+  write_text(dir / "out.partial" / ".gptq-run" / "owner.tmp.123", "123\n");
+  const RunStaging again(fixture_model("tiny-llama"), dir / "out", true, nullptr);
+  EXPECT_FALSE(again.resuming());
+  EXPECT_TRUE(fs::is_regular_file(RunStaging::owner_file(dir / "out.partial")));
+  EXPECT_FALSE(fs::exists(dir / "out.partial" / ".gptq-run" / "owner.tmp.123"));
+}
+
+TEST(RunStaging, DiscardRemovesTheParentsItCreated) {
+  const fs::path dir = scratch_dir("parents");
+  RunStaging s(fixture_model("tiny-llama"), dir / "x" / "y" / "out", false, nullptr);
+  EXPECT_TRUE(fs::is_directory(dir / "x" / "y" / "out.partial"));
+  s.discard();
+  EXPECT_FALSE(fs::exists(dir / "x"));
+  EXPECT_TRUE(fs::exists(dir));
+}
+
+TEST(RunStaging, RefusesAnOutputThatIsASymlink) {
+  const fs::path dir = scratch_dir("link");
+  fs::create_symlink(dir / "nowhere", dir / "out");
+  EXPECT_NE(error_of([&] {
+              RunStaging(fixture_model("tiny-llama"), dir / "out", false, nullptr);
+            }).find("is a symbolic link"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(dir / "out.partial"));
+}
+
+TEST(SafetensorsWriter, ResumedTensorsAreCheckedAgainstTheirChecksums) {
+  const fs::path dir = scratch_dir("adopt");
+  const std::vector<TensorSpec> specs{{"a", DType::F32, {4}}, {"b", DType::F32, {2, 2}}};
+  const float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8};
+  SafetensorsWriter::Options o;
+  o.keep_partial = true;
+  std::map<std::string, std::string> sums;
+  {
+    SafetensorsWriter w(dir, specs, o);
+    w.write("a", a, sizeof a);
+    w.write("b", b, 8);  // in pieces: the checksum is read back
+    w.write("b", b + 2, 8, 8);
+    w.sync();
+    sums = w.checksums();
+  }
+  ASSERT_EQ(sums.size(), 2u);
+  EXPECT_EQ(sums.at("a"), content_hash(a, sizeof a));
+  EXPECT_EQ(sums.at("b"), content_hash(b, sizeof b));
+  o.resume = true;
+  {
+    SafetensorsWriter w(dir, specs, o);
+    w.adopt_written("a", sums.at("a"));
+    w.adopt_written("b", sums.at("b"));
+    w.finish();
+  }
+  // A modified byte, then a truncated file.
+  const fs::path partial = dir / "model.safetensors.partial";
+  fs::rename(dir / "model.safetensors", partial);
+  {
+    std::fstream f(partial, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-1, std::ios::end);
+    f.put('\x55');
+  }
+  {
+    SafetensorsWriter w(dir, specs, o);
+    w.adopt_written("a", sums.at("a"));
+    const std::string err = error_of([&] { w.adopt_written("b", sums.at("b")); });
+    EXPECT_NE(err.find("tensor 'b'"), std::string::npos) << err;
+    EXPECT_NE(err.find("not what the interrupted run wrote"), std::string::npos) << err;
+  }
+  fs::resize_file(partial, fs::file_size(partial) - 8);
+  {
+    SafetensorsWriter w(dir, specs, o);
+    const std::string err = error_of([&] { w.adopt_written("b", sums.at("b")); });
+    EXPECT_NE(err.find("truncated"), std::string::npos) << err;
+  }
+}
+
+TEST(MappedRegions, NamesTheFileHoldingAnAddress) {
+  static const char block[64] = {};
+  register_mapping(block, sizeof block, "/models/x.safetensors");
+  ASSERT_NE(mapped_file_at(block + 10), nullptr);
+  EXPECT_STREQ(mapped_file_at(block + 63), "/models/x.safetensors");
+  EXPECT_EQ(mapped_file_at(block + 64), nullptr);
+  unregister_mapping(block);
+  EXPECT_EQ(mapped_file_at(block + 10), nullptr);
+}
+
+}  // namespace
+}  // namespace gptq
