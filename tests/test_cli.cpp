@@ -1013,6 +1013,8 @@ TEST(JsonReader, SizeLimitNamesTheFile) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ExitCode::kIo);
   }
+}
+
 // --report through a symbolic link writes the link's target; the link stays.
 TEST(Cli, ReportThroughSymlinkWritesItsTarget) {
   const fs::path dir = scratch_dir("report-link");
