@@ -27,6 +27,7 @@
 #include "calib/tokenizer.h"
 #include "infer/load_model.h"
 #include "infer/quantized_layer.h"
+#include "io/json_unique.h"
 #include "io/safetensors.h"
 #include "io/safetensors_header.h"
 #include "io/safetensors_writer.h"
@@ -180,9 +181,11 @@ inline void run_config(const uint8_t* data, size_t size) {
   });
   expect_clean([&] { (void)QuantizationConfig::find_in_model_dir(dir); });
   // The same text as a quantization config on its own (quantize_config.json), through the parser.
-  const nlohmann::json j = nlohmann::json::parse(std::string_view(reinterpret_cast<const char*>(data), size),
-                                                 nullptr, /*allow_exceptions=*/false);
-  if (!j.is_discarded()) {
+  // Parsed as the product parses every JSON input (depth-bounded, repeated keys refused).
+  const JsonParseResult parsed =
+      parse_json_unique_keys(std::string_view(reinterpret_cast<const char*>(data), size));
+  const nlohmann::json& j = parsed.value;
+  if (parsed.ok()) {
     expect_clean([&] {
       const QuantizationConfig q = QuantizationConfig::from_json(j, "fuzz quantize_config.json");
       (void)QuantizationConfig::from_json(q.to_json(), "fuzz round trip");

@@ -23,6 +23,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "gptq/error.h"
+#include "gptq/quantize.h"
+#include "io/json_reader.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
 #include "support/fixtures.h"
@@ -242,6 +245,33 @@ std::function<std::vector<std::string>(Env&)> eval_ids_file(std::string ids_json
   return [ids_json, extra](Env& e) {
     write_text(e.dir / "ids.json", ids_json);
     std::vector<std::string> args{"eval", fixture_model("tiny-llama").string(), "--ids", (e.dir / "ids.json").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+}
+
+// Nested JSON: `depth` arrays around a number (a JSON value refused by the depth limit).
+std::string nested_json(int depth) { return std::string(depth, '[') + "1" + std::string(depth, ']'); }
+
+// A copy of tiny-llama (float) damaged, then `gptq <command>` on it.
+std::function<std::vector<std::string>(Env&)> float_damaged(std::function<void(const fs::path&)> damage,
+                                                            std::string command = "eval") {
+  return [damage, command](Env& e) {
+    copy_model("tiny-llama", e.model);
+    damage(e.model);
+    if (command == "generate")
+      return std::vector<std::string>{"generate", e.model.string(), "--prompt", "In the beginning",
+                                      "--max-new-tokens", "4"};
+    return std::vector<std::string>{"eval", e.model.string(), "--text", fixture_data("eval.txt").string(),
+                                    "--seqlen", "64", "--max-windows", "1"};
+  };
+}
+
+// `gptq eval tiny-llama` with `extra` options.
+std::function<std::vector<std::string>(Env&)> eval_options(std::vector<std::string> extra) {
+  return [extra](Env&) {
+    std::vector<std::string> args{"eval", fixture_model("tiny-llama").string(), "--text",
+                                  fixture_data("eval.txt").string()};
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   };
@@ -592,6 +622,151 @@ std::vector<CliCase> cases() {
        {"--ids", "--text", "gptq eval --help"}},
       {"EvalNoData", [](Env&) { return std::vector<std::string>{"eval", fixture_model("tiny-llama").string()}; }, 2,
        {"--text FILE", "--ids FILE.json"}},
+      // ---- issue 13: every JSON input bounded (depth, repeated keys), the file named ----
+      {"ConfigTooDeep", damaged([](const fs::path& m) {
+         std::string t = read_file(m / "config.json");
+         t.insert(t.find('{') + 1, "\"extra\": " + nested_json(20000) + ", ");
+         write_text(m / "config.json", t);
+       }),
+       3, {"config.json", "not valid JSON", "nested deeper than 64"}},
+      {"ConfigRepeatedKey", damaged([](const fs::path& m) {
+         std::string t = read_file(m / "config.json");
+         t.insert(t.find('{') + 1, "\"vocab_size\": 12, ");
+         write_text(m / "config.json", t);
+       }),
+       3, {"config.json", "'vocab_size' appears twice"}},
+      {"TokenizerTooDeep", damaged([](const fs::path& m) {
+         std::string deep;
+         for (int i = 0; i < 20000; ++i) deep += "{\"type\":\"Sequence\",\"pretokenizers\":[";
+         deep += "{\"type\":\"Whitespace\"}";
+         for (int i = 0; i < 20000; ++i) deep += "]}";
+         std::string t = read_file(m / "tokenizer.json");
+         const size_t at = t.find("\"pre_tokenizer\"");
+         ASSERT_NE(at, std::string::npos);
+         t.insert(at, "\"deep_pre_tokenizer\": " + deep + ", ");
+         write_text(m / "tokenizer.json", t);
+       }),
+       3, {"tokenizer.json", "nested deeper than 64"}},
+      {"TokenizerConfigTooDeep", damaged([](const fs::path& m) {
+         write_text(m / "tokenizer_config.json", "{\"x\": " + nested_json(5000) + "}");
+       }),
+       3, {"tokenizer_config.json", "nested deeper than 64"}},
+      {"CalibJsonlLineTooDeep", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         write_text(e.dir / "c.jsonl", "{\"text\": \"In the beginning\"}\n{\"text\": " + nested_json(5000) + "}\n");
+         auto a = quantize_args(e);
+         a[4] = (e.dir / "c.jsonl").string();
+         return a;
+       },
+       3, {"c.jsonl line 2", "nested deeper than 64"}},
+      {"DynamicTooDeep", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         write_text(e.dir / "dyn.json", "{\"-:x\": " + nested_json(5000) + "}");
+         return quantize_args(e, {"--dynamic", (e.dir / "dyn.json").string()});
+       },
+       3, {"dyn.json", "nested deeper than 64"}},
+      {"GenerationConfigTooDeep", float_damaged([](const fs::path& m) {
+         write_text(m / "generation_config.json", "{\"eos_token_id\": " + nested_json(5000) + "}");
+       }, "generate"),
+       3, {"generation_config.json", "nested deeper than 64"}},
+      // ---- issue 13: config.json against limits and the checkpoint ----
+      {"ConfigLayers0", damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["num_hidden_layers"] = 0; }); }),
+       3, {"config.json", "num_hidden_layers is 0", "1..4096"}},
+      {"EvalConfigLayersNegative",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["num_hidden_layers"] = -3; }); }), 3,
+       {"config.json", "num_hidden_layers is -3"}},
+      {"EvalConfigLayersHuge",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["num_hidden_layers"] = 1'000'000'000'000; }); }),
+       3, {"config.json", "num_hidden_layers is 1000000000000"}},
+      {"EvalConfigHiddenHuge",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["hidden_size"] = int64_t{1} << 40; }); }),
+       3, {"config.json", "hidden size is 1099511627776"}},
+      {"EvalConfigHeadDimOverflow",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["head_dim"] = int64_t{1} << 62; }); }),
+       3, {"config.json", "head_dim is 4611686018427387904"}},
+      {"EvalConfigVocabHuge",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["vocab_size"] = int64_t{1} << 50; }); }),
+       3, {"config.json", "vocab_size is"}},
+      {"GenerateConfigMaxPositionsHuge", float_damaged([](const fs::path& m) {
+         edit_config(m, [](json& j) { j["max_position_embeddings"] = int64_t{1} << 60; });
+       }, "generate"),
+       3, {"config.json", "max_position_embeddings is 1152921504606846976"}},
+      {"EvalConfigIntermediateNegative",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["intermediate_size"] = -768; }); }), 3,
+       {"config.json", "intermediate_size is -768"}},
+      {"EvalRopeThetaNegative",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["rope_theta"] = -10000.0; }); }), 3,
+       {"config.json", "rope_theta is -10000", "> 0"}},
+      {"EvalNormEpsZero",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["rms_norm_eps"] = 0.0; }); }), 3,
+       {"config.json", "norm epsilon", "is 0"}},
+      {"EvalMoreBlocksThanConfig", eval_damaged([](const fs::path& m) {
+         edit_config(m, [](json& j) { j["num_hidden_layers"] = 3; });
+       }),
+       3, {"config.json", "num_hidden_layers is 3", "has 4 blocks"}},
+      {"GenerateMoreBlocksThanConfig",
+       float_damaged([](const fs::path& m) { edit_config(m, [](json& j) { j["num_hidden_layers"] = 2; }); }, "generate"),
+       3, {"config.json", "num_hidden_layers is 2", "has 4 blocks"}},
+      {"EvalMissingLmHead", float_damaged([](const fs::path& m) {
+         rewrite_tensors(m, [](TensorSpec& s, std::string&) { return s.name != "lm_head.weight"; });
+       }),
+       3, {"lm_head.weight is missing", "tie_word_embeddings is false"}},
+      {"EvalQuantizedMissingLmHead", eval_damaged([](const fs::path& m) {
+         rewrite_tensors(m, [](TensorSpec& s, std::string&) { return s.name != "lm_head.weight"; });
+       }),
+       3, {"lm_head.weight is missing"}},
+      // ---- issue 13: numbers ----
+      {"EvalNonFiniteLogits", float_damaged([](const fs::path& m) {
+         rewrite_tensors(m, [](TensorSpec& s, std::string& b) {
+           if (s.name == "model.norm.weight") {  // finite F32 weights whose products overflow
+             s.dtype = DType::F32;
+             std::vector<float> big(static_cast<size_t>(s.shape[0]), 3e38f);
+             b.assign(reinterpret_cast<const char*>(big.data()), big.size() * sizeof(float));
+           }
+           return true;
+         });
+       }),
+       5, {"non-finite logit"}},
+      {"SeqlenNegative", with_options({"--seqlen", "-5"}), 2, {"--seqlen -5", "at least 1"}},
+      {"Seqlen0", with_options({"--seqlen", "0"}), 2, {"--seqlen 0", "at least 1"}},
+      {"EvalSeqlenBeyondPositions", eval_options({"--seqlen", "1024"}), 2,
+       {"--seqlen 1024", "512 positions", "max_position_embeddings"}},
+      {"MaxShardSizeExponent", with_options({"--max-shard-size", "1e30"}), 2, {"--max-shard-size '1e30'", "unit"}},
+      {"MaxShardSizeNan", with_options({"--max-shard-size", "nan"}), 2, {"--max-shard-size 'nan'", "not a number"}},
+      {"MaxShardSizeInf", with_options({"--max-shard-size", "inf"}), 2, {"--max-shard-size 'inf'", "not a number"}},
+      {"MaxShardSizeHalfByte", with_options({"--max-shard-size", "0.5B"}), 2,
+       {"--max-shard-size '0.5B'", "whole number of bytes"}},
+      {"MaxShardSizeTooLarge", with_options({"--max-shard-size", "99999999999TB"}), 2,
+       {"--max-shard-size '99999999999TB'", "2^64"}},
+      {"MaxShardSizeNegative", with_options({"--max-shard-size", "-1GB"}), 2, {"--max-shard-size '-1GB'"}},
+      {"NsamplesExponent", with_options({"--nsamples", "1e3"}), 2, {"--nsamples", "'1e3' is not a whole number"}},
+      {"NsamplesHex", with_options({"--nsamples", "0x10"}), 2, {"--nsamples", "'0x10' is not a whole number"}},
+      {"NsamplesBeyond64Bits", with_options({"--nsamples", "99999999999999999999"}), 2,
+       {"--nsamples", "does not fit in 64 bits"}},
+      {"EvalMaxWindowsBeyond64Bits", eval_options({"--max-windows", "18446744073709551617"}), 2,
+       {"--max-windows", "does not fit in 64 bits"}},
+      {"GenerateMaxNewTokensHex", [](Env&) {
+         return std::vector<std::string>{"generate", fixture_model("tiny-llama").string(), "--prompt", "In",
+                                         "--max-new-tokens", "0x10"};
+       },
+       2, {"--max-new-tokens", "not a whole number"}},
+      {"InspectGroupSizeSpace", [](Env&) {
+         return std::vector<std::string>{"inspect", fixture_model("tiny-llama").string(), "--group-size", " 128"};
+       },
+       2, {"--group-size", "not a whole number"}},
+      // ---- issue 13: calibration bounded by the model ----
+      {"CalibSampleBeyondPositions", [](Env& e) {
+         e.model = fixture_model("tiny-llama");
+         std::string ids = "[[1, 2, 3], [";
+         for (int i = 0; i < 20000; ++i) ids += (i ? ", " : "") + std::to_string(5 + i % 4000);
+         write_text(e.dir / "ids.json", ids + "]]");
+         auto a = quantize_args(e);
+         a[4] = (e.dir / "ids.json").string();
+         return a;
+       },
+       3, {"ids.json", "sample 1 has 20000 tokens", "512 positions"}},
+      {"CalibNsamplesBeyondMemory", with_options({"--nsamples", "1000000000000", "--seqlen", "512"}), 2,
+       {"--nsamples 1000000000000 x --seqlen 512", "GB of hidden states", "lower --nsamples"}},
       {"InspectMissingModel", [](Env& e) {
          return std::vector<std::string>{"inspect", (e.dir / "nowhere").string()};
        },
@@ -745,6 +920,99 @@ TEST(Cli, InspectNamesLoaderShapeIssues) {
   EXPECT_NE(q.err.find("warning: mlp.down_proj (256x768, 4 blocks): in_features 768"), std::string::npos) << q.err;
   const RunResult nb = run_gptq({"inspect", model, "--no-zero-bias"}, dir);
   EXPECT_EQ(nb.out.find(" zero "), std::string::npos);
+}
+
+// Paths that are not UTF-8 (Latin-1 file names) go into --json output and reports with U+FFFD
+// instead of an "internal error" from the JSON library.
+TEST(Cli, NonUtf8PathsInJsonOutput) {
+  const fs::path dir = scratch_dir("latin1");
+  const fs::path model = dir / "mod\xe8le", text = dir / "caf\xe9.txt";
+  copy_model("tiny-llama", model);
+  fs::copy_file(fixture_data("eval.txt"), text);
+  const RunResult r = run_gptq({"eval", model.string(), "--text", text.string(), "--seqlen", "64", "--max-windows",
+                                "1", "--json"},
+                               dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json out = json::parse(r.out);
+  EXPECT_NE(out.at("text").get<std::string>().find("caf\xef\xbf\xbd.txt"), std::string::npos) << r.out;
+  EXPECT_NE(out.at("model").get<std::string>().find("mod\xef\xbf\xbdle"), std::string::npos) << r.out;
+
+  const RunResult q = run_gptq({"quantize", model.string(), (dir / "q").string(), "--method", "rtn", "--quiet",
+                                "--report", (dir / "r\xe9port.json").string()},
+                               dir);
+  ASSERT_EQ(q.code, 0) << q.err;
+  EXPECT_TRUE(read_json(dir / "r\xe9port.json").is_object());
+}
+
+// A GPTQ checkpoint with a quantized output head (--lm-head, tie_word_embeddings false) is
+// evaluated with that head: 29 quantized layers and a perplexity near the float model's (the
+// embedding as head would be far off); without its head tensors it is refused.
+TEST(Cli, QuantizedLmHeadIsLoaded) {
+  const fs::path dir = scratch_dir("lm-head-cli");
+  const std::string model = fixture_model("tiny-llama").string();
+  const RunResult q = run_gptq({"quantize", model, (dir / "q").string(), "--method", "rtn", "--lm-head", "--quiet"}, dir);
+  ASSERT_EQ(q.code, 0) << q.err;
+  auto eval = [&](const std::string& m) {
+    const RunResult r = run_gptq({"eval", m, "--text", fixture_data("eval.txt").string(), "--seqlen", "128",
+                                  "--max-windows", "4", "--json"},
+                                 dir);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return r.code == 0 ? json::parse(r.out) : json::object();
+  };
+  const json f = eval(model), g = eval((dir / "q").string());
+  ASSERT_TRUE(g.contains("ppl"));
+  EXPECT_NE(g.at("model_kind").get<std::string>().find("(29 quantized layers)"), std::string::npos) << g.dump();
+  const double ratio = g.at("ppl").get<double>() / f.at("ppl").get<double>();
+  EXPECT_GT(ratio, 0.95);
+  EXPECT_LT(ratio, 1.25);
+  rewrite_tensors(dir / "q", [](TensorSpec& s, std::string&) { return !s.name.starts_with("lm_head."); });
+  const RunResult r = run_gptq({"eval", (dir / "q").string(), "--text", fixture_data("eval.txt").string(), "--seqlen",
+                                "64", "--max-windows", "1"},
+                               dir);
+  EXPECT_EQ(r.code, 3);
+  EXPECT_NE(r.err.find("lm_head.weight is missing"), std::string::npos) << r.err;
+}
+
+// --max-shard-size / max_shard_size: decimal or binary units, a whole number of bytes.
+TEST(ByteSize, AcceptsPlainSizesExactly) {
+  EXPECT_EQ(parse_byte_size("0"), 0u);
+  EXPECT_EQ(parse_byte_size("5GB"), 5'000'000'000u);
+  EXPECT_EQ(parse_byte_size("500mb"), 500'000'000u);
+  EXPECT_EQ(parse_byte_size("1.5GiB"), 1'610'612'736u);
+  EXPECT_EQ(parse_byte_size("4096"), 4096u);
+  EXPECT_EQ(parse_byte_size("18446744073709551615B"), UINT64_MAX);
+  for (const char* bad : {"", "1e30", "nan", "inf", "0.5B", "-1GB", "18446744073709551616", "5 GB", "1.2.3GB", "GB",
+                          "0GB"}) {
+    try {
+      (void)parse_byte_size(bad);
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ExitCode::kUsage) << bad;
+      EXPECT_NE(std::string(e.what()).find(fmt::format("--max-shard-size '{}'", bad)), std::string::npos) << e.what();
+    }
+  }
+}
+
+// The JSON reader refuses a file over its size limit before reading it, naming the file.
+TEST(JsonReader, SizeLimitNamesTheFile) {
+  const fs::path dir = scratch_dir("json-size");
+  write_text(dir / "big.json", "[1, 2, 3, 4, 5, 6, 7, 8, 9]");
+  EXPECT_EQ(read_json_input(dir / "big.json", "advice", 100).size(), 9u);
+  try {
+    (void)read_json_input(dir / "big.json", "get a smaller one", 10);
+    ADD_FAILURE() << "a 27-byte file passed a 10-byte limit";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(e.code(), ExitCode::kBadInput);
+    EXPECT_NE(msg.find((dir / "big.json").string() + " is 27 bytes, more than the 10 bytes"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("get a smaller one"), std::string::npos) << msg;
+  }
+  try {
+    (void)read_json_input(dir / "missing.json");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kIo);
+  }
 }
 
 // --report through a symbolic link writes the link's target; the link stays.

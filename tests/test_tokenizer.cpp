@@ -15,6 +15,7 @@
 #include "calib/tokenizer.h"
 #include "calib/tokenizer_bytelevel.h"
 #include "calib/tokenizer_pretok.h"
+#include "calib/sentencepiece_check.h"
 #include "calib/tokenizer_regex.h"
 #include "support/fixtures.h"
 #include "util/error.h"
@@ -545,6 +546,41 @@ TEST(SentencePiece, TrainedModelMatchesProcessorPlusBos) {
   EXPECT_EQ(tok2->encode(text), want2);
 }
 
+// A model with a real normalization map (nmt_nfkc) passes the trie check; the same model with its
+// trie offsets damaged is refused with an error naming the file instead of crashing sentencepiece.
+TEST(SentencePiece, DamagedNormalizationTrieIsRefused) {
+  const fs::path dir = scratch_dir("sp-trie");
+  const auto status = sentencepiece::SentencePieceTrainer::Train(
+      "--input=" + fixture_data("calib.txt").string() + " --model_prefix=" + (dir / "tokenizer").string() +
+      " --vocab_size=300 --model_type=bpe --normalization_rule_name=nmt_nfkc"
+      " --input_sentence_size=5000 --minloglevel=2");
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  const std::string good = read_file(dir / "tokenizer.model");
+  const auto maps = tok::precompiled_charsmaps(good);
+  ASSERT_EQ(maps.size(), 1u);
+  ASSERT_GT(maps[0].second, 1024u);
+  EXPECT_NO_THROW(tok::check_sentencepiece_model(good, "tokenizer.model"));
+  EXPECT_EQ(Tokenizer::from_model_dir(dir)->encode("\xEF\xBC\xA1" "bc", false),  // fullwidth A: NFKC
+            Tokenizer::from_model_dir(dir)->encode("Abc", false));
+
+  // Every trie unit's offset bits set: the root's children lie far outside the array.
+  std::string bad = good;
+  const size_t trie = maps[0].first + 4;
+  for (size_t i = 0; i < 16; ++i) bad[trie + 4 * i + 3] = '\x7f';
+  write_text(dir / "tokenizer.model", bad);
+  try {
+    (void)Tokenizer::from_model_dir(dir)->encode("Abc", false);
+    ADD_FAILURE() << "a damaged trie was accepted";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(e.code(), ExitCode::kBadInput);
+    EXPECT_NE(msg.find((dir / "tokenizer.model").string()), std::string::npos) << msg;
+    EXPECT_NE(msg.find("precompiled_charsmap"), std::string::npos) << msg;
+  }
+  // A replacement offset beyond the strings: the blob's trie length kept, strings cut.
+  EXPECT_THROW(tok::check_precompiled_charsmap(good.substr(maps[0].first, maps[0].second - 64), "t"), Error);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Errors
 
@@ -610,6 +646,23 @@ TEST(TokenizerErrors, MalformedJsonNamesFileAndKey) {
   msg = error_of([&] { Tokenizer::from_model_dir(dir); });
   EXPECT_NE(msg.find((dir / "tokenizer.json").string()), std::string::npos) << msg;
   EXPECT_NE(msg.find("not valid JSON"), std::string::npos) << msg;
+}
+
+// A catastrophically backtracking Split pattern exceeds PCRE2's match limit: a tokenizer error
+// naming the file and the key (exit code 3), not an internal error.
+TEST(TokenizerErrors, CatastrophicRegexIsATokenizerError) {
+  json j = tiny_bytelevel_json();
+  j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(a|aa|aaa)+$"}}}, {"behavior", "Isolated"}};
+  const auto tok = load_json(j, "catastrophic");
+  try {
+    (void)tok->encode(std::string(64, 'a') + "b", false);
+    ADD_FAILURE() << "the match limit was not reached";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(e.code(), ExitCode::kBadInput) << msg;
+    EXPECT_NE(msg.find("tokenizer.json: pre_tokenizer.pattern.Regex"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("backtracks catastrophically"), std::string::npos) << msg;
+  }
 }
 
 TEST(TokenizerErrors, NfcNormalizerPassesNfcTextAndRejectsWhatItCannotNormalize) {

@@ -2,6 +2,7 @@
 #include "api/boundary.h"
 #include "api/model_impl.h"
 #include "gptq/evaluate.h"
+#include "infer/generate.h"
 #include "nn/eval.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -19,6 +20,16 @@ EvalResult run(const Model& model, const std::vector<int32_t>& ids, const EvalPa
   if (o.seqlen < 2) fail_code(ExitCode::kUsage, "--seqlen {}: must be at least 2", o.seqlen);
   if (o.max_windows < 0)
     fail_code(ExitCode::kUsage, "--max-windows {}: must be >= 0", o.max_windows);
+  // transformers warns and runs past the trained positions; the results would mean nothing.
+  for (const Model* m : {&model, base}) {
+    if (!m) continue;
+    const int64_t context = context_length(m->impl().forward());
+    if (o.seqlen > context)
+      fail_code(ExitCode::kUsage,
+                "--seqlen {}: more than the {} positions of {} (max_position_embeddings in "
+                "config.json); use --seqlen {} or less",
+                o.seqlen, context, m->info().path, context);
+  }
   const int64_t windows = eval_window_count(static_cast<int64_t>(ids.size()), o);
   if (callbacks.progress)
     o.progress = [&](int64_t done, int64_t total) {

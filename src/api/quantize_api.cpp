@@ -3,6 +3,7 @@
 
 #include "api/boundary.h"
 #include "gptq/quantize.h"
+#include "io/json_reader.h"
 #include "model/loader_compat.h"
 #include "model/model_config.h"
 #include "pipeline/quantize.h"
@@ -45,6 +46,9 @@ QuantizeOptions to_options(const QuantizeParams& p) {
   o.calib.texts = p.dataset.texts;
   o.calib.sequences = p.dataset.token_ids;
   o.calib.nsamples = p.nsamples;
+  if (p.model_seqlen && *p.model_seqlen < 1)
+    fail_code(ExitCode::kUsage, "--seqlen {}: must be at least 1 (leave it out for the default)",
+              *p.model_seqlen);
   o.calib.seqlen = p.model_seqlen.value_or(0);
   o.calib.seed = p.seed;
   o.batch_size = p.batch_size;
@@ -55,9 +59,9 @@ QuantizeOptions to_options(const QuantizeParams& p) {
   o.resume = p.resume;
   if (!p.dynamic.empty()) {
     try {
-      o.dynamic = nlohmann::json::parse(p.dynamic);
-    } catch (const nlohmann::json::exception& e) {
-      fail_code(ExitCode::kUsage, "dynamic: not valid JSON ({})", e.what());
+      o.dynamic = parse_json_input(p.dynamic, "dynamic", "give a JSON object of rules");
+    } catch (const Error& e) {  // a parameter, not a file: a usage error
+      throw Error(e.what(), ExitCode::kUsage);
     }
   }
   o.lm_head = p.lm_head;

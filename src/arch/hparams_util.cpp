@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "arch/rope_params.h"
+#include "model/model_validation.h"
 #include "util/fp16.h"
 
 namespace gptq {
@@ -18,7 +19,11 @@ Activation parse_activation(const JsonObject& cfg, const std::string& key, const
 }
 
 int64_t head_dim_of(const JsonObject& cfg, int64_t hidden, int64_t heads) {
-  if (heads <= 0) fail("{}: the number of attention heads must be positive", cfg.source());
+  if (heads <= 0 || heads > ModelLimits::kHeads)
+    fail("{}: the number of attention heads is {}, expected 1..{}", cfg.source(), heads,
+         ModelLimits::kHeads);
+  if (hidden <= 0 || hidden > ModelLimits::kHidden)
+    fail("{}: the hidden size is {}, expected 1..{}", cfg.source(), hidden, ModelLimits::kHidden);
   if (cfg.has("head_dim")) return cfg.integer("head_dim");
   if (hidden % heads != 0)
     fail("{}: hidden size {} is not divisible by {} heads", cfg.source(), hidden, heads);
@@ -109,6 +114,7 @@ void read_decoder_dims(ModelHparams& h, const JsonObject& cfg, int64_t default_p
   h.intermediate = cfg.integer("intermediate_size");
   h.vocab = cfg.integer("vocab_size");
   h.max_positions = cfg.integer_or("max_position_embeddings", default_positions);
+  check_model_dims(h, cfg.source());  // before anything is sized by them
 }
 
 ModelHparams read_llama_like_hparams(const nlohmann::json& config) {

@@ -2,12 +2,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <fstream>
 #include <limits>
 #include <sstream>
 
 #include "calib/tokenizer.h"
-#include "io/json_unique.h"
+#include "io/json_reader.h"
 #include "util/error.h"
 
 namespace gptq {
@@ -67,7 +70,8 @@ std::vector<TokenSequence> from_jsonl(const CalibOptions& o, const Tokenizer* to
   for (int64_t lineno = 1; std::getline(in, line); ++lineno) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
-      const auto j = nlohmann::json::parse(line);
+      const auto j = parse_json_input(line, fmt::format("{} line {}", o.file.string(), lineno),
+                                      "write one JSON object per line");
       docs.push_back(j.at("text").get<std::string>());
     } catch (const nlohmann::json::exception& e) {
       fail("{} line {}: expected a JSON object with a string \"text\" field ({})", o.file.string(), lineno,
@@ -102,11 +106,7 @@ std::vector<TokenSequence> from_jsonl(const CalibOptions& o, const Tokenizer* to
 
 // A JSON file of token ids: depth-bounded parse that also refuses repeated keys.
 nlohmann::json read_ids_json(const fs::path& file) {
-  JsonParseResult parsed = parse_json_unique_keys(read_all(file));
-  if (!parsed.syntax_error.empty()) fail("{} is not valid JSON ({})", file.string(), parsed.syntax_error);
-  if (parsed.duplicate)
-    fail("{}: key '{}' appears twice in one object; keep one", file.string(), parsed.duplicate->key);
-  return std::move(parsed.value);
+  return read_json_input(file, "write a list of token ids");
 }
 
 // `e` is a list of token ids, or an object with one under "input_ids" (a tokenizer's output).
@@ -130,6 +130,22 @@ void check_vocabulary(const TokenSequence& seq, const fs::path& file, int64_t vo
   for (int32_t id : seq)
     if (id < 0 || id >= vocab_size)
       fail("{}: {} holds token id {} outside the model's vocabulary [0, {})", file.string(), where, id, vocab_size);
+}
+
+// The hidden states of `samples` x `seqlen` tokens (a block's input and output, fp32) must fit in
+// the machine's memory; `what` formats the two numbers for the message.
+void check_memory(const CalibOptions& o, int64_t samples, int64_t seqlen, const std::string& what) {
+  if (o.hidden_size <= 0 || samples <= 0 || seqlen <= 0) return;
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return;
+  const double memory = static_cast<double>(pages) * static_cast<double>(page);
+  const double need = static_cast<double>(samples) * static_cast<double>(seqlen) *
+                      static_cast<double>(o.hidden_size) * 2.0 * sizeof(float);
+  if (need > memory)
+    fail_code(ExitCode::kUsage,
+              "calibration: {} tokens need {:.1f} GB of hidden states (2 x tokens x hidden size {} x 4 "
+              "bytes), more than this machine's {:.1f} GB of memory; lower --nsamples or --seqlen",
+              what, need / 1e9, o.hidden_size, memory / 1e9);
 }
 
 std::vector<TokenSequence> from_tokenized(const CalibOptions& o) {
@@ -181,11 +197,23 @@ std::vector<TokenSequence> load_calibration(const CalibOptions& o, const Tokeniz
   } else {
     if (!fs::exists(o.file)) fail_code(ExitCode::kIo, "calibration file {} not found", o.file.string());
     const std::string ext = o.file.extension().string();
+    if (ext != ".json")  // windows of seqlen tokens: bounded before they are drawn
+      check_memory(o, o.nsamples, o.seqlen, fmt::format("--nsamples {} x --seqlen {}", o.nsamples, o.seqlen));
     out = ext == ".jsonl"  ? from_jsonl(o, tokenizer)
           : ext == ".json" ? from_tokenized(o)
                            : from_text(o, tokenizer);
   }
-  for (size_t s = 0; s < out.size(); ++s) check_vocabulary(out[s], source, vocab_size, fmt::format("sample {}", s));
+  int64_t tokens = 0;
+  for (size_t s = 0; s < out.size(); ++s) {
+    check_vocabulary(out[s], source, vocab_size, fmt::format("sample {}", s));
+    const auto n = static_cast<int64_t>(out[s].size());
+    if (o.max_positions > 0 && n > o.max_positions)
+      fail("{}: sample {} has {} tokens, more than the model's {} positions "
+           "(max_position_embeddings); cut it to at most {} tokens",
+           source, s, n, o.max_positions, o.max_positions);
+    tokens += n;
+  }
+  check_memory(o, 1, tokens, fmt::format("{} samples of {} tokens in all", out.size(), tokens));
   return out;
 }
 

@@ -31,6 +31,11 @@ struct CalibOptions {
   uint64_t seed = 0;
   std::vector<std::string> texts;               // instead of a file: one sequence per text
   std::vector<std::vector<int32_t>> sequences;  // instead of a file: pre-tokenized sequences
+  // Set by the caller from config.json (0: unchecked): no sample may be longer than the model's
+  // positions, and the hidden states of all samples (2 x tokens x hidden floats) must fit in
+  // this machine's memory.
+  int64_t max_positions = 0;
+  int64_t hidden_size = 0;
 };
 
 using TokenSequence = std::vector<int32_t>;

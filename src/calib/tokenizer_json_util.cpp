@@ -1,24 +1,13 @@
 #include "calib/tokenizer_json_util.h"
 
-#include <fstream>
-#include <sstream>
 
+#include "io/json_reader.h"
 #include "util/error.h"
 
 namespace gptq::tok {
 
 JsonFile::JsonFile(const std::filesystem::path& file) : name_(file.string()) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in)
-    fail_code(ExitCode::kIo, "cannot open {}: check that the file exists and is readable", name_);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  try {
-    root_ = json::parse(ss.str());
-  } catch (const json::exception& e) {
-    fail("{}: not valid JSON ({}): the file is damaged; copy it again from the base model", name_,
-         e.what());
-  }
+  root_ = read_json_input(file, "the file is damaged; copy it again from the base model");
   if (!root_.is_object()) bad("(top level)", "is not a JSON object");
 }
 

@@ -35,7 +35,7 @@ std::string pcre2_message(int code) {
 }  // namespace
 
 Regex::Regex(const std::string& pattern, std::string_view where)
-    : pattern_(pattern), impl_(std::make_unique<Impl>()) {
+    : pattern_(pattern), where_(where), impl_(std::make_unique<Impl>()) {
   int err = 0;
   PCRE2_SIZE offset = 0;
   impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
@@ -63,9 +63,12 @@ std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view text) co
       rc = pcre2_match(impl_->code, subject, text.size(), pos, options | PCRE2_NO_JIT, data.md,
                        nullptr);
     if (rc == PCRE2_ERROR_NOMATCH) break;
+    // PCRE2's match, depth and heap limits stop a catastrophic (backtracking) pattern: a
+    // property of the tokenizer file, reported as its error.
     if (rc < 0)
-      fail_code(ExitCode::kInternal, "tokenizer regex '{}' failed on the input: {}", pattern_,
-                pcre2_message(rc));
+      fail("{}: the regular expression '{}' cannot be matched on the input ({}): the pattern "
+           "backtracks catastrophically; the tokenizer file is damaged or hostile",
+           where_, pattern_, pcre2_message(rc));
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(data.md);
     const size_t b = ov[0], e = ov[1];
     out.emplace_back(b, e);

@@ -22,7 +22,8 @@ class Regex {
   Regex& operator=(const Regex&) = delete;
 
   // All non-overlapping matches as [begin, end) byte ranges, left to right. An empty match
-  // advances the search by one character. text must be valid UTF-8.
+  // advances the search by one character. text must be valid UTF-8. A pattern that exceeds
+  // PCRE2's match limits on `text` is an error naming `where` (ExitCode::kBadInput).
   std::vector<std::pair<size_t, size_t>> find_all(std::string_view text) const;
 
   const std::string& pattern() const { return pattern_; }
@@ -30,6 +31,7 @@ class Regex {
  private:
   struct Impl;
   std::string pattern_;
+  std::string where_;
   std::unique_ptr<Impl> impl_;
 };
 

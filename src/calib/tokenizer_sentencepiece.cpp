@@ -2,10 +2,13 @@
 
 #include <sentencepiece_processor.h>
 
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "calib/sentencepiece_check.h"
 #include "calib/tokenizer_added.h"
 #include "calib/tokenizer_config.h"
 #include "calib/tokenizer_utf8.h"
@@ -21,6 +24,12 @@ class SentencePieceTokenizer final : public Tokenizer {
     if (!std::filesystem::exists(file))
       fail_code(ExitCode::kIo, "{} does not exist: copy tokenizer.model of the base model there",
                 name_);
+    {  // the library trusts the normalization trie: check it before it is used
+      std::ifstream in(file, std::ios::binary);
+      if (!in) fail_code(ExitCode::kIo, "cannot open {}: check that it is readable", name_);
+      const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      check_sentencepiece_model(bytes, name_);
+    }
     const auto status = sp_.Load(name_);
     if (!status.ok())
       fail(

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "io/json_reader.h"
 #include "cli/command.h"
 #include "kernels/kernel_bench.h"
 #include "util/error.h"
@@ -85,7 +86,7 @@ Command add_bench(CLI::App& root) {
             }
             const auto report = kernels::bench::run_benchmarks(bo, stderr);
             if (opts->json) {
-              fmt::print("{}\n", kernels::bench::report_json(report).dump(2));
+              fmt::print("{}\n", json_output(kernels::bench::report_json(report), 2));
             } else {
               kernels::bench::print_report(report, stdout);
             }

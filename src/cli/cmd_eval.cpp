@@ -11,8 +11,10 @@
 #include <optional>
 #include <sstream>
 
+#include "io/json_reader.h"
 #include "calib/dataset.h"
 #include "cli/command.h"
+#include "cli/strict_integer.h"
 #include "cli/interrupt.h"
 #include "cli/npy_writer.h"
 #include "cli/progress_bar.h"
@@ -46,6 +48,8 @@ Command add_eval(CLI::App& root) {
   app->add_option("--threads", o->threads, "Threads (0: all cores); the results do not depend on it")
       ->capture_default_str();
   app->add_flag("--json", o->json, "Print JSON");
+  for (const char* name : {"--seqlen", "--max-windows", "--threads"})
+    app->get_option(name)->check(strict_integer());
   return {app, [o] {
             if (o->eval.seqlen < 2) fail_code(ExitCode::kUsage, "--seqlen {}: must be at least 2", o->eval.seqlen);
             if (o->text.empty() && o->ids.empty())
@@ -109,7 +113,7 @@ Command add_eval(CLI::App& root) {
             }
             out["seconds"] = clock.seconds();
             if (o->json) {
-              fmt::print("{}\n", out.dump(2));
+              fmt::print("{}\n", json_output(out, 2));
             } else {
               fmt::print("model        {} [{}]\n", o->model, out["model_kind"].get<std::string>());
               fmt::print("{:<12} {}: {} tokens, {} windows of {}\n", o->ids.empty() ? "text" : "ids", source, ids.size(),

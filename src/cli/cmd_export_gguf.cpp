@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/json_reader.h"
 #include "cli/command.h"
 #include "gguf/gguf_export.h"
 #include "model/model_config.h"
@@ -65,7 +66,7 @@ Command add_export_gguf(CLI::App& root) {
                               {"max_abs_error", l.max_abs_error},
                               {"why", l.why}});
           j["layers"] = layers;
-          fmt::print("{}\n", j.dump(2));
+          fmt::print("{}\n", json_output(j, 2));
           return 0;
         }
         fmt::print("{:<40} {:<6} {:<7} {:>11} {:>11}  {}\n", "layer", "type", "mode", "rel.error",

@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "io/json_reader.h"
 #include "cli/command.h"
+#include "cli/strict_integer.h"
 #include "cli/interrupt.h"
 #include "cli/stdout_check.h"
 #include "gptq/generate.h"
@@ -49,6 +51,8 @@ Command add_generate(CLI::App& root) {
   app->add_option("--threads", o->threads, "Threads of the kernels and BLAS (0: all cores)")
       ->capture_default_str();
   app->add_flag("--json", o->json, "Print one JSON object at the end instead of streaming");
+  for (const char* name : {"--max-new-tokens", "--top-k", "--seed", "--threads"})
+    app->get_option(name)->check(strict_integer());
   return {
       app, [o] {
         LoadParams lp;
@@ -89,7 +93,7 @@ Command add_generate(CLI::App& root) {
                                    {"decode_steps", r.decode_steps},
                                    {"decode_seconds", r.decode_seconds},
                                    {"decode_tokens_per_s", r.decode_tokens_per_second}};
-          fmt::print("{}\n", out.dump(2));
+          fmt::print("{}\n", json_output(out, 2));
           return 0;
         }
         fmt::print("\n");

@@ -3,7 +3,9 @@
 // for a .gguf file, its metadata and tensor table.
 #include <fmt/core.h>
 
+#include "io/json_reader.h"
 #include "cli/command.h"
+#include "cli/strict_integer.h"
 #include "io/safetensors.h"
 #include "gguf/gguf_inspect.h"
 #include "gguf/gguf_reader.h"
@@ -78,11 +80,11 @@ int inspect_checkpoint(const std::filesystem::path& dir, const QuantizationConfi
   const auto [settings, layers] = checkpoint_targets(dir);
   const auto vs = verdicts(settings, layers);
   if (json) {
-    fmt::print("{}\n", nlohmann::json{{"model", dir.string()},
-                                      {"quantization_config", q.to_json()},
-                                      {"quantized_layers", layers.size()},
-                                      {"runtimes", verdicts_json(vs)}}
-                           .dump(2));
+    fmt::print("{}\n", json_output({{"model", dir.string()},
+                                     {"quantization_config", q.to_json()},
+                                     {"quantized_layers", layers.size()},
+                                     {"runtimes", verdicts_json(vs)}},
+                                    2));
     return 0;
   }
   fmt::print("checkpoint  {} (GPTQ {}-bit, group size {}, {}{}, {} quantized layers)\n", dir.string(), q.bits,
@@ -119,6 +121,8 @@ Command add_inspect(CLI::App& root) {
   app->add_flag("--zero-bias,!--no-zero-bias", opts->zero_bias,
                 "Count the zero fp16 biases of bias-free quantized layers (as gptq quantize writes by default)");
   app->add_flag("--json", opts->json, "Print JSON instead of a table");
+  for (const char* name : {"--bits", "--group-size"})
+    app->get_option(name)->check(strict_integer());
   return {app, [opts] {
             if (std::filesystem::is_regular_file(opts->model) && gguf::is_gguf_file(opts->model)) {
               fmt::print("{}", gguf::describe_gguf(opts->model, opts->json));
@@ -142,7 +146,7 @@ Command add_inspect(CLI::App& root) {
             if (opts->json) {
               nlohmann::json j = plan_to_json(cfg, plan);
               j["runtimes"] = verdicts_json(vs);
-              fmt::print("{}\n", j.dump(2));
+              fmt::print("{}\n", json_output(j, 2));
             } else {
               print_plan(cfg, plan);
               for (const auto& v : vs) fmt::print("runtime     {}\n", describe_verdict(v));

@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include "cli/command.h"
+#include "cli/strict_integer.h"
 #include "cli/interrupt.h"
 #include "cli/progress_bar.h"
 #include "cli/report_path.h"
@@ -51,7 +52,7 @@ Command add_quantize(CLI::App& root) {
     std::string model, out, format, method = "gptq", max_shard = "0", calib, report, dynamic, target = "any";
     std::vector<std::string> modules;
     QuantizeParams q;
-    int64_t seqlen = 0;
+    std::optional<int64_t> seqlen;
     bool sym = false, asym = false;  // explicit flags; symmetric unless --asym
     bool quiet = false;
   };
@@ -132,6 +133,10 @@ Command add_quantize(CLI::App& root) {
                   "Storage of the activations between blocks: fp32, or fp16/bf16 (half the memory)")
       ->check(CLI::IsMember({"fp32", "fp16", "bf16"}))
       ->capture_default_str();
+  for (const char* name : {
+        "--bits", "--group-size", "--nsamples", "--seqlen", "--seed", "--batch-size",
+        "--threads", "--moe-min-tokens", "--moe-experts-per-chunk", "--hessian-chunk"})
+    app->get_option(name)->check(strict_integer());
   return {app, [o] {
             QuantizeParams q = o->q;
             if (o->asym && o->sym) fail_code(ExitCode::kUsage, "--sym and --asym contradict each other");
@@ -141,7 +146,7 @@ Command add_quantize(CLI::App& root) {
             q.modules_in_block_to_quantize = parse_modules_in_block(o->modules);
             q.max_shard_size = parse_byte_size(o->max_shard);
             q.dataset.path = o->calib;
-            if (o->seqlen != 0) q.model_seqlen = o->seqlen;
+            q.model_seqlen = o->seqlen;
             if (!o->dynamic.empty()) q.dynamic = read_json_file(o->dynamic).dump();
             // Before any work: what the target runtime cannot load, a report path inside the model or
             // the output.

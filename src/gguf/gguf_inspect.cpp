@@ -1,3 +1,4 @@
+#include "io/json_reader.h"
 #include "gguf/gguf_inspect.h"
 
 #include <fmt/format.h>
@@ -45,7 +46,7 @@ std::string describe_gguf(const std::filesystem::path& path, bool json) {
       ts.push_back(
           {{"name", t.name}, {"type", type_name(t.type)}, {"ne", t.ne}, {"bytes", t.nbytes}});
     j["tensors"] = ts;
-    return j.dump(2) + "\n";
+    return json_output(j, 2) + "\n";
   }
   std::string out = fmt::format(
       "file        {} (GGUF v{}, {} keys, {} tensors, {:.2f}M parameters, {:.2f} MiB of data)\n",

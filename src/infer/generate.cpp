@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fstream>
 
+#include "io/json_reader.h"
 #include "model/model_config.h"
 #include "nn/model_forward.h"
 #include "util/error.h"
@@ -106,9 +107,8 @@ std::vector<int32_t> eos_token_ids(const ModelConfig& config, int32_t tokenizer_
   const std::filesystem::path gen = config.dir / "generation_config.json";
   bool from_generation_config = false;
   if (std::filesystem::exists(gen)) {
-    std::ifstream in(gen, std::ios::binary);
-    nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-    if (j.is_discarded() || !j.is_object())
+    const nlohmann::json j = read_json_input(gen, "fix or remove the file");
+    if (!j.is_object())
       fail("{}: not a JSON object; fix or remove the file", gen.string());
     if (j.contains("eos_token_id")) {
       add_ids(j["eos_token_id"], gen.string(), ids);

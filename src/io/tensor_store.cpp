@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "io/json_reader.h"
 #include "io/json_unique.h"
 #include "io/safetensors.h"
 #include "util/error.h"
@@ -28,6 +29,10 @@ constexpr const char* kSingleName = "model.safetensors";
 }
 
 std::string read_text(const fs::path& path) {
+  std::error_code ec;
+  if (const auto size = fs::file_size(path, ec); !ec && size > kMaxJsonInputBytes)
+    fail("{} is {} bytes, more than the {} bytes a JSON input may have; re-download it",
+         path.string(), size, kMaxJsonInputBytes);
   std::ifstream in(path, std::ios::binary);
   std::ostringstream ss;
   if (in) ss << in.rdbuf();

@@ -64,7 +64,8 @@ bool is_digits(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// Block indices present under `block_name` ("<block_name>.<i>.").
+}  // namespace
+
 std::vector<int64_t> find_block_indices(const std::vector<std::string>& tensor_names,
                                         const std::string& block_name) {
   std::set<int64_t> idx;
@@ -78,6 +79,8 @@ std::vector<int64_t> find_block_indices(const std::vector<std::string>& tensor_n
   }
   return {idx.begin(), idx.end()};
 }
+
+namespace {
 
 // The weight parameters of a block that are layers Optimum would replace, as local module names
 // in registration order: the architecture's list first, then (generic / unknown extras) 2-D and

@@ -27,6 +27,10 @@ std::vector<std::string> module_names_from_tensors(const std::vector<std::string
 // name starts with p (a plain prefix test: "h" also matches "head"). Empty if none matches.
 std::string detect_block_pattern(const std::vector<std::string>& module_names);
 
+// The block indices n present as "<block_name>.<n>.*" tensors, ascending.
+std::vector<int64_t> find_block_indices(const std::vector<std::string>& tensor_names,
+                                        const std::string& block_name);
+
 // True if `name` ends with any of the entries (Optimum's filter, spec 1.6).
 bool matches_modules_in_block(const std::string& name,
                               const std::vector<std::vector<std::string>>& modules_in_block);

@@ -2,21 +2,13 @@
 
 #include <cmath>
 #include <cstdint>
-#include <fstream>
-#include <sstream>
+
+#include "io/json_reader.h"
 
 namespace gptq {
 
 nlohmann::json read_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail_code(ExitCode::kIo, "cannot open {}: check that the file exists and is readable", path.string());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  try {
-    return nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::exception& e) {  // syntax error, or a number out of range (1e999)
-    fail("{} is not valid JSON ({}): the file is damaged; download it again", path.string(), e.what());
-  }
+  return read_json_input(path, "the file is damaged; download it again");
 }
 
 const nlohmann::json& JsonObject::get(const std::string& key) const {

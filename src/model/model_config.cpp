@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "model/json_util.h"
+#include "model/model_validation.h"
 
 namespace gptq {
 
@@ -95,7 +96,10 @@ ModelConfig ModelConfig::load(const fs::path& dir) {
   if (!c.arch) {
     if (const ArchSpec* wrapper = find_wrapper_arch(c.model_type)) load_text_tower(c, *wrapper);
   }
-  if (c.arch) c.hp = c.arch->read_hparams(c.text_raw);
+  if (c.arch) {
+    c.hp = c.arch->read_hparams(c.text_raw);
+    validate_hparams(c.hp, file.string());
+  }
   return c;
 }
 

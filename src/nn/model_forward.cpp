@@ -5,6 +5,8 @@
 #include <limits>
 
 #include "io/safetensors.h"
+#include "model/convert.h"
+#include "model/model_validation.h"
 #include "nn/dense_linear.h"
 #include "nn/norm.h"
 #include "nn/weight_loader.h"
@@ -28,6 +30,9 @@ ModelForward::ModelForward(const ModelConfig& config, const TensorStore& store,
     fail("{}: post-LayerNorm models (do_layer_norm_before=false) are not supported",
          config_.model_type);
   if (block_name_.empty()) block_name_ = nn::detect_block_name(store);
+  const std::string config_file = (config_.dir / "config.json").string();
+  check_block_count(hp.layers, find_block_indices(store.names(), block_name_), block_name_,
+                    config_file, store.root().string());
 
   const ModelLayout names =
       model_layout(config_, [&](const std::string& n) { return nn::find_param(store, n) != nullptr; });
@@ -40,8 +45,10 @@ ModelForward::ModelForward(const ModelConfig& config, const TensorStore& store,
   }
   final_norm_->norm =
       nn::load_norm(store, names.final_norm, a.norm, hp.hidden, static_cast<float>(hp.norm_eps));
-  // transformers ties lm_head to the input embedding when tie_word_embeddings is set; a checkpoint
-  // without the head tensor is tied too.
+  // transformers ties lm_head to the input embedding when tie_word_embeddings is set; an untied
+  // head must be in the checkpoint (float here, or GPTQ: set_head by the loader).
+  check_output_head(hp, names.lm_head, [&](const std::string& n) { return nn::find_param(store, n) != nullptr; },
+                    config_file, store.root().string());
   const std::string head_name = names.lm_head + ".weight";
   if (!hp.tie_word_embeddings && !names.lm_head.empty() && nn::find_param(store, head_name))
     lm_head_ = nn::load_param(store, head_name, {vocab_, hp.hidden}, "LM head");
@@ -94,11 +101,24 @@ void ModelForward::head(const float* x, int64_t rows, float* logits) const {
   if (head_op_) {
     head_op_->forward(normed.data(), rows, logits);
   } else {
+    if (lm_head_.empty() && !config_.hp.tie_word_embeddings)
+      fail("checkpoint {}: the output head is quantized but no GPTQ head was loaded (is "
+           "quantization_config missing from config.json?)",
+           store_->root().string());
     const std::vector<float>& w = lm_head_.empty() ? embed_ : lm_head_;
     nn::linear_forward(normed.data(), rows, w.data(), nullptr, vocab_, d, logits);
   }
   if (const auto cap = static_cast<float>(config_.hp.final_softcap); cap > 0)  // Gemma 2
     for (int64_t i = 0; i < rows * vocab_; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
+  // A NaN or infinite logit makes every probability meaningless (a NaN-blind softmax would report
+  // a uniform distribution): a numerical failure, not a result.
+  for (int64_t i = 0; i < rows * vocab_; ++i)
+    if (!std::isfinite(logits[i]))
+      fail_code(ExitCode::kNumerical,
+                "the model {} computed a non-finite logit ({} for token {} at row {}): its weights "
+                "overflow float32 in the forward pass; the checkpoint is broken or not this "
+                "config.json's model",
+                store_->root().string(), logits[i], i % vocab_, i / vocab_);
 }
 
 bool ModelForward::blocks_resident() const {

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "calib/tokenizer.h"
+#include "io/json_reader.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
 #include "model/convert.h"
@@ -92,7 +93,7 @@ void add_loader_report(QuantizeResult& r, const QuantizeOptions& o, const ModelP
 std::string fingerprint_of(const ModelConfig& cfg, const TensorStore& store, const nlohmann::json& options,
                            const std::vector<TokenSequence>& calib) {
   Fnv64 h;
-  h.add("gptq.cpp " GPTQ_VERSION).add(cfg.raw.dump()).add(options.dump());
+  h.add("gptq.cpp " GPTQ_VERSION).add(cfg.raw.dump()).add(json_output(options));
   for (const auto& n : store.names()) {
     const auto& t = store.get(n);
     h.add(n).add(dtype_name(t.dtype)).add_u64(t.nbytes);
@@ -311,6 +312,8 @@ void QuantizeRun::setup() {
                 "the API's dataset: such a file, texts or token-id lists)");
     CalibOptions c = opt_.calib;
     c.seqlen = seqlen_;
+    c.max_positions = cfg_.hp.max_positions;
+    c.hidden_size = cfg_.hp.hidden;
     std::unique_ptr<Tokenizer> tok;
     if (c.sequences.empty() && c.file.extension() != ".json") tok = Tokenizer::from_model_dir(model_dir_);
     calib_ = load_calibration(c, tok.get(), cfg_.hp.vocab);
@@ -1031,8 +1034,8 @@ QuantizeSummary QuantizeRun::run() {
   r.gflop = flops_ / 1e9;
   r.gflops_per_second = flops_ / 1e9 / std::max(r.seconds, 1e-9);
   for (const auto& t : stages_.totals()) r.stages.push_back({t.name, t.wall_seconds, t.cpu_seconds});
-  r.options_json = options_json(opt_).dump();
-  r.quantization_config_json = quantization_config_json().dump();
+  r.options_json = json_output(options_json(opt_));
+  r.quantization_config_json = json_output(quantization_config_json());
   add_loader_report(r, opt_, plan_);
   summary_.report = quantize_report_json(r);
   return std::move(summary_);

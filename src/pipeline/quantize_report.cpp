@@ -1,5 +1,7 @@
 #include "pipeline/quantize_report.h"
 
+#include "io/json_reader.h"
+
 namespace gptq {
 
 nlohmann::json layer_record_json(const LayerRecord& r) {
@@ -73,7 +75,7 @@ nlohmann::json quantize_report_json(const QuantizeResult& r) {
 }
 
 std::string QuantizeResult::to_json() const {
-  return quantize_report_json(*this).dump(2);
+  return json_output(quantize_report_json(*this), 2);
 }
 
 }  // namespace gptq

@@ -1,3 +1,4 @@
+#include "io/json_reader.h"
 #include "pipeline/run_state.h"
 
 #include <cstring>
@@ -52,7 +53,7 @@ void RunState::save(const fs::path& staging) const {
   fs::create_directories(dir(staging));
   const nlohmann::json j{{"fingerprint", fingerprint}, {"blocks_done", blocks_done}, {"copied", copied},
                          {"layers", layers},           {"inputs", inputs},           {"written", written}};
-  write_file_atomic(dir(staging) / "state.json", j.dump(1));
+  write_file_atomic(dir(staging) / "state.json", json_output(j, 1));
 }
 
 void RunState::remove_files(const fs::path& staging) {
