@@ -1,19 +1,13 @@
 #include "cli/report_path.h"
 
 #include "util/error.h"
+#include "util/path_inside.h"
 
 namespace gptq::cli {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-bool inside(const fs::path& a, const fs::path& b) {  // a inside (or equal to) b
-  auto ai = a.begin(), bi = b.begin();
-  for (; bi != b.end(); ++ai, ++bi)
-    if (ai == a.end() || *ai != *bi) return false;
-  return true;
-}
 
 // Follows the symbolic links of the last component (dangling ones too: their target is written).
 fs::path follow_links(fs::path p, const std::string& report) {
@@ -39,7 +33,7 @@ fs::path checked_report_path(const std::string& report, const fs::path& model_di
   if (fs::is_directory(t))
     fail_code(ExitCode::kUsage, "--report {} is a directory: give a file name", report);
   auto refuse = [&](const fs::path& dir, const char* what) {
-    if (!dir.empty() && inside(t, fs::weakly_canonical(dir)))
+    if (!dir.empty() && path_inside(t, fs::weakly_canonical(dir)))
       fail_code(ExitCode::kUsage, "--report {} is inside {} {}{}: choose a path outside it", report,
                 what, dir.string(),
                 target != fs::path(report) ? fmt::format(" (through a link to {})", target.string())

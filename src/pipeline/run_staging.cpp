@@ -6,19 +6,13 @@
 
 #include "pipeline/run_state.h"
 #include "util/error.h"
+#include "util/path_inside.h"
 
 namespace gptq {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-bool inside(const fs::path& a, const fs::path& b) {  // a inside (or equal to) b
-  auto ai = a.begin(), bi = b.begin();
-  for (; bi != b.end(); ++ai, ++bi)
-    if (ai == a.end() || *ai != *bi) return false;
-  return true;
-}
 
 // OUT: absent, not even a dangling symbolic link (the final rename would fail after the run).
 void check_out(const fs::path& out) {
@@ -74,7 +68,7 @@ RunStaging::RunStaging(const fs::path& model_dir, const fs::path& out, bool resu
                        const std::function<void(const std::string&)>& log)
     : out_(out), staging_(out.string() + ".partial") {
   const fs::path m = fs::weakly_canonical(model_dir), o = fs::weakly_canonical(out);
-  if (inside(o, m) || inside(m, o))
+  if (path_inside(o, m) || path_inside(m, o))
     fail_code(ExitCode::kUsage,
               "output {} is inside the model directory {} (or contains it): choose an output "
               "outside the input",
