@@ -11,9 +11,7 @@
 
 namespace gptq {
 
-namespace {
-
-QuantizeOptions to_options(const QuantizeParams& p) {
+QuantizeOptions to_quantize_options(const QuantizeParams& p) {
   QuantizeOptions o;
   o.quant.bits = p.bits;
   o.quant.group_size = p.group_size;
@@ -85,12 +83,11 @@ QuantizeOptions to_options(const QuantizeParams& p) {
   return o;
 }
 
-}  // namespace
 
 QuantizeResult quantize(const std::string& model, const std::string& out,
                         const QuantizeParams& params, const Callbacks& callbacks) {
   return api::guarded([&] {
-    const QuantizeOptions o = to_options(params);
+    const QuantizeOptions o = to_quantize_options(params);
     if (o.effective_format() == CheckpointFormat::kGptqV2 && callbacks.log)
       callbacks.log("warning: " + gptq_v2_readers_note());
     return quantize_model(resolve_model_path(model), out, o, callbacks).result;

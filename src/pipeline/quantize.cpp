@@ -286,18 +286,8 @@ void QuantizeRun::setup() {
     fail("{} is already a quantized checkpoint (config.json has quantization_config); quantize the float model",
          model_dir_.string());
   store_ = TensorStore::open(model_dir_);
-  ConvertOptions co;
-  co.bits = qc_.bits;
-  co.group_size = qc_.group_size;
-  co.block_name = opt_.block_name;
-  co.modules_in_block = opt_.modules_in_block;
-  co.allow_unaligned = opt_.allow_unaligned;
-  co.true_sequential = opt_.true_sequential;
   dynamic_ = DynamicOverrides(opt_.dynamic, "--dynamic");
-  co.dynamic = &dynamic_;
-  co.lm_head = opt_.lm_head;
-  co.zero_bias = opt_.zero_bias;
-  plan_ = convert_model(cfg_, store_, co);
+  plan_ = convert_model(cfg_, store_, convert_options(opt_, &dynamic_));
   validate_blocks();
   for (const auto& w : plan_.warnings) log("warning: " + w);
   for (const auto& w : plan_.loader_warnings) log("warning: " + w);
@@ -1042,6 +1032,20 @@ QuantizeSummary QuantizeRun::run() {
 }
 
 }  // namespace
+
+ConvertOptions convert_options(const QuantizeOptions& o, const DynamicOverrides* dynamic) {
+  ConvertOptions co;
+  co.bits = o.quant.bits;
+  co.group_size = o.quant.group_size;
+  co.block_name = o.block_name;
+  co.modules_in_block = o.modules_in_block;
+  co.allow_unaligned = o.allow_unaligned;
+  co.true_sequential = o.true_sequential;
+  co.dynamic = dynamic;
+  co.lm_head = o.lm_head;
+  co.zero_bias = o.zero_bias;
+  return co;
+}
 
 QuantizeSummary quantize_model(const fs::path& model_dir, const fs::path& out_dir, const QuantizeOptions& options,
                                const Callbacks& callbacks) {

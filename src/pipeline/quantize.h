@@ -10,6 +10,8 @@
 
 #include "gptq/callbacks.h"
 #include "gptq/quantize.h"
+#include "model/convert.h"
+#include "model/dynamic_overrides.h"
 #include "pipeline/quantize_options.h"
 
 namespace gptq {
@@ -25,6 +27,10 @@ struct QuantizeSummary {
 // with the finished blocks kept for a resume.
 QuantizeSummary quantize_model(const std::filesystem::path& model_dir, const std::filesystem::path& out_dir,
                                const QuantizeOptions& options, const Callbacks& callbacks);
+// The API's parameters as the pipeline's options (checked: a bad value is a usage error).
+QuantizeOptions to_quantize_options(const QuantizeParams& params);
+// What convert_model is asked for a run with these options (`dynamic`: the parsed overrides).
+ConvertOptions convert_options(const QuantizeOptions& options, const DynamicOverrides* dynamic);
 // The same with only a log sink.
 QuantizeSummary quantize_model(const std::filesystem::path& model_dir, const std::filesystem::path& out_dir,
                                const QuantizeOptions& options, const std::function<void(const std::string&)>& log);
