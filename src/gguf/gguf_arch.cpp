@@ -294,7 +294,7 @@ std::vector<std::string> write_arch_metadata(GgufWriter& w, const GgufArch& g,
            g.family, hp.sliding_window);
     warnings.push_back(
         fmt::format("sliding_window {}: llama.cpp's {} attends to the whole context "
-                    "(convert_hf_to_gguf.py drops the window too); "
+                    "(with convert_hf_to_gguf.py's file too); "
                     "outputs differ beyond {} tokens",
                     hp.sliding_window, g.arch, hp.sliding_window));
   }

@@ -1,7 +1,10 @@
 // Per-architecture facts of llama.cpp's GGUF, as convert_hf_to_gguf.py writes them: the
 // general.architecture name, tensor names (gguf-py constants: token_embd, blk.N.attn_q, ...), the
 // row reorderings the converter applies (Llama's Q/K RoPE permutation, GPT-NeoX's per-head fused
-// QKV -> [Q | K | V]), Gemma's (1 + w) norms stored as 1 + w, and the hyper-parameter keys.
+// QKV -> [Q | K | V]), Gemma's (1 + w) norms stored as 1 + w, the experts of MoE layers stacked
+// into 3-D tensors, tensors computed from config.json (Phi-3's longrope factors, Llama 3.1's
+// rope_freqs), and the hyper-parameter keys; what llama.cpp's architecture cannot compute is
+// refused with the reason (write_arch_metadata).
 #pragma once
 
 #include <cstdint>

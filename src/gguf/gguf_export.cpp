@@ -249,6 +249,9 @@ StackPlan plan_stack(const TensorStore& store, const TensorMapping& m, const Qua
   for (const std::string& e : m.experts) {
     if ((store.find(e + ".qweight") != nullptr) != p.gptq)
       fail("{}: the experts of {} mix GPTQ and float weights", model_dir.string(), m.gguf_name);
+    if (const TensorInfo* b = nn::find_param(store, e + ".bias"); b && !all_zero(tensor_to_f32(*b)))
+      fail("{}: expert {} has a bias; llama.cpp's stacked experts have none", model_dir.string(),
+           e);
     QuantSource src;
     if (p.gptq) {
       src = quant_source(store, e, *q);
