@@ -446,18 +446,28 @@ TEST(GgufLlamaCpp, ThreeBitIsExactActOrderIsRefitWithItsError) {
 }
 
 // The experts of a stack share one ggml type: expert 0's 8-bit w2 makes the whole ffn_down_exps
-// Q8_0, where the 4-bit experts' codes are exact too (the report says why).
-TEST(GgufLlamaCpp, ExpertStackTakesOneTypeExactly) {
+// Q8_0, where the 4-bit experts' codes are exact too (the report says why); expert 1's act-order
+// w1 has no exact block form: re-fitted in the stack's Q4_0, its error reported.
+TEST(GgufLlamaCpp, ExpertStackTakesOneTypeExactOrRefit) {
   REQUIRE_LLAMA_CPP();
   const TinyModel m = tiny_from_config(family_config("mixtral"));
-  const fs::path dir = quantized_family(m, "moe8", 4, false, true,
-                                        json::parse(R"({"+:.*\\.experts\\.0\\.w2": {"bits": 8}})"));
+  const fs::path dir = quantized_family(m, "moe8", 4, false, true, json::parse(R"({
+        "+:.*\\.experts\\.0\\.w2": {"bits": 8},
+        "+:model\\.layers\\.0\\.block_sparse_moe\\.experts\\.1\\.w1": {"desc_act": true}})"));
   const fs::path out = dir.parent_path() / "moe8.gguf";
   gguf::ExportOptions eo;
   eo.float_type = GgmlType::kF32;
   const gguf::ExportReport rep = gguf::export_gguf(dir, out, eo);
   int unified = 0;
   for (const auto& l : rep.layers) {
+    if (l.hf_name == "model.layers.0.block_sparse_moe.experts.1.w1") {
+      EXPECT_EQ(l.mode, gguf::LayerMode::kRefit);
+      EXPECT_EQ(l.type, GgmlType::kQ4_0);
+      EXPECT_GT(l.rel_error, 0.0);
+      EXPECT_LT(l.rel_error, 0.25);
+      EXPECT_NE(l.why.find("re-fitted"), std::string::npos) << l.why;
+      continue;
+    }
     EXPECT_EQ(l.mode, gguf::LayerMode::kExact) << l.hf_name;
     if (l.gguf_name.ends_with("ffn_down_exps.weight")) {
       EXPECT_EQ(l.type, GgmlType::kQ8_0) << l.hf_name;
@@ -470,10 +480,11 @@ TEST(GgufLlamaCpp, ExpertStackTakesOneTypeExactly) {
   std::vector<int32_t> ids = family_ids(kFamilyTestTokens, 5);
   for (auto& t : ids) t %= static_cast<int32_t>(kFamilyVocab);
   const ProbGap gap = compare_with_llama_cpp(dir, out, ids);
-  std::printf("[ mixtral, Q8_0 + Q4_0 experts -> one Q8_0 stack ] KL %.2e, top-1 %d/%d\n", gap.kl,
-              gap.top1_agree, gap.n);
-  EXPECT_LT(gap.kl, 2e-3);
-  EXPECT_GE(gap.top1_agree, gap.n - 2);
+  std::printf(
+      "[ mixtral, Q8_0 + Q4_0 experts -> one Q8_0 stack, one re-fit ] KL %.2e, top-1 %d/%d\n",
+      gap.kl, gap.top1_agree, gap.n);
+  EXPECT_LT(gap.kl, 1e-2);
+  EXPECT_GE(gap.top1_agree, gap.n - 3);
 }
 
 TEST(GgufExport, RefusesWithTheReason) {
