@@ -326,11 +326,17 @@ ProbGap compare_with_llama_cpp(const fs::path& gptq_dir, const fs::path& gguf_fi
 }
 namespace {
 
+// vocab_size of a tiny config (a multimodal one holds it in text_config).
+int64_t tiny_vocab(const json& config) {
+  const json& c = config.contains("text_config") ? config.at("text_config") : config;
+  return c.at("vocab_size").get<int64_t>();
+}
+
 // A tiny family checkpoint with a tokenizer, quantized with GPTQ (bits, group size 32).
 fs::path quantized_family(const TinyModel& m, const std::string& tag, int bits,
-                          bool act_order = false, bool sym = true) {
+                          bool act_order = false, bool sym = true, const json& dynamic = nullptr) {
   const fs::path model = write_tiny(m, DType::BF16, 11);
-  write_tiny_tokenizer(model, m.config.at("vocab_size").get<int64_t>());
+  write_tiny_tokenizer(model, tiny_vocab(m.config));
   const fs::path out = scratch_dir(tag) / "gptq";
   QuantizeOptions o;
   o.quant.bits = bits;
@@ -338,7 +344,8 @@ fs::path quantized_family(const TinyModel& m, const std::string& tag, int bits,
   o.quant.sym = sym;
   o.quant.desc_act = act_order;
   o.quant.damp_percent = 0.01;
-  const int64_t vocab = m.config.at("vocab_size").get<int64_t>();
+  o.dynamic = dynamic;
+  const int64_t vocab = tiny_vocab(m.config);
   json calib = json::array();
   for (int s = 0; s < 16; ++s) {
     std::vector<int32_t> ids = family_ids(kFamilyTestTokens, 100 + s);
@@ -364,9 +371,15 @@ TEST_P(GgufFamily, ExportsLoadsInLlamaCppAndMatchesGptqLogits) {
     m = gpt2_model(64, 4);
   else {
     json config = family_config(GetParam());
-    // llama.cpp's starcoder2 has no sliding window (convert_hf_to_gguf.py drops it; the export
-    // warns).
-    if (GetParam() == "starcoder2") config["sliding_window"] = nullptr;
+    // llama.cpp's starcoder2 and phi3 have no sliding window (convert_hf_to_gguf.py drops it, or
+    // llama.cpp disables it; the export warns).
+    if (GetParam() == "starcoder2" || GetParam().starts_with("phi"))
+      config["sliding_window"] = nullptr;
+    // llama.cpp's gemma2 scales queries by head_dim^-0.5 (a different query_pre_attn_scalar is
+    // refused; Gemma 3 folds it into q_norm, so its configs keep theirs).
+    if (GetParam() == "gemma2") config["query_pre_attn_scalar"] = config.at("head_dim");
+    // llama.cpp's qwen2moe has no dense layers.
+    if (GetParam() == "qwen2_moe") config["mlp_only_layers"] = json::array();
     m = tiny_from_config(config);
   }
   const fs::path dir = quantized_family(m, GetParam(), 4);
@@ -375,7 +388,7 @@ TEST_P(GgufFamily, ExportsLoadsInLlamaCppAndMatchesGptqLogits) {
   eo.float_type = GgmlType::kF32;  // the tiny checkpoints are BF16: F32 embeddings keep them exact
   const gguf::ExportReport rep = gguf::export_gguf(dir, out, eo);
   for (const auto& l : rep.layers) EXPECT_EQ(l.mode, gguf::LayerMode::kExact) << l.gguf_name;
-  const int64_t vocab = m.config.at("vocab_size").get<int64_t>();
+  const int64_t vocab = tiny_vocab(m.config);
   std::vector<int32_t> ids = family_ids(kFamilyTestTokens, 5);
   for (auto& t : ids) t %= static_cast<int32_t>(vocab);
   EXPECT_TRUE(rep.warnings.empty());
@@ -389,7 +402,9 @@ TEST_P(GgufFamily, ExportsLoadsInLlamaCppAndMatchesGptqLogits) {
 
 INSTANTIATE_TEST_SUITE_P(Families, GgufFamily,
                          ::testing::Values("llama", "mistral", "qwen2", "qwen3", "gemma",
-                                           "starcoder2", "gpt2", "gpt_neox"));
+                                           "starcoder2", "gpt2", "gpt_neox", "gemma2",
+                                           "gemma3_text", "gemma3", "phi3_longrope", "phi4_mini",
+                                           "mixtral", "qwen2_moe", "qwen3_moe", "llama3"));
 
 TEST(GgufLlamaCpp, ThreeBitIsExactActOrderIsRefitWithItsError) {
   REQUIRE_LLAMA_CPP();
@@ -430,6 +445,48 @@ TEST(GgufLlamaCpp, ThreeBitIsExactActOrderIsRefitWithItsError) {
     EXPECT_EQ(l.mode, gguf::LayerMode::kExact) << l.gguf_name;
 }
 
+// The experts of a stack share one ggml type: expert 0's 8-bit w2 makes the whole ffn_down_exps
+// Q8_0, where the 4-bit experts' codes are exact too (the report says why); expert 1's act-order
+// w1 has no exact block form: re-fitted in the stack's Q4_0, its error reported.
+TEST(GgufLlamaCpp, ExpertStackTakesOneTypeExactOrRefit) {
+  REQUIRE_LLAMA_CPP();
+  const TinyModel m = tiny_from_config(family_config("mixtral"));
+  const fs::path dir = quantized_family(m, "moe8", 4, false, true, json::parse(R"({
+        "+:.*\\.experts\\.0\\.w2": {"bits": 8},
+        "+:model\\.layers\\.0\\.block_sparse_moe\\.experts\\.1\\.w1": {"desc_act": true}})"));
+  const fs::path out = dir.parent_path() / "moe8.gguf";
+  gguf::ExportOptions eo;
+  eo.float_type = GgmlType::kF32;
+  const gguf::ExportReport rep = gguf::export_gguf(dir, out, eo);
+  int unified = 0;
+  for (const auto& l : rep.layers) {
+    if (l.hf_name == "model.layers.0.block_sparse_moe.experts.1.w1") {
+      EXPECT_EQ(l.mode, gguf::LayerMode::kRefit);
+      EXPECT_EQ(l.type, GgmlType::kQ4_0);
+      EXPECT_GT(l.rel_error, 0.0);
+      EXPECT_LT(l.rel_error, 0.25);
+      EXPECT_NE(l.why.find("re-fitted"), std::string::npos) << l.why;
+      continue;
+    }
+    EXPECT_EQ(l.mode, gguf::LayerMode::kExact) << l.hf_name;
+    if (l.gguf_name.ends_with("ffn_down_exps.weight")) {
+      EXPECT_EQ(l.type, GgmlType::kQ8_0) << l.hf_name;
+      unified += l.why.find("one type for the 8 experts") != std::string::npos;
+    } else {
+      EXPECT_EQ(l.type, GgmlType::kQ4_0) << l.hf_name;
+    }
+  }
+  EXPECT_EQ(unified, 2 * 7);  // two layers, every expert but the 8-bit one
+  std::vector<int32_t> ids = family_ids(kFamilyTestTokens, 5);
+  for (auto& t : ids) t %= static_cast<int32_t>(kFamilyVocab);
+  const ProbGap gap = compare_with_llama_cpp(dir, out, ids);
+  std::printf(
+      "[ mixtral, Q8_0 + Q4_0 experts -> one Q8_0 stack, one re-fit ] KL %.2e, top-1 %d/%d\n",
+      gap.kl, gap.top1_agree, gap.n);
+  EXPECT_LT(gap.kl, 1e-2);
+  EXPECT_GE(gap.top1_agree, gap.n - 3);
+}
+
 TEST(GgufExport, RefusesWithTheReason) {
   const fs::path out = scratch_dir("refuse") / "x.gguf";
   try {
@@ -444,22 +501,63 @@ TEST(GgufExport, RefusesWithTheReason) {
   o.type = "q5_k";
   EXPECT_THROW(gguf::export_gguf(fixture_model("tiny-llama"), out, o), Error);
   EXPECT_FALSE(fs::exists(out));
-  const fs::path moe = write_tiny(tiny_from_config(family_config("mixtral")), DType::BF16, 1);
   o.type = "q4_0";
-  try {
-    gguf::export_gguf(moe, out, o);
-    ADD_FAILURE();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("mixture-of-experts"), std::string::npos) << e.what();
-  }
-  // A family llama.cpp has but this exporter does not write yet: named.
-  const fs::path g2 = write_tiny(tiny_from_config(family_config("gemma2")), DType::BF16, 1);
-  write_tiny_tokenizer(g2, kFamilyVocab);
-  try {
-    gguf::export_gguf(g2, out, o);
-    ADD_FAILURE();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("gemma2"), std::string::npos) << e.what();
+  // What llama.cpp's architecture cannot compute is refused with the reason: a dense layer among
+  // Qwen2-MoE's sparse ones (mlp_only_layers [1]), Qwen3-MoE without renormalised top-k weights,
+  // Gemma 2 without soft-capping or with a query_pre_attn_scalar other than head_dim (24 != 32).
+  auto refused = [&](json config, const std::string& why) {
+    const fs::path d = write_tiny(tiny_from_config(config), DType::BF16, 1);
+    write_tiny_tokenizer(d, kFamilyVocab);
+    try {
+      gguf::export_gguf(d, out, o);
+      ADD_FAILURE() << why;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  refused(family_config("qwen2_moe"), "qwen2moe has no dense MLP layers; layer 1");
+  json q3 = family_config("qwen3_moe");
+  q3["norm_topk_prob"] = false;
+  refused(q3, "qwen3moe always renormalises the top-k expert weights");
+  refused(family_config("gemma2"), "query_pre_attn_scalar of config.json gives 0.204124");
+  json g2 = family_config("gemma2");
+  g2["query_pre_attn_scalar"] = 32;
+  g2["final_logit_softcapping"] = nullptr;
+  refused(g2, "gemma2 always soft-caps");
+  json g3 = family_config("gemma3_text");
+  g3["layer_types"] = {"sliding_attention", "full_attention", "full_attention",
+                       "sliding_attention"};
+  refused(g3, "follow no such period");
+  EXPECT_FALSE(fs::exists(out));
+  // Mixtral from float: the experts of a layer stacked into one 3-D tensor.
+  const fs::path moe = write_tiny(tiny_from_config(family_config("mixtral")), DType::BF16, 1);
+  write_tiny_tokenizer(moe, kFamilyVocab);
+  const gguf::ExportReport mr = gguf::export_gguf(moe, out, o);
+  EXPECT_EQ(
+      std::count_if(mr.layers.begin(), mr.layers.end(),
+                    [](const auto& l) { return l.gguf_name == "blk.1.ffn_down_exps.weight"; }),
+      8);
+  {
+    const gguf::GgufFile gf = gguf::GgufFile::open(out);
+    const gguf::GgufTensor* down = gf.find("blk.1.ffn_down_exps.weight");
+    ASSERT_NE(down, nullptr);
+    EXPECT_EQ(down->ne, (std::vector<int64_t>{96, 64, 8}));
+    EXPECT_EQ(down->type, GgmlType::kQ4_0);
+    const gguf::GgufTensor* router = gf.find("blk.0.ffn_gate_inp.weight");
+    ASSERT_NE(router, nullptr);
+    EXPECT_EQ(router->ne, (std::vector<int64_t>{64, 8}));
+    EXPECT_EQ(router->type, GgmlType::kF32);
+    EXPECT_EQ(gf.value("llama.expert_count"), 8);
+    EXPECT_EQ(gf.value("llama.expert_used_count"), 2);
+    // Expert 5 of the stack is expert 5's weight, quantized alone.
+    const TensorStore st = TensorStore::open(moe);
+    const std::vector<float> w5 =
+        tensor_to_f32(st.get("model.layers.1.block_sparse_moe.experts.5.w2.weight"));
+    std::vector<std::byte> q(gguf::row_size(GgmlType::kQ4_0, 96) * 64);
+    for (int64_t r = 0; r < 64; ++r)
+      gguf::quantize_row(GgmlType::kQ4_0, w5.data() + r * 96, 96,
+                         q.data() + r * gguf::row_size(GgmlType::kQ4_0, 96));
+    EXPECT_EQ(std::memcmp(down->data + 5 * q.size(), q.data(), q.size()), 0);
   }
   // StarCoder2's sliding window is dropped as the converter does, with a warning.
   const fs::path sc = write_tiny(tiny_from_config(family_config("starcoder2")), DType::BF16, 1);

@@ -213,6 +213,108 @@ std::string local_name(const std::string& module, const std::string& block_name)
 bool all_zero(const std::vector<float>& v) {
   return std::all_of(v.begin(), v.end(), [](float x) { return x == 0.0f; });
 }
+
+// A stack of expert linears written as one 3-D tensor {k, n, experts}.
+struct StackPlan {
+  bool gptq = false;
+  int64_t n = 0, k = 0;
+  std::vector<std::string> modules, float_names;
+  std::vector<QuantSource> srcs;
+  std::vector<LayerChoice> choices;
+};
+
+// How wide a block type is, for one type over a stack: the narrower experts are written in it.
+int type_rank(GgmlType t) {
+  switch (t) {
+    case GgmlType::kQ4_0:
+      return 1;
+    case GgmlType::kQ4_1:
+      return 2;
+    case GgmlType::kQ8_0:
+      return 3;
+    default:
+      return 4;
+  }
+}
+
+// ggml holds one type per tensor: when the experts' own choices differ, every expert takes the
+// widest of them (exact or mapped where its codes fit, re-fitted otherwise; the report says).
+StackPlan plan_stack(const TensorStore& store, const TensorMapping& m, const QuantizationConfig* q,
+                     const std::string& requested, GgmlType float_type,
+                     const std::filesystem::path& model_dir) {
+  StackPlan p;
+  p.modules = m.experts;
+  p.gptq = store.find(m.experts[0] + ".qweight") != nullptr;
+  std::vector<LayerFacts> facts;
+  for (const std::string& e : m.experts) {
+    if ((store.find(e + ".qweight") != nullptr) != p.gptq)
+      fail("{}: the experts of {} mix GPTQ and float weights", model_dir.string(), m.gguf_name);
+    if (const TensorInfo* b = nn::find_param(store, e + ".bias"); b && !all_zero(tensor_to_f32(*b)))
+      fail("{}: expert {} has a bias; llama.cpp's stacked experts have none", model_dir.string(),
+           e);
+    QuantSource src;
+    if (p.gptq) {
+      src = quant_source(store, e, *q);
+      facts.push_back(facts_of(unpack(store, e, src)));
+      p.choices.push_back(choose_layer_type(facts.back(), requested));
+    } else {
+      const TensorInfo* wt = nn::find_param(store, e + ".weight");
+      if (!wt || wt->shape.size() != 2)
+        fail("{}: tensor {}.weight is missing or not 2-D (needed for GGUF {})", model_dir.string(),
+             e, m.gguf_name);
+      src.n = wt->shape[0];
+      src.k = wt->shape[1];
+      p.float_names.push_back(wt->name);
+      p.choices.push_back({float_type,
+                           is_quantized(float_type) ? LayerMode::kRefit : LayerMode::kFloat,
+                           "float expert weight"});
+    }
+    if (p.srcs.empty()) p.n = src.n, p.k = src.k;
+    if (src.n != p.n || src.k != p.k)
+      fail("{}: the experts of {} differ in shape ({} x {} vs {} x {})", model_dir.string(),
+           m.gguf_name, src.n, src.k, p.n, p.k);
+    p.srcs.push_back(src);
+  }
+  const GgmlType t0 = p.choices[0].type;
+  GgmlType widest = t0;
+  for (const LayerChoice& c : p.choices)
+    if (type_rank(c.type) > type_rank(widest)) widest = c.type;
+  for (size_t x = 0; x < p.choices.size(); ++x) {
+    if (p.choices[x].type == widest) continue;
+    p.choices[x] = choose_layer_type(facts[x], type_name(widest));
+    p.choices[x].why +=
+        fmt::format(" (one type for the {} experts of {})", m.experts.size(), m.gguf_name);
+  }
+  if (is_quantized(widest) && p.k % block_size(widest) != 0)
+    fail(
+        "{}: in_features {} is not a multiple of 32, so no ggml block type can hold it (try "
+        "--type f16)",
+        m.hf_module, p.k);
+  return p;
+}
+
+std::vector<std::byte> encode_stack(const TensorStore& store, const StackPlan& p,
+                                    LayerReport* reps) {
+  std::vector<int64_t> order(static_cast<size_t>(p.n));
+  for (int64_t r = 0; r < p.n; ++r) order[static_cast<size_t>(r)] = r;
+  std::vector<std::byte> out;
+  for (size_t x = 0; x < p.modules.size(); ++x) {
+    const LayerChoice& c = p.choices[x];
+    std::vector<std::byte> b;
+    if (p.gptq) {
+      const UnpackedLayer u = unpack(store, p.modules[x], p.srcs[x]);
+      b = c.mode == LayerMode::kExact || c.mode == LayerMode::kMapped
+              ? encode_gptq(u, order, c, &reps[x])
+              : encode_rows(dequantize_layer(u.data), p.n, p.k, c.type, &reps[x]);
+    } else {
+      b = encode_rows(
+          nn::load_linear_weight(store, p.float_names[x], LinearKind::kLinear, p.n, p.k), p.n, p.k,
+          c.type, &reps[x]);
+    }
+    out.insert(out.end(), b.begin(), b.end());
+  }
+  return out;
+}
 }  // namespace
 
 std::string mode_name(LayerMode m) {
@@ -271,16 +373,16 @@ ExportReport export_gguf(const std::filesystem::path& model_dir, const std::file
                          const ExportOptions& options) {
   const ModelConfig config = ModelConfig::load(model_dir);
   const ArchSpec& spec = config.require_arch();
-  if (config.text_tower)
+  const GgufArch& g = gguf_arch_for(spec.name);
+  if (config.text_tower && !g.text_tower)
     fail(
         "{}: multimodal checkpoints ({}) are not exported to GGUF (the language model alone would "
         "need its own "
         "config)",
         model_dir.string(), config.model_type);
-  if (!spec.moe.empty())
+  if (!spec.moe.empty() && !g.moe)
     fail("{}: mixture-of-experts models ({}) are not exported to GGUF yet", model_dir.string(),
          spec.name);
-  const GgufArch& g = gguf_arch_for(spec.name);
   const ModelHparams& hp = config.hp;
   auto store = std::make_shared<TensorStore>(TensorStore::open(model_dir));
   const std::optional<QuantizationConfig> quant = QuantizationConfig::find_in_model_dir(model_dir);
@@ -330,6 +432,31 @@ ExportReport export_gguf(const std::filesystem::path& model_dir, const std::file
   std::vector<Pending> pending;
 
   for (const TensorMapping& m : maps) {
+    if (!m.values.empty()) {  // computed from config.json (RoPE factors)
+      const std::vector<float> v = m.values;
+      pending.push_back(
+          {m.gguf_name + ".weight", {static_cast<int64_t>(v.size())}, GgmlType::kF32, [v]() {
+             return to_bytes(v, GgmlType::kF32);
+           }});
+      continue;
+    }
+    if (!m.experts.empty()) {
+      StackPlan plan = plan_stack(*store, m, quant ? &*quant : nullptr, options.type,
+                                  float_linear_type, model_dir);
+      for (size_t x = 0; x < m.experts.size(); ++x) {
+        const LayerChoice& c = plan.choices[x];
+        reports->push_back({m.experts[x], m.gguf_name + ".weight", c.type, c.mode,
+                            plan.gptq ? plan.srcs[x].q.bits : 0, 0, 0, c.why});
+        linear_types.push_back(c.type);
+      }
+      const size_t idx0 = reports->size() - m.experts.size();
+      const std::vector<int64_t> ne{plan.k, plan.n, static_cast<int64_t>(m.experts.size())};
+      const GgmlType t = plan.choices[0].type;
+      pending.push_back({m.gguf_name + ".weight", ne, t, [store, plan, reports, idx0]() {
+                           return encode_stack(*store, plan, &(*reports)[idx0]);
+                         }});
+      continue;
+    }
     if (store->find(m.hf_module + ".qweight")) {
       const QuantSource src = quant_source(*store, m.hf_module, *quant);
       const UnpackedLayer u = unpack(*store, m.hf_module, src);
@@ -410,13 +537,17 @@ ExportReport export_gguf(const std::filesystem::path& model_dir, const std::file
     // Embeddings, positions, norms, head.
     std::vector<int64_t> ne(wt->shape.rbegin(), wt->shape.rend());
     const bool one_d = wt->shape.size() <= 1;
-    const GgmlType t = (one_d || m.is_norm || m.gguf_name == "position_embd") ? GgmlType::kF32
-                                                                              : options.float_type;
+    const GgmlType t = (one_d || m.is_norm || m.keep_f32 || m.gguf_name == "position_embd")
+                           ? GgmlType::kF32
+                           : options.float_type;
     const bool offset = m.is_norm && g.norm_offset;
-    pending.push_back({m.gguf_name + ".weight", ne, t, [store, wname, t, offset]() {
+    const float scale = m.scale;
+    pending.push_back({m.gguf_name + ".weight", ne, t, [store, wname, t, offset, scale]() {
                          std::vector<float> v = tensor_to_f32(store->get(wname));
                          if (offset)
                            for (float& x : v) x += 1.0f;
+                         if (scale != 1.0f)
+                           for (float& x : v) x *= scale;
                          const int64_t n = static_cast<int64_t>(v.size());
                          std::vector<std::byte> bytes(row_size(t, n));
                          quantize_row(t, v.data(), n, bytes.data());
