@@ -138,6 +138,7 @@ for r in runs:
 gb = size_gb(os.path.join(d, "gptq"))
 steps = runs[0]["decode_steps"]
 rows["gptq.cpp"] = {
+    "load s": [r["load_seconds"] for r in runs],
     "load s/GB": [r["load_seconds"] / gb for r in runs],
     "prefill-16 tok/s": [16 / r["prefill_seconds"] for r in runs],
     "prefill-16 GFLOP/s": [2 * params * 16 / r["prefill_seconds"] / 1e9 for r in runs],
@@ -153,6 +154,7 @@ for g in ggufs:
     name = f"llama.cpp {g}"
     sizes[name] = size_gb(os.path.join(d, f"{g}.gguf"))
     rows[name] = {
+        "load s": j["load_s"],
         "load s/GB": [t / sizes[name] for t in j["load_s"]],
         "prefill-16 tok/s": [16 / t for t in j["prefill_s"]],
         "prefill-16 GFLOP/s": [2 * params * 16 / t / 1e9 for t in j["prefill_s"]],
@@ -178,11 +180,11 @@ print()
 hdr = f"{'metric':<20} {'engine':<16} {'min':>10} {'median':>10} {'max':>10} {'gptq/llama (median)':>20}"
 print(hdr)
 print("-" * len(hdr))
-for metric in ["load s/GB", "prefill-16 tok/s", "prefill-16 GFLOP/s", "decode tok/s"]:
+for metric in ["load s", "load s/GB", "prefill-16 tok/s", "prefill-16 GFLOP/s", "decode tok/s"]:
     ours = statistics.median(rows["gptq.cpp"][metric])
     for i, (engine, m) in enumerate(rows.items()):
         v = m[metric]
         med = statistics.median(v)
-        ratio = "" if engine == "gptq.cpp" else f"{ours / med:.2f}" + (" (lower=better)" if metric == "load s/GB" else "")
+        ratio = "" if engine == "gptq.cpp" else f"{ours / med:.2f}" + (" (lower=better)" if metric.startswith("load") else "")
         print(f"{metric if i == 0 else '':<20} {engine:<16} {min(v):>10.3f} {med:>10.3f} {max(v):>10.3f} {ratio:>20}")
 EOF
