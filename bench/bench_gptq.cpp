@@ -1,6 +1,7 @@
 // Benchmarks of the GPTQ core, each against a same-run baseline of the unavoidable work:
-//   BM_GptqSolve4096     solver for K = N = 4096, group 128, vs potrf + potri + potrf + one
-//                        N x K x K sgemm (counter `ratio` = solve / baseline, target <= 1.5)
+//   BM_GptqSolve/N/K     solver for [N, K] = [4096, 4096] and [4096, 11008], group 128, vs
+//                        potrf + potri + potrf + one N x K x K sgemm, all on the same cores
+//                        (counter `ratio` = solve / baseline, target <= 1.5)
 //   BM_HessianAccumulate 16k tokens x K = 4096 through HessianAccumulator::add (SYRK), GFLOP/s
 //                        vs sgemm of the same product (counter `ratio`)
 //   BM_PackLinear        pack_linear of a 4096 x 11008 layer (4-bit, group 128): throughput in
@@ -12,11 +13,13 @@
 
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <random>
 #include <vector>
 
 #include "quant/gptq.h"
 #include "quant/pack.h"
+#include "util/thread_pool.h"
 
 namespace {
 
@@ -48,21 +51,35 @@ std::vector<float> make_inputs(int64_t tokens, int64_t k, uint32_t seed) {
   return x;
 }
 
-// Hessian of 8192 tokens for K = 4096, built once and shared.
-const std::vector<float>& hessian4096() {
-  static const std::vector<float> h = [] {
-    const int64_t k = 4096, tokens = 8192;
+// Hessian of 8192 tokens for K columns, built once per K and shared.
+const std::vector<float>& hessian_for(int64_t k) {
+  static std::map<int64_t, std::vector<float>> cache;
+  auto it = cache.find(k);
+  if (it == cache.end()) {
+    const int64_t tokens = 8192;
     const std::vector<float> x = make_inputs(tokens, k, 1);
     gptq::HessianAccumulator acc(k);
     acc.add(x.data(), tokens, tokens / 2048);
-    return acc.finalize();
-  }();
-  return h;
+    it = cache.emplace(k, acc.finalize()).first;
+  }
+  return it->second;
 }
 
-void BM_GptqSolve4096(benchmark::State& state) {
-  const int64_t k = 4096, n = 4096;
-  const std::vector<float>& h = hessian4096();
+// OpenBLAS with `threads` workers while alive (the library keeps it at 1: util/blas.h), so the
+// baseline uses the same cores as the solver.
+struct OpenBlasThreads {
+  explicit OpenBlasThreads(int threads) { openblas_set_num_threads(threads); }
+  ~OpenBlasThreads() { openblas_set_num_threads(1); }
+  OpenBlasThreads(const OpenBlasThreads&) = delete;
+  OpenBlasThreads& operator=(const OpenBlasThreads&) = delete;
+};
+
+// The solver for an [N, K] layer (group 128) against its floor, both on all cores: LAPACK's
+// potrf + potri + potrf of the damped K x K Hessian (OpenBLAS threaded) and one N x K x K sgemm
+// (the lazy updates' total work). Args: N, K.
+void BM_GptqSolve(benchmark::State& state) {
+  const int64_t n = state.range(0), k = state.range(1);
+  const std::vector<float>& h = hessian_for(k);
   std::vector<float> w(n * k);
   std::mt19937 rng(2);
   std::normal_distribution<float> normal(0.0f, 0.02f);
@@ -75,28 +92,31 @@ void BM_GptqSolve4096(benchmark::State& state) {
   double solve = 0, factor = 0, gemm = 0;
   std::vector<float> a(k * k), c(n * k);
   for (auto _ : state) {
-    // Baseline: the three factorizations of the damped Hessian and one N x K x K sgemm.
     double mean = 0;
     for (int64_t i = 0; i < k; ++i) mean += h[i * k + i];
     const float damp = static_cast<float>(0.01 * mean / k);
     std::memcpy(a.data(), h.data(), a.size() * sizeof(float));
     for (int64_t i = 0; i < k; ++i) a[i * k + i] += damp;
-    auto t0 = Clock::now();
-    const lapack_int nk = static_cast<lapack_int>(k);
-    lapack_int info = LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'L', nk, a.data(), nk);
-    info |= LAPACKE_spotri_work(LAPACK_COL_MAJOR, 'L', nk, a.data(), nk);
-    info |= LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'L', nk, a.data(), nk);
-    if (info != 0) state.SkipWithError("baseline factorization failed");
-    const double f = seconds_since(t0);
-    t0 = Clock::now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(n),
-                static_cast<blasint>(k), static_cast<blasint>(k), 1.0f, w.data(),
-                static_cast<blasint>(k), a.data(), static_cast<blasint>(k), 0.0f, c.data(),
-                static_cast<blasint>(k));
-    const double g = seconds_since(t0);
-    benchmark::DoNotOptimize(c.data());
+    double f = 0, g = 0;
+    {
+      const OpenBlasThreads threads(gptq::compute_threads());
+      auto t0 = Clock::now();
+      const lapack_int nk = static_cast<lapack_int>(k);
+      lapack_int info = LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'L', nk, a.data(), nk);
+      info |= LAPACKE_spotri_work(LAPACK_COL_MAJOR, 'L', nk, a.data(), nk);
+      info |= LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'L', nk, a.data(), nk);
+      if (info != 0) state.SkipWithError("baseline factorization failed");
+      f = seconds_since(t0);
+      t0 = Clock::now();
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(n),
+                  static_cast<blasint>(k), static_cast<blasint>(k), 1.0f, w.data(),
+                  static_cast<blasint>(k), a.data(), static_cast<blasint>(k), 0.0f, c.data(),
+                  static_cast<blasint>(k));
+      g = seconds_since(t0);
+      benchmark::DoNotOptimize(c.data());
+    }
 
-    t0 = Clock::now();
+    auto t0 = Clock::now();
     gptq::GptqResult r = gptq::gptq_quantize(w.data(), n, k, h.data(), 4, cfg, "bench");
     const double s = seconds_since(t0);
     benchmark::DoNotOptimize(r.codes.data());
@@ -106,12 +126,18 @@ void BM_GptqSolve4096(benchmark::State& state) {
     gemm += g;
   }
   const double it = static_cast<double>(state.iterations());
+  state.counters["threads"] = gptq::compute_threads();
   state.counters["solve_s"] = solve / it;
   state.counters["potrf_potri_potrf_s"] = factor / it;
   state.counters["sgemm_NKK_s"] = gemm / it;
   state.counters["ratio"] = solve / (factor + gemm);
 }
-BENCHMARK(BM_GptqSolve4096)->Iterations(2)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_GptqSolve)
+    ->Args({4096, 4096})
+    ->Args({4096, 11008})
+    ->Iterations(2)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 void BM_HessianAccumulate(benchmark::State& state) {
   const int64_t k = 4096, tokens = 16384, chunk = 4096;

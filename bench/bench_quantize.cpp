@@ -16,6 +16,7 @@
 #include "io/safetensors_writer.h"
 #include "pipeline/quantize.h"
 #include "util/blas.h"
+#include "util/blas_kernels.h"
 #include "util/fp16.h"
 #include "util/progress.h"
 #include "util/thread_pool.h"
@@ -131,8 +132,12 @@ int main(int argc, char** argv) {
   fmt::print("  peak RSS           {}\n", human_bytes(static_cast<double>(sum.result.peak_rss_bytes)));
   fmt::print("  work               {:.0f} GFLOP\n", t["gflop"].get<double>());
   fmt::print("  achieved           {:.1f} GFLOP/s\n", achieved);
+  fmt::print("  OpenBLAS kernels   {} ({})\n", blas::select_blas_kernels().running, blas::select_blas_kernels().why);
   fmt::print("  sgemm same run     {:.1f} GFLOP/s ({} x {} x {})\n", peak, seqlen, inter, hidden);
   fmt::print("  ratio              {:.2f} (target >= 0.5)\n", achieved / peak);
+  fmt::print("  stages (wall s / cpu s, nested stages are excluded from their parent):\n");
+  for (const auto& s : sum.result.stages)
+    fmt::print("    {:<10} {:8.2f} {:8.2f}\n", s.name, s.wall_seconds, s.cpu_seconds);
   if (keep.empty()) fs::remove_all(root);
   return 0;
 }

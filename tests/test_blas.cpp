@@ -3,13 +3,18 @@
 // shapes that are cut into several tiles, and the compute-thread scopes nest.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "util/blas.h"
+#include "util/blas_kernels.h"
 #include "util/thread_pool.h"
 
 namespace gptq {
@@ -200,6 +205,48 @@ TEST(ThreadPool, ScopesNestAndOneThreadStaysOnTheCaller) {
     EXPECT_EQ(seen, outer);
   }
   EXPECT_EQ(compute_threads(), outer);
+}
+
+// OpenBLAS runs the best kernels this CPU supports, even where its own detection falls back (Debian
+// 12's 0.3.21 picks the SSE3 "Prescott" kernels on CPUs newer than its table).
+TEST(BlasKernels, BestSetForThisCpu) {
+  const blas::KernelChoice& k = blas::select_blas_kernels();
+  std::printf("[ OpenBLAS kernels: detected %s, running %s: %s ]\n", k.detected.c_str(),
+              k.running.c_str(), k.why.c_str());
+  EXPECT_EQ(k.running, openblas_get_corename());
+  EXPECT_FALSE(k.why.empty());
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr &&
+      k.why.find("set by the user") != std::string::npos)
+    return;
+#if defined(__x86_64__)
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const std::string prescott_class[] = {"Prescott", "Core2", "Penryn",     "Dunnington",
+                                        "Nehalem",  "Atom",  "Sandybridge"};
+  if (avx2) {
+    for (const auto& old : prescott_class)
+      EXPECT_NE(k.running, old) << "this CPU supports AVX2/FMA";
+  }
+  if (avx512 && k.detected != k.running) {
+    EXPECT_EQ(k.running, "SkylakeX");
+  }
+#endif
+  // The kernels compute: a 64 x 64 x 64 product equals its definition.
+  const int64_t n = 64;
+  const std::vector<float> a = random_matrix(n * n, 7), b = random_matrix(n * n, 8);
+  std::vector<float> c(static_cast<size_t>(n * n));
+  blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n,
+              0.0f, c.data(), n);
+  double worst = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double ref = 0;
+      for (int64_t p = 0; p < n; ++p)
+        ref += double{a[static_cast<size_t>(i * n + p)]} * b[static_cast<size_t>(p * n + j)];
+      worst = std::max(worst, std::abs(ref - c[static_cast<size_t>(i * n + j)]));
+    }
+  EXPECT_LT(worst, 1e-4);
 }
 
 }  // namespace

@@ -176,8 +176,11 @@ struct BlockForward::Impl {
         nn::load_linear_weight(*checkpoint, prefix + s.name + ".weight", s.kind, s.n, s.k), s.bias, s.n, s.k);
     s.dense = dense.get();
     s.op = std::move(dense);
+    drop_stored(s);
   }
-  // An expert's stored weight is not needed once converted: its mapped pages leave the RSS.
+  // A stored weight is not needed once converted to fp32: its mapped pages leave the RSS (read
+  // again from the page cache if something touches them later). Without this the pages of every
+  // block done so far stay resident: 0.1 GB per block of a 2048-wide F16 Llama.
   void drop_stored(const Slot& s) const {
     if (const TensorInfo* t = checkpoint->find(prefix + s.name + ".weight")) drop_mapped_pages(t->data, t->nbytes);
   }
@@ -470,7 +473,6 @@ void BlockForward::load_experts(int64_t e0, int64_t e1) {
     for (int idx : m.experts.at(static_cast<size_t>(e)))
       if (!m.slots[static_cast<size_t>(idx)].op) {
         m.load_slot(m.slots[static_cast<size_t>(idx)]);
-        m.drop_stored(m.slots[static_cast<size_t>(idx)]);
       }
 }
 

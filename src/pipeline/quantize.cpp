@@ -376,6 +376,7 @@ void QuantizeRun::copy_float_tensors() {
     const auto& t = store_.get(n);
     require_finite(t);
     writer_->write(n, t.data, t.nbytes);
+    drop_mapped_pages(t.data, t.nbytes);  // written out: the embedding and head leave the RSS
   }
   writer_->sync();
   state_.copied = true;
@@ -753,6 +754,8 @@ void QuantizeRun::quantize_block(int64_t b) {
           if (g.stages[0] == s)
             for (const auto& name : g.layers) jobs.push_back({layers.at(name), hessian_of(name), nullptr, &bf, nullptr});
         solve_layers(jobs);
+        // Solved: their Hessians (up to K^2 floats each) are not needed any more.
+        for (const auto& job : jobs) hessian_of_key.erase(bf.capture_key(job.layer->local_name));
       }
       if (!experts_done && s == static_cast<int>(LinearGroup::kMlpIn)) {
         process_experts(bf, states, layers);

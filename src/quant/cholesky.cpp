@@ -7,8 +7,8 @@
 //
 // Determinism: OpenBLAS's potrf/potri change their blocking with the thread count, so their bits
 // depend on it. Here the factorizations use a fixed block size and only BLAS-3 calls (trsm, syrk)
-// through util/blas.h, whose tiles depend on the shape alone, so a run gives the same bytes with 1
-// or 64 threads.
+// through util/blas.h, whose tiles depend on the shape alone, and the inverse is potri on one
+// thread, so a run gives the same bytes with 1 or 64 threads.
 //
 // Layout trick: a full symmetric matrix reads the same in row- and column-major order, so the
 // work is column-major on the lower triangle; the final column-major lower factor L2
@@ -16,6 +16,8 @@
 #include <algorithm>
 #include <cmath>
 #include <vector>
+
+#include <lapacke.h>
 
 #include "quant/gptq.h"
 #include "util/blas.h"
@@ -56,7 +58,8 @@ int64_t cholesky_lower(float* a, int64_t n) {
     const int64_t rest = n - j - jb;
     if (rest == 0) break;
     float* a21 = a11 + jb;
-    blas::strsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, rest, jb, 1.0f, a11, n, a21, n);
+    blas::strsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, rest, jb, 1.0f,
+                a11, n, a21, n);
     float* a22 = a + (j + jb) * n + j + jb;
     blas::ssyrk(CblasColMajor, CblasLower, CblasNoTrans, rest, jb, -1.0f, a21, n, 1.0f, a22, n);
   }
@@ -68,11 +71,12 @@ int64_t cholesky_lower(float* a, int64_t n) {
 int64_t inverse_cholesky_upper(float* a, int64_t k) {
   // 1) H = L L^T (lower triangle, column-major).
   if (const int64_t info = cholesky_lower(a, k)) return info;
-  // 2) H^-1 = L^-T L^-1: L^-1 by a triangular solve against the identity, then a syrk.
-  std::vector<float> linv(static_cast<size_t>(k * k), 0.0f);
-  for (int64_t i = 0; i < k; ++i) linv[static_cast<size_t>(i * k + i)] = 1.0f;
-  blas::strsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, k, k, 1.0f, a, k, linv.data(), k);
-  blas::ssyrk(CblasColMajor, CblasLower, CblasTrans, k, k, 1.0f, linv.data(), k, 0.0f, a, k);
+  // 2) H^-1 = L^-T L^-1 in place: LAPACK's potri (a blocked triangular inverse, then L^-T L^-1),
+  // 2/3 k^3 flops and no k x k scratch. It runs on the calling thread: OpenBLAS is single-threaded
+  // here (util/blas.h), so its blocking, and the bits, do not depend on the thread count.
+  const lapack_int n = static_cast<lapack_int>(k);
+  if (const lapack_int info = LAPACKE_spotri_work(LAPACK_COL_MAJOR, 'L', n, a, n); info != 0)
+    return info > 0 ? static_cast<int64_t>(info) : 1;
   // 3) H^-1 = L2 L2^T; row-major this is U = L2^T in the upper triangle.
   if (const int64_t info = cholesky_lower(a, k)) return info;
   for (int64_t i = 0; i < k; ++i) {

@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "util/blas_kernels.h"
 #include "util/thread_pool.h"
 
 // OpenBLAS's (pthreads build) worker shutdown; exported, not declared in its headers.
@@ -54,6 +55,7 @@ CBLAS_TRANSPOSE flip(CBLAS_TRANSPOSE t) {
 
 void use_serial_blas() {
   static const bool once = [] {
+    select_blas_kernels();
     openblas_set_num_threads(1);
     // OpenBLAS started its own workers when it was loaded; each spins on sched_yield (~0.1 s of
     // CPU) before it sleeps, and none will ever get work: stop them (what OpenBLAS itself does
