@@ -422,14 +422,15 @@ INSTANTIATE_TEST_SUITE_P(Families, GgufFamily,
 
 // A byte-fallback SentencePiece model trained on calib.txt as Llama 2's was set up (identity
 // normalization, spaces kept, digits split), `type` "bpe" or "unigram"; its tokenizer.model path.
-fs::path train_sentencepiece(const std::string& type, int vocab) {
-  const fs::path dir = scratch_dir("spm-" + type);
+fs::path train_sentencepiece(const std::string& type, int vocab, const std::string& extra = "") {
+  const fs::path dir = scratch_dir("spm-" + type + (extra.empty() ? "" : "-extra"));
   const auto status = sentencepiece::SentencePieceTrainer::Train(
       "--input=" + fixture_data("calib.txt").string() + " --model_prefix=" + (dir / "sp").string() +
       " --model_type=" + type + " --vocab_size=" + std::to_string(vocab) +
       " --byte_fallback=true --normalization_rule_name=identity --remove_extra_whitespaces=false "
       "--split_digits=true --character_coverage=1.0 --allow_whitespace_only_pieces=true "
-      "--num_threads=1 --minloglevel=2");
+      "--num_threads=1 --minloglevel=2" +
+      extra);
   if (!status.ok()) throw std::runtime_error("sentencepiece training: " + status.ToString());
   return dir / "sp.model";
 }
@@ -465,10 +466,10 @@ std::vector<std::vector<int32_t>> llama_cpp_tokenize(const fs::path& gguf_file,
 // score, so only the agreement is printed.
 void check_llama_vocab_export(const std::string& tag, const fs::path& spm_model, int64_t vocab,
                               const std::function<void(const fs::path&)>& write_tokenizer,
-                              bool bpe = true) {
+                              bool bpe = true, const std::string& family = "llama") {
   sentencepiece::SentencePieceProcessor sp;
   ASSERT_TRUE(sp.Load(spm_model.string()).ok());
-  json config = family_config("llama");
+  json config = family_config(family);
   config["vocab_size"] = vocab;
   const fs::path dir =
       quantized_family(tiny_from_config(config), tag, 4, false, true, nullptr, write_tokenizer);
@@ -497,6 +498,10 @@ void check_llama_vocab_export(const std::string& tag, const fs::path& spm_model,
     EXPECT_EQ(f.value("tokenizer.ggml.token_type")[0], tag.ends_with("hf") ? 3 : 2);
     EXPECT_EQ(f.value("tokenizer.ggml.bos_token_id"), 1);
     EXPECT_EQ(f.value("tokenizer.ggml.eos_token_id"), 2);
+    // Gemma (its tokenizer.model adds no dummy prefix): no space prefix in llama.cpp either.
+    if (family == "gemma") {
+      EXPECT_EQ(f.value("tokenizer.ggml.add_space_prefix"), false);
+    }
   }
   const std::vector<std::string>& strings = tokenizer_check_strings();
   const auto theirs = llama_cpp_tokenize(out, strings);
@@ -537,19 +542,23 @@ void write_spm_tokenizer_config(const fs::path& dir) {
 
 class GgufSentencePiece : public ::testing::TestWithParam<std::string> {};
 
+// "bpe", "unigram" on a Llama; "gemma": a BPE model without the dummy "\u2581" prefix (as Gemma's
+// tokenizer.model) on a Gemma.
 TEST_P(GgufSentencePiece, TokenizerModelExportsAndLlamaCppTokenizesAsSentencePiece) {
   REQUIRE_LLAMA_CPP();
-  const fs::path spm = train_sentencepiece(GetParam(), 400);
+  const bool gemma = GetParam() == "gemma";
+  const fs::path spm = train_sentencepiece(gemma ? "bpe" : GetParam(), 400,
+                                           gemma ? " --add_dummy_prefix=false" : "");
   check_llama_vocab_export(
       "spm-" + GetParam(), spm, 416,
       [&](const fs::path& d) {
         fs::copy_file(spm, d / "tokenizer.model", fs::copy_options::overwrite_existing);
         write_spm_tokenizer_config(d);
       },
-      GetParam() == "bpe");
+      GetParam() != "unigram", gemma ? "gemma" : "llama");
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, GgufSentencePiece, ::testing::Values("bpe", "unigram"));
+INSTANTIATE_TEST_SUITE_P(Models, GgufSentencePiece, ::testing::Values("bpe", "unigram", "gemma"));
 
 // The same BPE model as a Hugging Face fast tokenizer.json (byte_fallback, Metaspace), as
 // transformers' LlamaConverter writes it: the vocabulary in id order, the merges of every pair of

@@ -182,8 +182,11 @@ std::map<std::string, uint32_t> ids_of(const GgufVocab& v) {
 // convert_hf_to_gguf.py's _create_vocab_sentencepiece: the pieces of tokenizer.model with their
 // scores and types (user-defined pieces of the model stay normal, as the converter leaves them),
 // then added_tokens.json (user-defined) and tokenizer_config.json's added_tokens_decoder (control
-// when special or special-looking, else user-defined with "\u2581" as " "), score -1000.
-GgufVocab read_sentencepiece_vocab(const std::filesystem::path& dir, int64_t vocab_size) {
+// when special or special-looking, else user-defined with "\u2581" as " "), score -1000. For
+// Phi-3 (`phi3`, Phi3MiniModel.set_vocab) an added token is control only when marked special, its
+// text is kept, and tokenizer.json's added_tokens override too.
+GgufVocab read_sentencepiece_vocab(const std::filesystem::path& dir, int64_t vocab_size,
+                                   bool phi3) {
   const auto file = dir / "tokenizer.model";
   const std::string name = file.string();
   SpmFacts facts;
@@ -253,8 +256,10 @@ GgufVocab read_sentencepiece_vocab(const std::filesystem::path& dir, int64_t voc
         in_range(id, cfg.string());
         std::string tok = data.at("content").get<std::string>();
         const auto i = static_cast<size_t>(id);
-        if (data.value("special", false) || looks_special(tok)) {
+        if (data.value("special", false) || (!phi3 && looks_special(tok))) {
           v.types[i] = static_cast<int32_t>(TokenType::kControl);
+        } else if (phi3) {
+          v.types[i] = static_cast<int32_t>(TokenType::kUserDefined);
         } else {
           for (size_t at; (at = tok.find("\xe2\x96\x81")) != std::string::npos;)
             tok.replace(at, 3, " ");
@@ -262,6 +267,19 @@ GgufVocab read_sentencepiece_vocab(const std::filesystem::path& dir, int64_t voc
         }
         v.scores[i] = -1000.0f;
         v.tokens[i] = tok;
+      }
+  }
+  if (const auto tj = dir / "tokenizer.json"; phi3 && std::filesystem::exists(tj)) {
+    const json t = read_json(tj);
+    if (t.contains("added_tokens") && t.at("added_tokens").is_array())
+      for (const json& a : t.at("added_tokens")) {
+        const int64_t id = a.at("id").get<int64_t>();
+        in_range(id, tj.string());
+        const auto i = static_cast<size_t>(id);
+        v.tokens[i] = a.at("content").get<std::string>();
+        v.scores[i] = -1000.0f;
+        v.types[i] = static_cast<int32_t>(a.value("special", false) ? TokenType::kControl
+                                                                    : TokenType::kUserDefined);
       }
   }
   return v;
@@ -366,7 +384,7 @@ GgufVocab read_vocab(const std::filesystem::path& dir, int64_t vocab_size,
     return v;
   };
   if (std::filesystem::exists(dir / "tokenizer.model"))
-    return finish_llama(read_sentencepiece_vocab(dir, vocab_size));
+    return finish_llama(read_sentencepiece_vocab(dir, vocab_size, arch == "phi3"));
   const auto tj_path = dir / "tokenizer.json";
   if (!std::filesystem::exists(tj_path))
     fail(
