@@ -23,6 +23,7 @@
 #include "gguf/gguf_export.h"
 #include "gguf/gguf_inspect.h"
 #include "gguf/gguf_reader.h"
+#include "gguf/gguf_tokenizer.h"
 #include "gguf/gguf_writer.h"
 #include "infer/load_model.h"
 #include "infer/quantized_layer.h"
@@ -559,6 +560,63 @@ TEST_P(GgufSentencePiece, TokenizerModelExportsAndLlamaCppTokenizesAsSentencePie
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, GgufSentencePiece, ::testing::Values("bpe", "unigram", "gemma"));
+
+// The converter's added-token rules: added_tokens.json user-defined; added_tokens_decoder control
+// when special or special-looking, else user-defined with "\u2581" as " " (Phi-3: control only when
+// special, text kept); all score -1000; ids beyond the pieces "[PAD<i>]" unused, score -10000.
+TEST(GgufSentencePieceVocab, AddedTokensAndPaddingFollowTheConverter) {
+  const fs::path spm = train_sentencepiece("bpe", 400);
+  const fs::path dir = scratch_dir("spm-added");
+  fs::copy_file(spm, dir / "tokenizer.model", fs::copy_options::overwrite_existing);
+  std::ofstream(dir / "added_tokens.json") << R"({"<extra>": 400})";
+  std::ofstream(dir / "tokenizer_config.json") << R"({"bos_token": "<s>", "eos_token": "</s>",
+      "add_bos_token": true, "added_tokens_decoder": {
+        "401": {"content": "<|im_end|>", "special": false},
+        "402": {"content": "\u2581hi\u2581there", "special": false},
+        "403": {"content": "<tool>", "special": true}}})";
+  sentencepiece::SentencePieceProcessor sp;
+  ASSERT_TRUE(sp.Load(spm.string()).ok());
+  const gguf::GgufVocab v = gguf::read_vocab(dir, 410, "", "llama");
+  ASSERT_EQ(v.tokens.size(), 410u);
+  EXPECT_EQ(v.model, "llama");
+  for (int i = 0; i < 400; ++i) {
+    EXPECT_EQ(v.tokens[i], sp.IdToPiece(i));
+    EXPECT_EQ(v.scores[i], sp.GetScore(i));
+  }
+  EXPECT_EQ(v.types[0], 2);  // <unk>
+  EXPECT_EQ(v.types[1], 3);  // <s>
+  EXPECT_EQ(v.types[3], 6);  // <0x00>
+  EXPECT_EQ(v.types[300], 1);
+  EXPECT_EQ(v.tokens[400], "<extra>");
+  EXPECT_EQ(v.types[400], 4);
+  EXPECT_EQ(v.types[401], 3);
+  EXPECT_EQ(v.tokens[402], " hi there");
+  EXPECT_EQ(v.types[402], 4);
+  EXPECT_EQ(v.types[403], 3);
+  EXPECT_EQ(v.scores[401], -1000.0f);
+  EXPECT_EQ(v.tokens[409], "[PAD409]");
+  EXPECT_EQ(v.types[409], 5);
+  EXPECT_EQ(v.scores[409], -10000.0f);
+  EXPECT_EQ(v.unk, 0u);
+  EXPECT_EQ(v.bos, 1u);
+  EXPECT_EQ(v.eos, 2u);
+  EXPECT_EQ(v.add_bos, true);
+  EXPECT_FALSE(v.add_space_prefix.has_value());  // llama.cpp's default: on
+  EXPECT_TRUE(v.warnings.empty());
+  const gguf::GgufVocab phi = gguf::read_vocab(dir, 410, "", "phi3");
+  EXPECT_EQ(phi.types[401], 4);
+  EXPECT_EQ(phi.tokens[402], "\xe2\x96\x81hi\xe2\x96\x81there");
+  EXPECT_EQ(gguf::read_vocab(dir, 410, "", "gemma2").add_space_prefix, false);
+  // More pieces than vocab_size, an added id beyond it: refused with the file named.
+  EXPECT_THROW(gguf::read_vocab(dir, 399, "", "llama"), Error);
+  std::ofstream(dir / "added_tokens.json") << R"({"<extra>": 410})";
+  try {
+    gguf::read_vocab(dir, 410, "", "llama");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("added_tokens.json"), std::string::npos) << e.what();
+  }
+}
 
 // The same BPE model as a Hugging Face fast tokenizer.json (byte_fallback, Metaspace), as
 // transformers' LlamaConverter writes it: the vocabulary in id order, the merges of every pair of

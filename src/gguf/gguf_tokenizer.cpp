@@ -378,8 +378,10 @@ GgufVocab read_vocab(const std::filesystem::path& dir, int64_t vocab_size,
   const bool gemma = arch == "gemma" || arch == "gemma2" || arch == "gemma3";
   auto finish_llama = [&](GgufVocab v) {
     const std::optional<bool> space = v.add_space_prefix;
+    const std::optional<uint32_t> unk = v.unk;  // the model's unknown piece
     read_special_tokens(dir, vocab_size, ids_of(v), v);
     if (space) v.add_space_prefix = space;
+    if (!v.unk) v.unk = unk;
     if (gemma) v.add_space_prefix = false;
     return v;
   };
