@@ -1,5 +1,5 @@
-#include "gguf/gguf_inspect.h"
 #include "io/json_reader.h"
+#include "gguf/gguf_inspect.h"
 
 #include <fmt/format.h>
 
