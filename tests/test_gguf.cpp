@@ -4,18 +4,26 @@
 // dequantized weights and next-token probabilities compared with gptq.cpp's.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <random>
+#include <tuple>
 
 #include <sys/wait.h>
+
+#include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
 
 #include "gguf/ggml_quant.h"
 #include "gguf/gguf_arch.h"
 #include "gguf/gguf_export.h"
 #include "gguf/gguf_inspect.h"
 #include "gguf/gguf_reader.h"
+#include "gguf/gguf_tokenizer.h"
 #include "gguf/gguf_writer.h"
 #include "infer/load_model.h"
 #include "infer/quantized_layer.h"
@@ -332,11 +340,16 @@ int64_t tiny_vocab(const json& config) {
   return c.at("vocab_size").get<int64_t>();
 }
 
-// A tiny family checkpoint with a tokenizer, quantized with GPTQ (bits, group size 32).
+// A tiny family checkpoint with a tokenizer (write_tiny_tokenizer's, or `tokenizer` writes it into
+// the checkpoint directory), quantized with GPTQ (bits, group size 32).
 fs::path quantized_family(const TinyModel& m, const std::string& tag, int bits,
-                          bool act_order = false, bool sym = true, const json& dynamic = nullptr) {
+                          bool act_order = false, bool sym = true, const json& dynamic = nullptr,
+                          const std::function<void(const fs::path&)>& tokenizer = nullptr) {
   const fs::path model = write_tiny(m, DType::BF16, 11);
-  write_tiny_tokenizer(model, tiny_vocab(m.config));
+  if (tokenizer)
+    tokenizer(model);
+  else
+    write_tiny_tokenizer(model, tiny_vocab(m.config));
   const fs::path out = scratch_dir(tag) / "gptq";
   QuantizeOptions o;
   o.quant.bits = bits;
@@ -405,6 +418,260 @@ INSTANTIATE_TEST_SUITE_P(Families, GgufFamily,
                                            "starcoder2", "gpt2", "gpt_neox", "gemma2",
                                            "gemma3_text", "gemma3", "phi3_longrope", "phi4_mini",
                                            "mixtral", "qwen2_moe", "qwen3_moe", "llama3"));
+
+// ---- SentencePiece vocabularies (llama.cpp's "llama" tokenizer) ----
+
+// A byte-fallback SentencePiece model trained on calib.txt as Llama 2's was set up (identity
+// normalization, spaces kept, digits split), `type` "bpe" or "unigram"; its tokenizer.model path.
+fs::path train_sentencepiece(const std::string& type, int vocab, const std::string& extra = "") {
+  const fs::path dir = scratch_dir("spm-" + type + (extra.empty() ? "" : "-extra"));
+  const auto status = sentencepiece::SentencePieceTrainer::Train(
+      "--input=" + fixture_data("calib.txt").string() + " --model_prefix=" + (dir / "sp").string() +
+      " --model_type=" + type + " --vocab_size=" + std::to_string(vocab) +
+      " --byte_fallback=true --normalization_rule_name=identity --remove_extra_whitespaces=false "
+      "--split_digits=true --character_coverage=1.0 --allow_whitespace_only_pieces=true "
+      "--num_threads=1 --minloglevel=2" +
+      extra);
+  if (!status.ok()) throw std::runtime_error("sentencepiece training: " + status.ToString());
+  return dir / "sp.model";
+}
+
+// The strings llama.cpp's tokenization is checked on: a leading space, runs of spaces, digits,
+// non-ASCII text the vocabulary lacks (byte fallback), a newline, punctuation.
+const std::vector<std::string>& tokenizer_check_strings() {
+  static const std::vector<std::string> s{
+      "And they came over unto the other side of the sea.",
+      " leading space and  two   spaces",
+      "Chapter 12, verse 345: 6789 and 3.14159",
+      "na\xc3\xafve caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xf0\x9f\x98\x80 "
+      "\xc3\x9c"
+      "ber",
+      "line one\nline two\n\n\tTabbed",
+      "Who had his dwelling among the tombs; and no man could bind him!?"};
+  return s;
+}
+
+std::vector<std::vector<int32_t>> llama_cpp_tokenize(const fs::path& gguf_file,
+                                                     const std::vector<std::string>& strings) {
+  const fs::path f = gguf_file.string() + ".strings.json";
+  std::ofstream(f) << json(strings).dump();
+  const json r =
+      LlamaCpp::get().eval("--model " + gguf_file.string() + " --tokenize " + f.string());
+  return r.at("tokens").get<std::vector<std::vector<int32_t>>>();
+}
+
+// A tiny Llama with vocab_size `vocab` and `write_tokenizer`'s tokenizer, GPTQ 4-bit, exported;
+// llama.cpp's tokenization of the check strings must be sentencepiece's own, and its next-token
+// probabilities on sentencepiece's ids of calib text gptq.cpp's.
+// A unigram model (`bpe` false) is exported with a warning: llama.cpp's SPM tokenizer merges by
+// score, so only the agreement is printed.
+void check_llama_vocab_export(const std::string& tag, const fs::path& spm_model, int64_t vocab,
+                              const std::function<void(const fs::path&)>& write_tokenizer,
+                              bool bpe = true, const std::string& family = "llama") {
+  sentencepiece::SentencePieceProcessor sp;
+  ASSERT_TRUE(sp.Load(spm_model.string()).ok());
+  json config = family_config(family);
+  config["vocab_size"] = vocab;
+  const fs::path dir =
+      quantized_family(tiny_from_config(config), tag, 4, false, true, nullptr, write_tokenizer);
+  const fs::path out = dir.parent_path() / "m.gguf";
+  gguf::ExportOptions eo;
+  eo.float_type = GgmlType::kF32;
+  const gguf::ExportReport rep = gguf::export_gguf(dir, out, eo);
+  if (bpe) {
+    EXPECT_TRUE(rep.warnings.empty());
+  } else {
+    ASSERT_EQ(rep.warnings.size(), 1u);
+    EXPECT_NE(rep.warnings[0].find("sentencepiece unigram model"), std::string::npos)
+        << rep.warnings[0];
+  }
+  {
+    const gguf::GgufFile f = gguf::GgufFile::open(out);
+    EXPECT_EQ(f.value("tokenizer.ggml.model"), "llama");
+    EXPECT_EQ(f.value("tokenizer.ggml.pre"), "default");
+    EXPECT_EQ(f.value("tokenizer.ggml.tokens").size(), static_cast<size_t>(vocab));
+    EXPECT_EQ(f.value("tokenizer.ggml.scores").size(), static_cast<size_t>(vocab));
+    EXPECT_EQ(f.value("tokenizer.ggml.tokens")[vocab - 1],
+              "[PAD" + std::to_string(vocab - 1) + "]");
+    EXPECT_EQ(f.value("tokenizer.ggml.token_type")[vocab - 1], 5);  // unused
+    EXPECT_EQ(f.value("tokenizer.ggml.tokens")[3], "<0x00>");
+    EXPECT_EQ(f.value("tokenizer.ggml.token_type")[3], 6);  // byte
+    EXPECT_EQ(f.value("tokenizer.ggml.token_type")[0], tag.ends_with("hf") ? 3 : 2);
+    EXPECT_EQ(f.value("tokenizer.ggml.bos_token_id"), 1);
+    EXPECT_EQ(f.value("tokenizer.ggml.eos_token_id"), 2);
+    // Gemma (its tokenizer.model adds no dummy prefix): no space prefix in llama.cpp either.
+    if (family == "gemma") {
+      EXPECT_EQ(f.value("tokenizer.ggml.add_space_prefix"), false);
+    }
+  }
+  const std::vector<std::string>& strings = tokenizer_check_strings();
+  const auto theirs = llama_cpp_tokenize(out, strings);
+  ASSERT_EQ(theirs.size(), strings.size());
+  size_t same = 0, tokens = 0, bytes = 0;
+  for (size_t i = 0; i < strings.size(); ++i) {
+    std::vector<int> ours;
+    ASSERT_TRUE(sp.Encode(strings[i], &ours).ok());
+    const std::vector<int32_t> expect(ours.begin(), ours.end());
+    if (bpe) {
+      EXPECT_EQ(theirs[i], expect) << "string " << i << ": \"" << strings[i] << "\"";
+    }
+    same += theirs[i] == expect;
+    tokens += expect.size();
+    for (int id : ours) bytes += sp.IsByte(id);
+  }
+  EXPECT_GT(bytes, 4u);  // the non-ASCII string went through byte fallback
+  std::string text = read_file(fixture_data("calib.txt")).substr(0, 600);
+  std::vector<int> enc;
+  ASSERT_TRUE(sp.Encode(text, &enc).ok());
+  std::vector<int32_t> ids{1};  // <s>
+  ids.insert(ids.end(), enc.begin(), enc.begin() + (kFamilyTestTokens - 1));
+  const ProbGap gap = compare_with_llama_cpp(dir, out, ids);
+  std::printf(
+      "[ %s ] llama.cpp tokenization = sentencepiece's on %zu/%zu strings (%zu tokens, %zu byte "
+      "tokens); KL(gptq.cpp || llama.cpp) %.2e, max |dp| %.2e, top-1 %d/%d\n",
+      tag.c_str(), same, strings.size(), tokens, bytes, gap.kl, gap.max_abs, gap.top1_agree, gap.n);
+  for (const auto& l : rep.layers) EXPECT_EQ(l.mode, gguf::LayerMode::kExact) << l.gguf_name;
+  EXPECT_LT(gap.kl, 2e-3);
+  EXPECT_GE(gap.top1_agree, gap.n - 2);
+}
+
+void write_spm_tokenizer_config(const fs::path& dir) {
+  std::ofstream(dir / "tokenizer_config.json") << R"({"add_bos_token": true, "add_eos_token": false,
+      "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": null,
+      "tokenizer_class": "LlamaTokenizer"})";
+}
+
+class GgufSentencePiece : public ::testing::TestWithParam<std::string> {};
+
+// "bpe", "unigram" on a Llama; "gemma": a BPE model without the dummy "\u2581" prefix (as Gemma's
+// tokenizer.model) on a Gemma.
+TEST_P(GgufSentencePiece, TokenizerModelExportsAndLlamaCppTokenizesAsSentencePiece) {
+  REQUIRE_LLAMA_CPP();
+  const bool gemma = GetParam() == "gemma";
+  const fs::path spm = train_sentencepiece(gemma ? "bpe" : GetParam(), 400,
+                                           gemma ? " --add_dummy_prefix=false" : "");
+  check_llama_vocab_export(
+      "spm-" + GetParam(), spm, 416,
+      [&](const fs::path& d) {
+        fs::copy_file(spm, d / "tokenizer.model", fs::copy_options::overwrite_existing);
+        write_spm_tokenizer_config(d);
+      },
+      GetParam() != "unigram", gemma ? "gemma" : "llama");
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, GgufSentencePiece, ::testing::Values("bpe", "unigram", "gemma"));
+
+// The converter's added-token rules: added_tokens.json user-defined; added_tokens_decoder control
+// when special or special-looking, else user-defined with "\u2581" as " " (Phi-3: control only when
+// special, text kept); all score -1000; ids beyond the pieces "[PAD<i>]" unused, score -10000.
+TEST(GgufSentencePieceVocab, AddedTokensAndPaddingFollowTheConverter) {
+  const fs::path spm = train_sentencepiece("bpe", 400);
+  const fs::path dir = scratch_dir("spm-added");
+  fs::copy_file(spm, dir / "tokenizer.model", fs::copy_options::overwrite_existing);
+  std::ofstream(dir / "added_tokens.json") << R"({"<extra>": 400})";
+  std::ofstream(dir / "tokenizer_config.json") << R"({"bos_token": "<s>", "eos_token": "</s>",
+      "add_bos_token": true, "added_tokens_decoder": {
+        "401": {"content": "<|im_end|>", "special": false},
+        "402": {"content": "\u2581hi\u2581there", "special": false},
+        "403": {"content": "<tool>", "special": true}}})";
+  sentencepiece::SentencePieceProcessor sp;
+  ASSERT_TRUE(sp.Load(spm.string()).ok());
+  const gguf::GgufVocab v = gguf::read_vocab(dir, 410, "", "llama");
+  ASSERT_EQ(v.tokens.size(), 410u);
+  EXPECT_EQ(v.model, "llama");
+  for (int i = 0; i < 400; ++i) {
+    EXPECT_EQ(v.tokens[i], sp.IdToPiece(i));
+    EXPECT_EQ(v.scores[i], sp.GetScore(i));
+  }
+  EXPECT_EQ(v.types[0], 2);  // <unk>
+  EXPECT_EQ(v.types[1], 3);  // <s>
+  EXPECT_EQ(v.types[3], 6);  // <0x00>
+  EXPECT_EQ(v.types[300], 1);
+  EXPECT_EQ(v.tokens[400], "<extra>");
+  EXPECT_EQ(v.types[400], 4);
+  EXPECT_EQ(v.types[401], 3);
+  EXPECT_EQ(v.tokens[402], " hi there");
+  EXPECT_EQ(v.types[402], 4);
+  EXPECT_EQ(v.types[403], 3);
+  EXPECT_EQ(v.scores[401], -1000.0f);
+  EXPECT_EQ(v.tokens[409], "[PAD409]");
+  EXPECT_EQ(v.types[409], 5);
+  EXPECT_EQ(v.scores[409], -10000.0f);
+  EXPECT_EQ(v.unk, 0u);
+  EXPECT_EQ(v.bos, 1u);
+  EXPECT_EQ(v.eos, 2u);
+  EXPECT_EQ(v.add_bos, true);
+  EXPECT_FALSE(v.add_space_prefix.has_value());  // llama.cpp's default: on
+  EXPECT_TRUE(v.warnings.empty());
+  const gguf::GgufVocab phi = gguf::read_vocab(dir, 410, "", "phi3");
+  EXPECT_EQ(phi.types[401], 4);
+  EXPECT_EQ(phi.tokens[402], "\xe2\x96\x81hi\xe2\x96\x81there");
+  EXPECT_EQ(gguf::read_vocab(dir, 410, "", "gemma2").add_space_prefix, false);
+  // More pieces than vocab_size, an added id beyond it: refused with the file named.
+  EXPECT_THROW(gguf::read_vocab(dir, 399, "", "llama"), Error);
+  std::ofstream(dir / "added_tokens.json") << R"({"<extra>": 410})";
+  try {
+    gguf::read_vocab(dir, 410, "", "llama");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("added_tokens.json"), std::string::npos) << e.what();
+  }
+}
+
+// The same BPE model as a Hugging Face fast tokenizer.json (byte_fallback, Metaspace), as
+// transformers' LlamaConverter writes it: the vocabulary in id order, the merges of every pair of
+// pieces whose concatenation is a piece, ordered by that piece's score (SentencePieceExtractor).
+TEST(GgufLlamaHfVocab, ByteFallbackTokenizerJsonExportsAndLlamaCppTokenizesAsSentencePiece) {
+  REQUIRE_LLAMA_CPP();
+  const fs::path spm = train_sentencepiece("bpe", 400);
+  sentencepiece::SentencePieceProcessor sp;
+  ASSERT_TRUE(sp.Load(spm.string()).ok());
+  json vocab = json::object();
+  std::map<std::string, int> id;
+  for (int i = 0; i < sp.GetPieceSize(); ++i) {
+    vocab[sp.IdToPiece(i)] = i;
+    id[sp.IdToPiece(i)] = i;
+  }
+  std::vector<std::tuple<float, int, int, std::string>> pairs;  // -score, merged, left, "a b"
+  for (int a = 0; a < sp.GetPieceSize(); ++a)
+    for (int b = 0; b < sp.GetPieceSize(); ++b) {
+      if (!sp.IsByte(a) && !sp.IsControl(a) && !sp.IsUnknown(a) && !sp.IsByte(b) &&
+          !sp.IsControl(b) && !sp.IsUnknown(b)) {
+        const auto it = id.find(sp.IdToPiece(a) + sp.IdToPiece(b));
+        if (it != id.end())
+          pairs.emplace_back(-sp.GetScore(it->second), it->second, a,
+                             sp.IdToPiece(a) + " " + sp.IdToPiece(b));
+      }
+    }
+  std::sort(pairs.begin(), pairs.end());
+  json merges = json::array();
+  for (const auto& p : pairs) merges.push_back(std::get<3>(p));
+  const json added = json::array({{{"id", 0}, {"content", "<unk>"}, {"special", true}},
+                                  {{"id", 1}, {"content", "<s>"}, {"special", true}},
+                                  {{"id", 2}, {"content", "</s>"}, {"special", true}}});
+  const json tj = {
+      {"version", "1.0"},
+      {"added_tokens", added},
+      {"normalizer",
+       {{"type", "Sequence"},
+        {"normalizers", json::array({{{"type", "Prepend"}, {"prepend", "\xe2\x96\x81"}},
+                                     {{"type", "Replace"},
+                                      {"pattern", {{"String", " "}}},
+                                      {"content", "\xe2\x96\x81"}}})}}},
+      {"pre_tokenizer", nullptr},
+      {"decoder", {{"type", "Sequence"}, {"decoders", json::array()}}},
+      {"model",
+       {{"type", "BPE"},
+        {"unk_token", "<unk>"},
+        {"fuse_unk", true},
+        {"byte_fallback", true},
+        {"vocab", vocab},
+        {"merges", merges}}}};
+  check_llama_vocab_export("spm-json-hf", spm, 416, [&](const fs::path& d) {
+    std::ofstream(d / "tokenizer.json") << tj.dump();
+    write_spm_tokenizer_config(d);
+  });
+}
 
 TEST(GgufLlamaCpp, ThreeBitIsExactActOrderIsRefitWithItsError) {
   REQUIRE_LLAMA_CPP();

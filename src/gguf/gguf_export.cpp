@@ -573,7 +573,9 @@ ExportReport export_gguf(const std::filesystem::path& model_dir, const std::file
   w.add_string("general.quantized_by",
                options.from_float ? "gptq.cpp (ggml reference quantizer)" : "gptq.cpp (GPTQ)");
   report.warnings = write_arch_metadata(w, g, config);
-  write_vocab(w, read_vocab(model_dir, hp.vocab, options.tokenizer_pre));
+  const GgufVocab vocab = read_vocab(model_dir, hp.vocab, options.tokenizer_pre, g.arch);
+  report.warnings.insert(report.warnings.end(), vocab.warnings.begin(), vocab.warnings.end());
+  write_vocab(w, vocab);
   for (auto& p : pending) w.add_tensor(p.name, p.ne, p.type, std::move(p.produce));
   report.tensors = static_cast<int64_t>(w.tensor_count());
   w.write(out);

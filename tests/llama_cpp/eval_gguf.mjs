@@ -5,6 +5,9 @@
 //
 //   node eval_gguf.mjs --model M.gguf (--ids ids.json | --text FILE) [--seqlen 256] [--max-windows 0]
 //                      [--base BASE.gguf] [--probs-out FILE] [--ids-out FILE]
+//   node eval_gguf.mjs --model M.gguf --tokenize strings.json
+// --tokenize: prints {"tokens": [[ids of string 0], ...]}, llama.cpp's tokenization of each string
+// of the JSON array (no BOS / EOS, special-token text not parsed), and exits.
 // --text: tokenized whole by llama.cpp with the model's vocabulary (no BOS); --ids-out saves the ids.
 // prints one JSON object: {ppl, nll, tokens, windows, [kld, top1]}; --probs-out writes the model's
 // next-token probabilities of the first window as float32 [seqlen - 1, n_vocab].
@@ -44,6 +47,11 @@ async function windowProbs(m, tokens) {
 }
 
 const target = await open(args.model);
+if (args.tokenize) {
+  const strings = JSON.parse(fs.readFileSync(args.tokenize, "utf8"));
+  console.log(JSON.stringify({tokens: strings.map((s) => Array.from(target.model.tokenize(s, false)))}));
+  process.exit(0);
+}
 target.vocab = Number(target.model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0) || target.model.tokens.length;
 let ids;
 if (args.text) ids = Array.from(target.model.tokenize(fs.readFileSync(args.text, "utf8"), false));
