@@ -4,6 +4,7 @@
 // exported with --type q4_k / q3_k loaded and evaluated by llama.cpp.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -19,11 +20,13 @@
 #include "infer/load_model.h"
 #include "nn/eval.h"
 #include "support/family_models.h"
+#include "support/family_quantize.h"
 #include "support/fixtures.h"
 #include "support/llama_cpp.h"
 #include "support/quantize_helpers.h"
 #include "support/tiny_models.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace gptq::testing {
 namespace {
@@ -160,19 +163,31 @@ TEST(GgmlKQuant, ErrorAtMostGgmlReferenceQuantizer) {
     const std::vector<float> x = test_matrix(rows, n, 11, heavy);
     for (const GgmlType t : kKTypes) {
       std::vector<float> ours(x.size()), theirs(x.size());
+      double t_ours = 0, t_ggml = 0;  // seconds, one thread
       for (int64_t r = 0; r < rows; ++r) {
         const float* xr = x.data() + r * n;
         std::vector<std::byte> q(gguf::row_size(t, n));
-        gguf::quantize_row(t, xr, n, q.data());
-        gguf::dequantize_row(t, q.data(), n, ours.data() + r * n);
+        const auto t0 = std::chrono::steady_clock::now();
+        {
+          ComputeThreadsScope one(1);
+          gguf::quantize_row(t, xr, n, q.data());
+        }
+        const auto t1 = std::chrono::steady_clock::now();
         const std::vector<uint8_t> g = lc.from_float_ref(static_cast<int>(t), xr, n);
+        const auto t2 = std::chrono::steady_clock::now();
+        t_ours += std::chrono::duration<double>(t1 - t0).count();
+        t_ggml += std::chrono::duration<double>(t2 - t1).count();
+        gguf::dequantize_row(t, q.data(), n, ours.data() + r * n);
         const std::vector<float> gb = lc.to_float(static_cast<int>(t), g.data(), 1, n);
         std::copy(gb.begin(), gb.end(), theirs.begin() + r * n);
       }
       const double eo = rel_error(ours, x), eg = rel_error(theirs, x);
-      std::printf("[ %s, %s data ] relative error: gptq.cpp %.5f, ggml reference %.5f (%.1f%%)\n",
-                  gguf::type_name(t).c_str(), heavy ? "heavy-tailed" : "Gaussian", eo, eg,
-                  100.0 * (eo / eg - 1.0));
+      std::printf(
+          "[ %s, %s data ] relative error: gptq.cpp %.5f, ggml reference %.5f (%.1f%%); time %.1f "
+          "vs %.1f ns/value\n",
+          gguf::type_name(t).c_str(), heavy ? "heavy-tailed" : "Gaussian", eo, eg,
+          100.0 * (eo / eg - 1.0), 1e9 * t_ours / static_cast<double>(x.size()),
+          1e9 * t_ggml / static_cast<double>(x.size()));
       EXPECT_LE(eo, eg + 1e-6) << gguf::type_name(t);
     }
   }
@@ -213,6 +228,30 @@ TEST(GgufKQuantExport, RowsNotMultipleOf256FallBack) {
   for (const auto& l : r.layers) {
     EXPECT_EQ(l.type, GgmlType::kQ4_1) << l.gguf_name;
     EXPECT_NE(l.why.find("not a multiple of 256"), std::string::npos) << l.why;
+  }
+  // A GPTQ checkpoint: the fallback type holds the grid exactly (Q4_0, Q8_0) or mapped (Q4_1).
+  QuantizeOptions qo;
+  qo.quant.bits = 4;
+  qo.quant.group_size = 32;
+  qo.quant.damp_percent = 0.01;
+  qo.calib.file = family_calibration(8);
+  qo.calib.nsamples = 8;
+  qo.calib.seqlen = kFamilyTestTokens;
+  const fs::path gptq = out.parent_path() / "gptq";
+  quantize_model(model, gptq, qo, kSilent);
+  const std::pair<const char*, std::pair<GgmlType, gguf::LayerMode>> expect[] = {
+      {"q3_k", {GgmlType::kQ4_0, gguf::LayerMode::kExact}},
+      {"q4_k", {GgmlType::kQ4_1, gguf::LayerMode::kMapped}},
+      {"q6_k", {GgmlType::kQ8_0, gguf::LayerMode::kExact}}};
+  for (const auto& [type, want] : expect) {
+    gguf::ExportOptions g;
+    g.type = type;
+    const gguf::ExportReport rg = gguf::export_gguf(gptq, out.parent_path() / "g.gguf", g);
+    for (const auto& l : rg.layers) {
+      EXPECT_EQ(l.type, want.first) << type << " " << l.gguf_name;
+      EXPECT_EQ(l.mode, want.second) << type << " " << l.gguf_name;
+      EXPECT_NE(l.why.find("falls back to"), std::string::npos) << l.why;
+    }
   }
   // llama.cpp loads it.
   const std::vector<int32_t> ids{1, 2, 3, 4, 5, 6, 7, 8};
@@ -325,6 +364,45 @@ TEST(GgufKQuantLlamaCpp, FromFloatQ4KBeatsRoundToNearestQ4_0) {
       res[1].at("ppl").get<double>(), res[1].at("kld").get<double>());
   EXPECT_LT(err[1], err[0]);
   EXPECT_LT(res[1].at("kld").get<double>(), res[0].at("kld").get<double>());
+}
+
+// Act-order GPTQ (g_idx mixes groups inside 32-column blocks) is re-fitted; `auto` keeps, per
+// layer, the smaller error of Q4_0 (today's re-fit) and Q4_K (same 4.5 bits per weight).
+TEST(GgufKQuantLlamaCpp, AutoRefitPicksTheSmallestErrorAtTheSameBitsPerWeight) {
+  REQUIRE_LLAMA_CPP();
+  const TinyLlama& t = tiny_llama();
+  const fs::path act = t.dir / "act";
+  quantize_model(fixture_model("tiny-llama"), act, fixture_quantize_options(4, 32, true, true, 16),
+                 kSilent);
+  const gguf::ExportReport ra = gguf::export_gguf(act, t.dir / "act-auto.gguf", {});
+  gguf::ExportOptions q4;
+  q4.type = "q4_0";
+  const gguf::ExportReport rq = gguf::export_gguf(act, t.dir / "act-q4_0.gguf", q4);
+  ASSERT_EQ(ra.layers.size(), rq.layers.size());
+  int refit = 0, k = 0;
+  double sa = 0, sq = 0;
+  for (size_t i = 0; i < ra.layers.size(); ++i) {
+    const auto& l = ra.layers[i];
+    if (l.mode != gguf::LayerMode::kRefit) continue;
+    ++refit;
+    k += l.type == GgmlType::kQ4_K;
+    EXPECT_TRUE(l.type == GgmlType::kQ4_0 || l.type == GgmlType::kQ4_K) << l.gguf_name;
+    EXPECT_LE(l.rel_error, rq.layers[i].rel_error + 1e-12) << l.gguf_name;
+    EXPECT_NE(l.why.find("smallest relative error of"), std::string::npos) << l.why;
+    EXPECT_NE(l.why.find("q4_0 0."), std::string::npos) << l.why;
+    sa += l.rel_error;
+    sq += rq.layers[i].rel_error;
+  }
+  ASSERT_GT(refit, 0);
+  std::printf(
+      "[ tiny-llama GPTQ w4g32 act-order, auto ] %d/%d re-fitted layers Q4_K; mean rel. "
+      "error %.4f (Q4_0 re-fit: %.4f)\n",
+      k, refit, sa / refit, sq / refit);
+  const fs::path ids_file = t.dir / "ids-act.json";
+  std::ofstream(ids_file) << json(eval_ids("tiny-llama")).dump();
+  const json j = LlamaCpp::get().eval("--model " + (t.dir / "act-auto.gguf").string() + " --ids " +
+                                      ids_file.string() + " --seqlen 256 --max-windows 1");
+  EXPECT_TRUE(std::isfinite(j.at("ppl").get<double>()));
 }
 
 // ---- CLI ----

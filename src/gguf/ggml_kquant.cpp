@@ -372,7 +372,7 @@ SubFit fit_sub(const Spec& s, const float* x, const float* w, int n) {
       best.mn = -lo;
       return best;
     }
-    for (int k = -12; k <= 12; ++k)
+    for (int k = -12; k <= 12; k += 2)
       consider((static_cast<float>(s.qhi) + 0.1f * static_cast<float>(k)) / (hi - lo), lo);
     return best;
   }
@@ -380,7 +380,7 @@ SubFit fit_sub(const Spec& s, const float* x, const float* w, int n) {
   for (int i = 0; i < n; ++i)
     if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), mx = x[i];
   if (amax < 1e-15f) return best;
-  for (int k = -10; k <= 10; ++k) {
+  for (int k = -10; k <= 10; k += 2) {
     consider(-(static_cast<float>(-s.qlo) + 0.1f * static_cast<float>(k)) / mx, 0.0f);
     consider((static_cast<float>(s.qhi) + 0.1f * static_cast<float>(k)) / mx, 0.0f);
   }
@@ -470,7 +470,7 @@ void quantize_scales(const Spec& s, const SubFit* f, Block* b, float inv = 0, fl
 double refine(const Spec& s, Block* b, const float* x, double err) {
   const float ones[32] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
                           1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-  for (int round = 0; round < 6; ++round) {
+  for (int round = 0; round < 4; ++round) {
     bool improved = false;
     // 1. Sub-block scales/mins refitted to the codes, rounded to the integer grid.
     {
@@ -522,34 +522,56 @@ double refine(const Spec& s, Block* b, const float* x, double err) {
   return err;
 }
 
-// For the block's d and dmin, every integer scale of each sub-block (with every min for Q2_K, the
-// mins within 2 of the current one otherwise), codes rounded: the best per sub-block.
+// A sub-block's squared error for the scale dl and min ml, codes rounded.
+double sub_error(const Spec& s, const float* xs, float dl, float ml, double* mean_shift) {
+  const float inv = dl != 0.0f ? 1.0f / dl : 0.0f;
+  double e = 0, shift = 0;
+  for (int i = 0; i < s.sub; ++i) {
+    const int q = inv != 0.0f ? std::clamp(static_cast<int>(std::nearbyint(
+                                               std::clamp((xs[i] + ml) * inv, -1e6f, 1e6f))),
+                                           s.qlo, s.qhi)
+                              : 0;
+    const float v = dl * static_cast<float>(q);
+    const double r = static_cast<double>(s.mhi ? v - ml : v) - xs[i];
+    e += r * r;
+    shift += r;
+  }
+  if (mean_shift) *mean_shift = shift / s.sub;
+  return e;
+}
+
+// For the block's d and dmin, every integer scale of each sub-block (Q6_K: within 16 of the
+// current one) with, for the min types, the min that best centres the codes (and its neighbours):
+// the best per sub-block.
 double search_sub_scales(const Spec& s, Block* b, const float* x, double err) {
   Block t = *b;
   const float d = f16_to_f32(b->d), dmin = f16_to_f32(b->dmin);
   if (!std::isfinite(d) || !std::isfinite(dmin)) return err;
+  const bool wide = s.shi - s.slo > 64;
   for (int j = 0; j < s.nsub; ++j) {
     const float* xs = x + j * s.sub;
-    const int m_lo = s.mhi ? (s.mhi <= 15 ? 0 : std::max(0, t.m[j] - 2)) : 0;
-    const int m_hi = s.mhi ? (s.mhi <= 15 ? s.mhi : std::min(s.mhi, t.m[j] + 2)) : 0;
+    const int sc_lo = wide ? std::max(s.slo, t.sc[j] - 16) : s.slo;
+    const int sc_hi = wide ? std::min(s.shi, t.sc[j] + 16) : s.shi;
     double best = -1;
     int best_sc = t.sc[j], best_m = t.m[j];
-    for (int m = m_lo; m <= m_hi; ++m) {
-      const float ml = s.mhi ? dmin * static_cast<float>(m) : 0.0f;
-      for (int sc = s.slo; sc <= s.shi; ++sc) {
-        const float dl = d * static_cast<float>(sc);
-        const float inv = dl != 0.0f ? 1.0f / dl : 0.0f;
-        double e = 0;
-        for (int i = 0; i < s.sub; ++i) {
-          const int q = inv != 0.0f ? std::clamp(static_cast<int>(std::nearbyint(
-                                                     std::clamp((xs[i] + ml) * inv, -1e6f, 1e6f))),
-                                                 s.qlo, s.qhi)
-                                    : 0;
-          const float v = dl * static_cast<float>(q);
-          const double r = static_cast<double>(s.mhi ? v - ml : v) - xs[i];
-          e += r * r;
-        }
-        if (best < 0 || e < best) best = e, best_sc = sc, best_m = m;
+    for (int sc = sc_lo; sc <= sc_hi; ++sc) {
+      const float dl = d * static_cast<float>(sc);
+      if (!s.mhi) {
+        const double e = sub_error(s, xs, dl, 0.0f, nullptr);
+        if (best < 0 || e < best) best = e, best_sc = sc, best_m = 0;
+        continue;
+      }
+      // The min that cancels the mean residual of the codes rounded with the current min.
+      double shift = 0;
+      const float ml0 = dmin * static_cast<float>(t.m[j]);
+      double e = sub_error(s, xs, dl, ml0, &shift);
+      if (best < 0 || e < best) best = e, best_sc = sc, best_m = t.m[j];
+      if (dmin == 0.0f) continue;
+      const int m0 = round_clamp((ml0 + shift) / dmin, 0, s.mhi);
+      for (int m = std::max(0, m0 - 1); m <= std::min(s.mhi, m0 + 1); ++m) {
+        if (m == t.m[j]) continue;
+        e = sub_error(s, xs, dl, dmin * static_cast<float>(m), nullptr);
+        if (e < best) best = e, best_sc = sc, best_m = m;
       }
     }
     t.sc[j] = best_sc;
@@ -581,7 +603,7 @@ void quantize_block(GgmlType type, const Spec& s, const float* x, std::byte* out
       w[1][i] = s.mhi ? rms + std::fabs(xs[i]) : xs[i] * xs[i];
     }
     fits[0][j] = fit_sub(s, xs, w[0], s.sub);
-    fits[1][j] = fit_sub(s, xs, w[1], s.sub);
+    if (!s.mhi) fits[1][j] = fit_sub(s, xs, w[1], s.sub);
     if (type == GgmlType::kQ2_K) {
       for (int i = 0; i < s.sub; ++i) w[2][i] = std::fabs(xs[i]);
       fits[2][j] = fit_sub_ggml(xs, w[2], s.sub, s.qhi, -0.5f, 0.1f, 15, true);
@@ -599,6 +621,7 @@ void quantize_block(GgmlType type, const Spec& s, const float* x, std::byte* out
   };
   std::vector<Candidate> cands;
   for (int v = 0; v < variants; ++v) {
+    if (s.mhi && v == 1) continue;  // the min types: plain and ggml's search
     const SubFit* f = fits[v];
     float smax = 0, ssigned = 0, mmax = 0;
     for (int j = 0; j < s.nsub; ++j) {
@@ -651,7 +674,7 @@ void quantize_block(GgmlType type, const Spec& s, const float* x, std::byte* out
   double best_err = zero_err;
   std::sort(cands.begin(), cands.end(),
             [](const Candidate& a, const Candidate& b) { return a.err < b.err; });
-  for (size_t c = 0; c < cands.size() && c < 3; ++c) {
+  for (size_t c = 0; c < cands.size() && c < 2; ++c) {
     Block b = cands[c].b;
     const double e = refine(s, &b, x, cands[c].err);
     if (e < best_err) best = b, best_err = e;

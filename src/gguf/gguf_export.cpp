@@ -380,8 +380,16 @@ ExportReport export_gguf(const std::filesystem::path& model_dir, const std::file
     if (store->find(m.hf_module + ".qweight")) {
       const QuantSource src = quant_source(*store, m.hf_module, *quant);
       const UnpackedLayer u = unpack(*store, m.hf_module, src);
-      LayerChoice choice = choose_layer_type(facts_of(u), options.type);
-      apply_k_fallback(src.k, &choice.type, &choice.why);
+      const LayerFacts facts = facts_of(u);
+      LayerChoice choice = choose_layer_type(facts, options.type);
+      if (is_k_quant(choice.type) && src.k % kQkK != 0) {
+        // The fallback type may hold the GPTQ grid exactly (Q4_0/Q8_0) or mapped (Q4_1).
+        GgmlType t = choice.type;
+        std::string note;
+        apply_k_fallback(src.k, &t, &note);
+        choice = choose_layer_type(facts, type_name(t));
+        choice.why += note;
+      }
       if (options.type == "auto" && choice.mode == LayerMode::kRefit &&
           src.k % block_size(choice.type) == 0) {
         // Among the types of today's bits per weight or a little fewer, the smallest error.
