@@ -265,6 +265,14 @@ void decode(const Spec& s, const Block& b, float* y) {
 
 // ---- Quantizer ----
 
+// Round to nearest (ties to even) of |v| < 2^22, branch-free so that the loops below vectorise.
+inline int round_small(float v) {
+  const float t = v + 12582912.0f;  // 1.5 * 2^23
+  int32_t i;
+  std::memcpy(&i, &t, 4);
+  return (i & 0x007FFFFF) - 0x00400000;
+}
+
 double block_error(const Spec& s, const Block& b, const float* x) {
   float y[kN];
   decode(s, b, y);
@@ -282,14 +290,15 @@ void assign_codes(const Spec& s, Block* b, const float* x) {
   for (int j = 0; j < s.nsub; ++j) {
     const float dl = d * static_cast<float>(b->sc[j]);
     const float ml = s.mhi ? dmin * static_cast<float>(b->m[j]) : 0.0f;
+    const float inv = 1.0f / dl;
     for (int i = j * s.sub; i < (j + 1) * s.sub; ++i) {
-      if (dl == 0.0f || !std::isfinite(dl)) {
+      if (dl == 0.0f || !std::isfinite(dl) || !std::isfinite(inv)) {
         b->q[i] = 0;
         continue;
       }
-      const float t = (x[i] + ml) / dl;
-      const int q0 =
-          std::clamp(static_cast<int>(std::nearbyint(std::clamp(t, -1e6f, 1e6f))), s.qlo, s.qhi);
+      const int q0 = std::clamp(round_small(std::clamp((x[i] + ml) * inv, static_cast<float>(s.qlo),
+                                                       static_cast<float>(s.qhi))),
+                                s.qlo, s.qhi);  // (a NaN passes the float clamp)
       int best = q0;
       float best_err = std::fabs(dl * static_cast<float>(q0) - ml - x[i]);
       for (const int q : {q0 - 1, q0 + 1}) {
@@ -348,10 +357,9 @@ SubFit fit_sub(const Spec& s, const float* x, const float* w, int n) {
   for (int i = 0; i < n; ++i) best_err += w[i] * x[i] * x[i];  // all codes zero
   int q[32];
   auto consider = [&](float iscale, float offset) {
-    for (int i = 0; i < n; ++i) {
-      const float v = std::clamp(iscale * (x[i] - offset), -1e6f, 1e6f);
-      q[i] = std::clamp(static_cast<int>(std::nearbyint(v)), s.qlo, s.qhi);
-    }
+    for (int i = 0; i < n; ++i)
+      q[i] = round_small(std::clamp(iscale * (x[i] - offset), static_cast<float>(s.qlo),
+                                    static_cast<float>(s.qhi)));
     float a, c;
     fit_ls(x, w, q, n, s.mhi > 0, &a, &c);
     double e = 0;
@@ -522,21 +530,20 @@ double refine(const Spec& s, Block* b, const float* x, double err) {
   return err;
 }
 
-// A sub-block's squared error for the scale dl and min ml, codes rounded.
-double sub_error(const Spec& s, const float* xs, float dl, float ml, double* mean_shift) {
+// A sub-block's squared error for the scale dl and min ml, codes rounded (float sums: this only
+// ranks scales; the block's error is recomputed exactly).
+float sub_error(const Spec& s, const float* xs, float dl, float ml, float* mean_shift) {
   const float inv = dl != 0.0f ? 1.0f / dl : 0.0f;
-  double e = 0, shift = 0;
+  const float qlo = static_cast<float>(s.qlo), qhi = static_cast<float>(s.qhi);
+  float e = 0, shift = 0;
   for (int i = 0; i < s.sub; ++i) {
-    const int q = inv != 0.0f ? std::clamp(static_cast<int>(std::nearbyint(
-                                               std::clamp((xs[i] + ml) * inv, -1e6f, 1e6f))),
-                                           s.qlo, s.qhi)
-                              : 0;
-    const float v = dl * static_cast<float>(q);
-    const double r = static_cast<double>(s.mhi ? v - ml : v) - xs[i];
+    const float t = std::clamp((xs[i] + ml) * inv, qlo, qhi);
+    const float v = dl * static_cast<float>(round_small(t)) - ml;
+    const float r = v - xs[i];
     e += r * r;
     shift += r;
   }
-  if (mean_shift) *mean_shift = shift / s.sub;
+  if (mean_shift) *mean_shift = shift / static_cast<float>(s.sub);
   return e;
 }
 
@@ -552,19 +559,19 @@ double search_sub_scales(const Spec& s, Block* b, const float* x, double err) {
     const float* xs = x + j * s.sub;
     const int sc_lo = wide ? std::max(s.slo, t.sc[j] - 16) : s.slo;
     const int sc_hi = wide ? std::min(s.shi, t.sc[j] + 16) : s.shi;
-    double best = -1;
+    float best = -1;
     int best_sc = t.sc[j], best_m = t.m[j];
     for (int sc = sc_lo; sc <= sc_hi; ++sc) {
       const float dl = d * static_cast<float>(sc);
       if (!s.mhi) {
-        const double e = sub_error(s, xs, dl, 0.0f, nullptr);
+        const float e = sub_error(s, xs, dl, 0.0f, nullptr);
         if (best < 0 || e < best) best = e, best_sc = sc, best_m = 0;
         continue;
       }
       // The min that cancels the mean residual of the codes rounded with the current min.
-      double shift = 0;
+      float shift = 0;
       const float ml0 = dmin * static_cast<float>(t.m[j]);
-      double e = sub_error(s, xs, dl, ml0, &shift);
+      float e = sub_error(s, xs, dl, ml0, &shift);
       if (best < 0 || e < best) best = e, best_sc = sc, best_m = t.m[j];
       if (dmin == 0.0f) continue;
       const int m0 = round_clamp((ml0 + shift) / dmin, 0, s.mhi);

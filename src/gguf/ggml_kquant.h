@@ -13,8 +13,11 @@
 // Dequantization reproduces ggml's dequantize_row_q*_K bit for bit. The quantizer is not ggml's
 // reference (quantize_row_q*_K_ref, which fits each sub-block under a weighted or absolute-error
 // objective and rounds the sub-block scales once): it minimises the plain squared error of what
-// ggml reads back, searching the sub-block fits, the super-block scales, and refining codes, scales
-// and d/dmin alternately by least squares (each step kept only when the error drops).
+// ggml reads back. Per super-block: sub-block fits (a grid of trial scales with least-squares
+// scale/min, plus ggml's own fit as one starting point), a few super-block scales d/dmin, then
+// alternating refinement (optimal codes for the scales, least-squares d/dmin, every integer
+// sub-block scale with its best min), each step kept only when the error drops. Blocks are
+// independent and quantized in parallel (util/thread_pool.h); the bytes do not depend on threads.
 #pragma once
 
 #include <cstddef>
