@@ -27,8 +27,9 @@ Command add_export_gguf(CLI::App& root) {
   app->add_option(
          "--type", o->type,
          "Type of the block linears: auto (the type holding the GPTQ solution exactly, "
-         "else a re-fit in the type of at most today's bits per weight with the smallest "
-         "error), q4_0, q4_1, q8_0, the k-quants q2_k, q3_k, q4_k, q5_k, q6_k (super-blocks "
+         "else a re-fit: the smallest error among the types of the same or up to one fewer "
+         "bits per weight than q4_0/q4_1/q8_0), q4_0, q4_1, q8_0, the k-quants q2_k, q3_k, q4_k, "
+         "q5_k, q6_k (super-blocks "
          "of 256; rows of other lengths fall back to q4_0/q4_1/q8_0 as llama-quantize "
          "does), f16, bf16, f32")
       ->capture_default_str();

@@ -225,8 +225,9 @@ void apply_k_fallback(int64_t k, GgmlType* t, std::string* why) {
   *t = f;
 }
 
-// Types an `auto` re-fit may use instead of `today`: at most its bits per weight and at most one
-// bit fewer (lower ones never win on error), holding rows of k.
+// Types an `auto` re-fit may use instead of the plain re-fit type `today` (Q4_0/Q4_1/Q8_0): at most
+// its bits per weight and at most one bit fewer (lower ones do not win on error), holding rows of
+// k.
 std::vector<GgmlType> refit_candidates(GgmlType today, int64_t k) {
   std::vector<GgmlType> out;
   for (const GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ6_K, GgmlType::kQ5_K, GgmlType::kQ4_1,
@@ -392,7 +393,7 @@ ExportReport export_gguf(const std::filesystem::path& model_dir, const std::file
       }
       if (options.type == "auto" && choice.mode == LayerMode::kRefit &&
           src.k % block_size(choice.type) == 0) {
-        // Among the types of today's bits per weight or a little fewer, the smallest error.
+        // Among the types of the same or slightly fewer bits per weight, the smallest error.
         const std::vector<float> wq = dequantize_layer(u.data);
         const std::vector<GgmlType> cands = refit_candidates(choice.type, src.k);
         GgmlType best = choice.type;
