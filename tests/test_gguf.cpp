@@ -165,7 +165,7 @@ TEST(GgufExport, ChoosesTheExactTypeWhenOneExists) {
       .bits = 4, .blocks_uniform = false, .scales_fp16 = true, .min_offset = -8, .max_offset = 7};
   EXPECT_EQ(gguf::choose_layer_type(act, "auto").mode, gguf::LayerMode::kRefit);
   EXPECT_NE(gguf::choose_layer_type(act, "auto").why.find("act-order"), std::string::npos);
-  EXPECT_THROW(gguf::choose_layer_type(sym4, "q5_k"), Error);
+  EXPECT_THROW(gguf::choose_layer_type(sym4, "iq2_xs"), Error);
 }
 
 TEST(GgufExport, LlamaQkPermutationIsTheConvertersOne) {
@@ -765,7 +765,7 @@ TEST(GgufExport, RefusesWithTheReason) {
   }
   gguf::ExportOptions o;
   o.from_float = true;
-  o.type = "q5_k";
+  o.type = "iq2_xs";
   EXPECT_THROW(gguf::export_gguf(fixture_model("tiny-llama"), out, o), Error);
   EXPECT_FALSE(fs::exists(out));
   o.type = "q4_0";

@@ -4,9 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "io/json_reader.h"
 #include "cli/command.h"
 #include "gguf/gguf_export.h"
+#include "io/json_reader.h"
 #include "model/model_config.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -24,15 +24,19 @@ Command add_export_gguf(CLI::App& root) {
   app->add_option("model", o->model, "GPTQ checkpoint directory (with --from-float: a float model)")
       ->required();
   app->add_option("out", o->out, "Output .gguf file (written atomically)")->required();
-  app->add_option("--type", o->type,
-                  "Type of the block linears: auto (the type holding the GPTQ solution exactly, "
-                  "else re-fit), q4_0, "
-                  "q4_1, q8_0, f16, f32")
+  app->add_option(
+         "--type", o->type,
+         "Type of the block linears: auto (the type holding the GPTQ solution exactly, "
+         "else a re-fit: the smallest error among the types of the same or up to one fewer "
+         "bits per weight than q4_0/q4_1/q8_0), q4_0, q4_1, q8_0, the k-quants q2_k, q3_k, q4_k, "
+         "q5_k, q6_k (super-blocks "
+         "of 256; rows of other lengths fall back to q4_0/q4_1/q8_0 as llama-quantize "
+         "does), f16, bf16, f32")
       ->capture_default_str();
   app->add_flag("--from-float", o->from_float,
                 "MODEL is a float checkpoint: quantize the block linears with ggml's reference "
-                "quantizer (llama.cpp's "
-                "round-to-nearest; needs --type)");
+                "quantizer (llama.cpp's round-to-nearest; k-quants: a least-squares search at "
+                "least as good as ggml's; needs --type)");
   app->add_option("--outtype", o->outtype,
                   "Type of embeddings, head and float 2-D weights: f16 or f32")
       ->check(CLI::IsMember({"f16", "f32"}))

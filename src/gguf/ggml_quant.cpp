@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "gguf/ggml_kquant.h"
 #include "util/error.h"
 #include "util/fp16.h"
 
@@ -22,9 +23,12 @@ struct TypeInfo {
 };
 
 constexpr TypeInfo kTypes[] = {
-    {GgmlType::kF32, "f32", 1, 4},      {GgmlType::kF16, "f16", 1, 2},
-    {GgmlType::kQ4_0, "q4_0", kQk, 18}, {GgmlType::kQ4_1, "q4_1", kQk, 20},
-    {GgmlType::kQ8_0, "q8_0", kQk, 34}, {GgmlType::kBF16, "bf16", 1, 2},
+    {GgmlType::kF32, "f32", 1, 4},       {GgmlType::kF16, "f16", 1, 2},
+    {GgmlType::kQ4_0, "q4_0", kQk, 18},  {GgmlType::kQ4_1, "q4_1", kQk, 20},
+    {GgmlType::kQ8_0, "q8_0", kQk, 34},  {GgmlType::kQ2_K, "q2_K", 256, 84},
+    {GgmlType::kQ3_K, "q3_K", 256, 110}, {GgmlType::kQ4_K, "q4_K", 256, 144},
+    {GgmlType::kQ5_K, "q5_K", 256, 176}, {GgmlType::kQ6_K, "q6_K", 256, 210},
+    {GgmlType::kBF16, "bf16", 1, 2},
 };
 
 const TypeInfo& info(GgmlType t) {
@@ -52,11 +56,14 @@ std::string type_name(GgmlType t) {
 bool parse_type(std::string_view name, GgmlType* t) {
   std::string lower(name);
   for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  for (const auto& i : kTypes)
-    if (lower == i.name) {
+  for (const auto& i : kTypes) {
+    std::string n(i.name);
+    for (auto& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower == n) {
       *t = i.type;
       return true;
     }
+  }
   return false;
 }
 
@@ -159,6 +166,13 @@ void quantize_row(GgmlType t, const float* x, int64_t n, std::byte* out) {
         pack_q8_0_block(f32_to_f16(d), q, out + b * 34);
       }
       return;
+    case GgmlType::kQ2_K:
+    case GgmlType::kQ3_K:
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ5_K:
+    case GgmlType::kQ6_K:
+      quantize_row_k(t, x, n, out);
+      return;
   }
   fail("ggml type {} cannot be quantized here", type_name(t));
 }
@@ -204,6 +218,13 @@ void dequantize_row(GgmlType t, const std::byte* in, int64_t n, float* y) {
         for (int j = 0; j < kQk; ++j)
           y[b * kQk + j] = static_cast<float>(static_cast<int8_t>(p[2 + j])) * d;
       }
+      return;
+    case GgmlType::kQ2_K:
+    case GgmlType::kQ3_K:
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ5_K:
+    case GgmlType::kQ6_K:
+      dequantize_row_k(t, in, n, y);
       return;
   }
   fail("ggml type {} cannot be dequantized here", type_name(t));

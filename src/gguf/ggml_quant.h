@@ -5,6 +5,8 @@
 //         high nibbles: values 16..31).
 //   Q4_1: 32 values, fp16 d, fp16 m + 16 bytes; x = d * q + m.
 //   Q8_0: 32 values, fp16 d + 32 int8; x = d * q.
+//   Q2_K..Q6_K: super-blocks of 256 values, see gguf/ggml_kquant.h (quantize_row/dequantize_row
+//   dispatch to it; their quantizer minimises the squared error instead of following ggml's).
 #pragma once
 
 #include <cstddef>
@@ -20,10 +22,15 @@ enum class GgmlType : uint32_t {
   kQ4_0 = 2,
   kQ4_1 = 3,
   kQ8_0 = 8,
+  kQ2_K = 10,  // k-quants: super-blocks of 256 (gguf/ggml_kquant.h)
+  kQ3_K = 11,
+  kQ4_K = 12,
+  kQ5_K = 13,
+  kQ6_K = 14,
   kBF16 = 30,
 };
 
-// "f32", "f16", "q4_0", ... (ggml's type_name); "?" for a type this file does not know.
+// "f32", "f16", "q4_0", "q4_K", ... (ggml's type_name); "?" for a type this file does not know.
 std::string type_name(GgmlType t);
 // Parses a type name (case-insensitive); false if unknown.
 bool parse_type(std::string_view name, GgmlType* t);

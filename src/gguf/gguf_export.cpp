@@ -6,6 +6,7 @@
 #include <cmath>
 #include <memory>
 
+#include "gguf/ggml_kquant.h"
 #include "gguf/gguf_arch.h"
 #include "gguf/gguf_tokenizer.h"
 #include "gguf/gguf_writer.h"
@@ -15,6 +16,7 @@
 #include "nn/weight_loader.h"
 #include "util/error.h"
 #include "util/fp16.h"
+#include "util/thread_pool.h"
 
 namespace gptq::gguf {
 
@@ -34,6 +36,16 @@ uint32_t file_type_of(GgmlType t) {
       return 3;
     case GgmlType::kQ8_0:
       return 7;
+    case GgmlType::kQ2_K:  // LLAMA_FTYPE_MOSTLY_Q2_K
+      return 10;
+    case GgmlType::kQ3_K:  // _Q3_K_S (every linear Q3_K)
+      return 11;
+    case GgmlType::kQ4_K:  // _Q4_K_S
+      return 14;
+    case GgmlType::kQ5_K:  // _Q5_K_S
+      return 16;
+    case GgmlType::kQ6_K:
+      return 18;
     case GgmlType::kBF16:
       return 32;
   }
@@ -114,7 +126,10 @@ std::vector<std::byte> encode_rows(const std::vector<float>& w, int64_t rows, in
                                    GgmlType type, LayerReport* rep) {
   const size_t rs = row_size(type, k);
   std::vector<std::byte> out(rs * static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) quantize_row(type, w.data() + r * k, k, out.data() + r * rs);
+  // Rows are independent (the k-quants' search is the costly part): the bytes do not depend on the
+  // thread count.
+  parallel_for(rows,
+               [&](int64_t r) { quantize_row(type, w.data() + r * k, k, out.data() + r * rs); });
   if (rep) {
     std::vector<float> back(static_cast<size_t>(k));
     double err = 0, ref = 0, mx = 0;
@@ -187,12 +202,40 @@ std::vector<std::byte> to_bytes(const std::vector<float>& v, GgmlType type) {
   return out;
 }
 
+constexpr const char* kAcceptedTypes =
+    "auto, q4_0, q4_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, f16, bf16, f32";
+
 GgmlType parse_requested(const std::string& requested) {
   GgmlType t;
   if (!parse_type(requested, &t))
-    fail_code(ExitCode::kUsage, "--type {}: unknown GGUF type (auto, q4_0, q4_1, q8_0, f16, f32)",
-              requested);
+    fail_code(ExitCode::kUsage, "--type {}: unknown GGUF type (accepted: {})", requested,
+              kAcceptedTypes);
   return t;
+}
+
+// A k-quant for rows that are not a multiple of 256: llama-quantize's fallback (as near as this
+// writer's types go), named in the report.
+void apply_k_fallback(int64_t k, GgmlType* t, std::string* why) {
+  if (!is_k_quant(*t) || k % kQkK == 0) return;
+  const GgmlType f = k_quant_fallback(*t);
+  *why += fmt::format(
+      "; in_features {} is not a multiple of 256, so {} falls back to {} (as llama-quantize does "
+      "for such tensors)",
+      k, type_name(*t), type_name(f));
+  *t = f;
+}
+
+// Types an `auto` re-fit may use instead of the plain re-fit type `today` (Q4_0/Q4_1/Q8_0): at most
+// its bits per weight and at most one bit fewer (lower ones do not win on error), holding rows of
+// k.
+std::vector<GgmlType> refit_candidates(GgmlType today, int64_t k) {
+  std::vector<GgmlType> out;
+  for (const GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ6_K, GgmlType::kQ5_K, GgmlType::kQ4_1,
+                           GgmlType::kQ4_K, GgmlType::kQ4_0, GgmlType::kQ3_K, GgmlType::kQ2_K}) {
+    const double b = bits_per_weight(t), top = bits_per_weight(today);
+    if (t == today || (b <= top && b >= top - 1.0 && k % block_size(t) == 0)) out.push_back(t);
+  }
+  return out;
 }
 
 bool bias_expected(const ModelHparams& hp, const std::string& gguf_name) {
@@ -366,6 +409,9 @@ LayerChoice choose_layer_type(const LayerFacts& f, const std::string& requested)
     return {t, LayerMode::kMapped, "Q4_1 m = fp16(-scale * zero)"};
   std::string why =
       !grid ? no_grid : fmt::format("codes - zero span [{}, {}]", f.min_offset, f.max_offset);
+  if (is_k_quant(t))
+    return {t, LayerMode::kRefit,
+            why + ": re-fitted as " + type_name(t) + " (least-squares search of codes and scales)"};
   return {t, LayerMode::kRefit, why + ": re-fitted with ggml's reference quantizer"};
 }
 
@@ -393,10 +439,12 @@ ExportReport export_gguf(const std::filesystem::path& model_dir, const std::file
     fail_code(ExitCode::kUsage,
               "{} has no quantization_config (a float checkpoint); export a GPTQ checkpoint, or "
               "give --from-float "
-              "--type q4_0|q4_1|q8_0|f16|f32",
+              "--type q4_0|q4_1|q8_0|q4_k|...|f16|f32",
               model_dir.string());
   if (options.from_float && options.type == "auto")
-    fail_code(ExitCode::kUsage, "--from-float needs --type (q4_0, q4_1, q8_0, f16 or f32)");
+    fail_code(ExitCode::kUsage,
+              "--from-float needs --type (q4_0, q4_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, f16 or "
+              "f32)");
   const GgmlType float_linear_type =
       options.from_float ? parse_requested(options.type) : options.float_type;
 
@@ -460,7 +508,35 @@ ExportReport export_gguf(const std::filesystem::path& model_dir, const std::file
     if (store->find(m.hf_module + ".qweight")) {
       const QuantSource src = quant_source(*store, m.hf_module, *quant);
       const UnpackedLayer u = unpack(*store, m.hf_module, src);
-      const LayerChoice choice = choose_layer_type(facts_of(u), options.type);
+      const LayerFacts facts = facts_of(u);
+      LayerChoice choice = choose_layer_type(facts, options.type);
+      if (is_k_quant(choice.type) && src.k % kQkK != 0) {
+        // The fallback type may hold the GPTQ grid exactly (Q4_0/Q8_0) or mapped (Q4_1).
+        GgmlType t = choice.type;
+        std::string note;
+        apply_k_fallback(src.k, &t, &note);
+        choice = choose_layer_type(facts, type_name(t));
+        choice.why += note;
+      }
+      if (options.type == "auto" && choice.mode == LayerMode::kRefit &&
+          src.k % block_size(choice.type) == 0) {
+        // Among the types of the same or slightly fewer bits per weight, the smallest error.
+        const std::vector<float> wq = dequantize_layer(u.data);
+        const std::vector<GgmlType> cands = refit_candidates(choice.type, src.k);
+        GgmlType best = choice.type;
+        double best_err = -1;
+        std::string tried;
+        for (const GgmlType t : cands) {
+          LayerReport r;
+          encode_rows(wq, src.n, src.k, t, &r);
+          tried += fmt::format("{}{} {:.4g}", tried.empty() ? "" : ", ", type_name(t), r.rel_error);
+          if (best_err < 0 || r.rel_error < best_err) best_err = r.rel_error, best = t;
+        }
+        if (cands.size() > 1)
+          choice.why +=
+              fmt::format(" as {} (smallest relative error of {})", type_name(best), tried);
+        choice.type = best;
+      }
       if (is_quantized(choice.type) && src.k % block_size(choice.type) != 0)
         fail(
             "{}: in_features {} is not a multiple of 32, so no ggml block type can hold it (try "
@@ -505,17 +581,20 @@ ExportReport export_gguf(const std::filesystem::path& model_dir, const std::file
         fail("{}: a linear weight must be 2-D, got {}", wname, wt->shape_str());
       const int64_t n = kind == LinearKind::kConv1D ? wt->shape[1] : wt->shape[0];
       const int64_t k = kind == LinearKind::kConv1D ? wt->shape[0] : wt->shape[1];
-      const GgmlType t = float_linear_type;
+      GgmlType t = float_linear_type;
+      std::string why =
+          options.from_float
+              ? (is_k_quant(t) ? "float weight, least-squares k-quant search"
+                               : "float weight, ggml reference quantizer (llama-quantize "
+                                 "without imatrix)")
+              : "left float in the GPTQ checkpoint";
+      apply_k_fallback(k, &t, &why);
       if (k % block_size(t) != 0)
         fail("{}: in_features {} is not a multiple of {} ({} blocks)", wname, k, block_size(t),
              type_name(t));
       const size_t idx = reports->size();
       const LayerMode mode = is_quantized(t) ? LayerMode::kRefit : LayerMode::kFloat;
-      reports->push_back(
-          {m.hf_module, m.gguf_name + ".weight", t, mode, 0, 0, 0,
-           options.from_float
-               ? "float weight, ggml reference quantizer (llama-quantize without imatrix)"
-               : "left float in the GPTQ checkpoint"});
+      reports->push_back({m.hf_module, m.gguf_name + ".weight", t, mode, 0, 0, 0, why});
       linear_types.push_back(t);
       const std::vector<int64_t> order = row_order(m.rows, n, hp);
       pending.push_back({m.gguf_name + ".weight",

@@ -18,7 +18,7 @@
 namespace gptq::gguf {
 
 struct ExportOptions {
-  std::string type = "auto";  // auto | q4_0 | q4_1 | q8_0 | f16 | f32 (the block linears)
+  std::string type = "auto";  // auto | q4_0 | q4_1 | q8_0 | q2_k..q6_k | f16 | bf16 | f32
   bool from_float = false;  // MODEL is a float checkpoint: quantize it with ggml's reference (RTN)
   GgmlType float_type = GgmlType::kF16;  // embeddings / head / unquantized 2-D weights
   std::string tokenizer_pre;             // "" = detect from tokenizer.json
