@@ -29,7 +29,7 @@ namespace {
 //   xq       int8 [3][kp]     the three planes x0, x1, x2, bytes in the kernel's order
 //                             (xq_slot) so that 4 consecutive bytes feed one vpdpbusd
 // A segment is a run of at most kSegBlocks blocks of one group (the int8 path's scale unit).
-constexpr int64_t kSegBlocks = 4;
+[[maybe_unused]] constexpr int64_t kSegBlocks = 4;
 
 constexpr size_t align64(size_t v) {
   return (v + 63) / 64 * 64;
@@ -57,7 +57,7 @@ struct ScratchHeader {
 //   b = 4:    per 8-position word: even positions (low nibbles) then odd ones (high nibbles)
 //   b = 2, 3: per 16-position word: variant v = pos % 4 (bits [2v, 2v+2) of every byte), then
 //             byte i = (pos % 16) / 4
-inline int xq_slot(int bits, int pos) {
+[[maybe_unused]] inline int xq_slot(int bits, int pos) {
   if (bits == 8) return pos;
   if (bits == 4) return (pos / 8) * 8 + (pos % 2) * 4 + (pos % 8) / 2;
   return (pos / 16) * 16 + (pos % 4) * 4 + (pos % 16) / 4;
