@@ -688,6 +688,50 @@ INSTANTIATE_TEST_SUITE_P(
         TinyCase{"gpt_neox_sequential_f32", [] { return neox_model(64, 4, false); }, DType::F32}),
     [](const auto& p) { return p.param.name; });
 
+// An untied token embedding stays in the mapping and its rows are converted at lookup: exactly
+// the rows of the whole-table conversion (plus the position embedding, OPT), tied ones as before.
+TEST(LazyEmbedding, RowsEqualEagerConversion) {
+  struct Case {
+    TinyModel m;
+    DType dtype;
+    std::string embed, pos;
+    int64_t pos_offset;
+  };
+  const Case cases[] = {{llama_like("llama", 48, 4, 2, 16, false, false, 10000.0), DType::BF16,
+                         "model.embed_tokens.weight", "", 0},
+                        {llama_like("mistral", 32, 4, 1, 8, false, true, 1e6), DType::F16,
+                         "model.embed_tokens.weight", "", 0},
+                        {opt_model(32, 4), DType::F16, "model.decoder.embed_tokens.weight",
+                         "model.decoder.embed_positions.weight", 2},
+                        {llama_like("qwen2", 32, 4, 2, 8, true, false, 1e6), DType::F32,
+                         "model.embed_tokens.weight", "", 0}};
+  for (const Case& c : cases) {
+    const fs::path dir = write_tiny(c.m, c.dtype, 5);
+    const ModelConfig cfg = ModelConfig::load(dir);
+    const TensorStore store = TensorStore::open(dir);
+    const ModelForward model(cfg, store);
+    const std::vector<float> table = tensor_to_f32(store.get(c.embed));
+    const std::vector<float> pos =
+        c.pos.empty() ? std::vector<float>() : tensor_to_f32(store.get(c.pos));
+    const int64_t d = model.hidden();
+    const std::vector<int32_t> ids = {0, static_cast<int32_t>(model.vocab() - 1), 7, 7, 3};
+    const auto tokens = static_cast<int64_t>(ids.size());
+    for (int64_t pos0 : {0, 2}) {
+      std::vector<float> x(static_cast<size_t>(tokens * d));
+      model.embed(ids.data(), tokens, x.data(), pos0);
+      for (int64_t t = 0; t < tokens; ++t)
+        for (int64_t i = 0; i < d; ++i) {
+          float want = table[ids[t] * d + i];
+          if (!pos.empty()) want += pos[(pos0 + t + c.pos_offset) * d + i];
+          ASSERT_EQ(x[t * d + i], want) << dir << " token " << t << " dim " << i;
+        }
+    }
+    const int32_t bad = static_cast<int32_t>(model.vocab());
+    std::vector<float> x(static_cast<size_t>(d));
+    EXPECT_THROW(model.embed(&bad, 1, x.data()), Error);
+  }
+}
+
 // Positions beyond the precomputed table are computed on the fly, identically.
 TEST(Rotary, BeyondTableMatches) {
   const nn::RotaryTable small(8, 10000.0, 4), big(8, 10000.0, 64);

@@ -9,8 +9,10 @@
 #include <fstream>
 
 #include "infer/load_model.h"
+#include "infer/quantized_layer.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
+#include "kernels/quant_linear.h"
 #include "model/json_util.h"
 #include "nn/eval.h"
 #include "pipeline/quantize.h"
@@ -23,10 +25,10 @@ namespace gptq {
 namespace {
 
 namespace fs = std::filesystem;
-using ::gptq::testing::fixture_quantize_options;
-using ::gptq::testing::kSilent;
 using ::gptq::testing::eval_ids;
 using ::gptq::testing::fixture_model;
+using ::gptq::testing::fixture_quantize_options;
+using ::gptq::testing::kSilent;
 using ::gptq::testing::read_file;
 using ::gptq::testing::scratch_dir;
 
@@ -61,19 +63,58 @@ TEST_P(KernelVsDequantized, SamePerplexity) {
   const double dense = ppl(q, LinearBackend::kDequantized, ids);
   std::printf("[ %s ] ppl kernel %.6f dequantized %.6f\n", c.name.c_str(), kernel, dense);
   EXPECT_NEAR(kernel / dense, 1.0, 1e-4);
-  EXPECT_EQ(read_json_file(q / "config.json")["quantization_config"]["checkpoint_format"], "gptq");  // asym too
+  EXPECT_EQ(read_json_file(q / "config.json")["quantization_config"]["checkpoint_format"],
+            "gptq");  // asym too
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, KernelVsDequantized,
-                         ::testing::Values(LoadCase{"tiny-llama", 4, 128, true, false, "llama_w4g128"},
-                                           LoadCase{"tiny-llama", 3, 128, true, false, "llama_w3g128"},
-                                           LoadCase{"tiny-llama", 4, 128, true, true, "llama_w4_act"},
-                                           LoadCase{"tiny-llama", 4, 128, false, false, "llama_w4_asym_v1"},
-                                           LoadCase{"tiny-gpt2", 4, 128, true, false, "gpt2_w4g128"},
-                                           LoadCase{"tiny-gpt2", 3, 128, true, true, "gpt2_w3_act"},
-                                           LoadCase{"tiny-gpt2", 2, 64, false, false, "gpt2_w2_asym_v1"},
-                                           LoadCase{"tiny-llama-outliers", 8, 128, true, true, "outliers_w8_act"}),
-                         [](const auto& param_info) { return param_info.param.name; });
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, KernelVsDequantized,
+    ::testing::Values(LoadCase{"tiny-llama", 4, 128, true, false, "llama_w4g128"},
+                      LoadCase{"tiny-llama", 3, 128, true, false, "llama_w3g128"},
+                      LoadCase{"tiny-llama", 4, 128, true, true, "llama_w4_act"},
+                      LoadCase{"tiny-llama", 4, 128, false, false, "llama_w4_asym_v1"},
+                      LoadCase{"tiny-gpt2", 4, 128, true, false, "gpt2_w4g128"},
+                      LoadCase{"tiny-gpt2", 3, 128, true, true, "gpt2_w3_act"},
+                      LoadCase{"tiny-gpt2", 2, 64, false, false, "gpt2_w2_asym_v1"},
+                      LoadCase{"tiny-llama-outliers", 8, 128, true, true, "outliers_w8_act"}),
+    [](const auto& param_info) { return param_info.param.name; });
+
+// The loader repacks qweight into kernel tiles straight from the mapping (map_qweight): the
+// words it reads are the copied ones and the layer computes bit-identical outputs.
+TEST(MappedQweight, SameWordsAndOutputsAsCopy) {
+  const fs::path q = quantize("tiny-llama", 4, 128, true, false);
+  const TensorStore store = TensorStore::open(q);
+  const ModelConfig config = ModelConfig::load(q);
+  const auto qc = QuantizationConfig::find_in_model_dir(q);
+  ASSERT_TRUE(qc.has_value());
+  const std::string name = "model.layers.0.mlp.down_proj";
+  const TensorInfo& qw = store.get(name + ".qweight");
+  const int64_t n = qw.shape[1], k = qw.shape[0] * 8;
+  const QuantizedLayerData copied = read_quantized_layer(store, name, n, k, qc->for_module(name));
+  const QuantizedLayerData mapped =
+      read_quantized_layer(store, name, n, k, qc->for_module(name), true);
+  EXPECT_EQ(copied.qweight_mapped, nullptr);
+  ASSERT_NE(mapped.qweight_mapped, nullptr);
+  EXPECT_TRUE(mapped.packed.qweight.empty());
+  ASSERT_EQ(copied.packed.qweight.size(), static_cast<size_t>(n * k / 8));
+  EXPECT_EQ(std::memcmp(mapped.qweight_mapped, copied.packed.qweight.data(),
+                        copied.packed.qweight.size() * 4),
+            0);
+  kernels::QuantLinearDesc dm =
+      kernels::describe_packed(mapped.packed, mapped.scales.data(), nullptr);
+  dm.qweight = mapped.qweight_mapped;
+  const kernels::QuantLinear a(
+      kernels::describe_packed(copied.packed, copied.scales.data(), nullptr)),
+      b(dm);
+  std::vector<float> x(static_cast<size_t>(3 * k));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
+  for (int64_t rows : {1, 3}) {
+    std::vector<float> ya(static_cast<size_t>(rows * n)), yb(ya.size());
+    a.forward(x.data(), rows, ya.data());
+    b.forward(x.data(), rows, yb.data());
+    EXPECT_EQ(std::memcmp(ya.data(), yb.data(), ya.size() * 4), 0) << rows << " rows";
+  }
+}
 
 // ---- Peer layouts ----
 
@@ -92,7 +133,8 @@ std::vector<RawTensor> read_all(const fs::path& dir) {
   return out;
 }
 
-void write_all(const fs::path& dir, const std::string& base, const std::vector<RawTensor>& tensors) {
+void write_all(const fs::path& dir, const std::string& base,
+               const std::vector<RawTensor>& tensors) {
   std::vector<TensorSpec> specs;
   for (const auto& t : tensors) specs.push_back(t.spec);
   SafetensorsWriter::Options o;
@@ -104,8 +146,9 @@ void write_all(const fs::path& dir, const std::string& base, const std::vector<R
 
 // The spec 3.6 formula written out for 4-bit (independent of src/quant/pack.cpp): the float
 // weight [N, K] of a v1 checkpoint layer with float scales.
-std::vector<float> dequantize_v1_4bit(const int32_t* qweight, const int32_t* qzeros, const float* scales,
-                                      const int32_t* g_idx, int64_t k, int64_t n) {
+std::vector<float> dequantize_v1_4bit(const int32_t* qweight, const int32_t* qzeros,
+                                      const float* scales, const int32_t* g_idx, int64_t k,
+                                      int64_t n) {
   std::vector<float> w(static_cast<size_t>(n * k));
   for (int64_t c = 0; c < k; ++c) {
     const int64_t g = g_idx[c];
@@ -151,10 +194,17 @@ TEST(PeerLayout, AutoGptqNamingBf16ScalesActOrder) {
   cfg.erase("quantization_config");
   std::ofstream(peer / "config.json") << cfg.dump(2);
   std::ofstream(peer / "quantize_config.json") << nlohmann::json{
-      {"bits", 4},         {"group_size", 128},       {"damp_percent", 0.01},   {"desc_act", true},
-      {"static_groups", false}, {"sym", true},        {"true_sequential", true}, {"model_name_or_path", nullptr},
-      {"model_file_base_name", "gptq_model-4bit-128g"}, {"quant_method", "gptq"}, {"checkpoint_format", "gptq"}}
-                                                      .dump(2);
+      {"bits", 4},
+      {"group_size", 128},
+      {"damp_percent", 0.01},
+      {"desc_act", true},
+      {"static_groups", false},
+      {"sym", true},
+      {"true_sequential", true},
+      {"model_name_or_path", nullptr},
+      {"model_file_base_name", "gptq_model-4bit-128g"},
+      {"quant_method", "gptq"},
+      {"checkpoint_format", "gptq"}}.dump(2);
   fs::copy_file(ours / "tokenizer.json", peer / "tokenizer.json");
 
   // The float reference: every quantized layer replaced by the formula's weight.
@@ -167,13 +217,16 @@ TEST(PeerLayout, AutoGptqNamingBf16ScalesActOrder) {
       const int64_t n_out = t.shape[1], k = t.shape[0] * 8;
       const std::vector<float> scales = tensor_to_f32(store.get(layer + ".scales"));
       const std::vector<float> w = dequantize_v1_4bit(
-          reinterpret_cast<const int32_t*>(t.data), reinterpret_cast<const int32_t*>(store.get(layer + ".qzeros").data),
-          scales.data(), reinterpret_cast<const int32_t*>(store.get(layer + ".g_idx").data), k, n_out);
-      RawTensor r{{layer + ".weight", DType::F32, {n_out, k}}, std::vector<std::byte>(w.size() * 4)};
+          reinterpret_cast<const int32_t*>(t.data),
+          reinterpret_cast<const int32_t*>(store.get(layer + ".qzeros").data), scales.data(),
+          reinterpret_cast<const int32_t*>(store.get(layer + ".g_idx").data), k, n_out);
+      RawTensor r{{layer + ".weight", DType::F32, {n_out, k}},
+                  std::vector<std::byte>(w.size() * 4)};
       std::memcpy(r.bytes.data(), w.data(), r.bytes.size());
       float_tensors.push_back(std::move(r));
     } else if (!n.ends_with(".qzeros") && !n.ends_with(".scales") && !n.ends_with(".g_idx")) {
-      float_tensors.push_back({{n, t.dtype, t.shape}, std::vector<std::byte>(t.data, t.data + t.nbytes)});
+      float_tensors.push_back(
+          {{n, t.dtype, t.shape}, std::vector<std::byte>(t.data, t.data + t.nbytes)});
     }
   }
   write_all(dense, "model", float_tensors);
@@ -206,13 +259,16 @@ TEST(PeerLayout, ConfigSynonymsAndChecks) {
   EXPECT_TRUE(q.sym);  // missing sym -> True
   EXPECT_THROW(QuantizationConfig::from_json({{"bits", 5}}, "x"), Error);
   EXPECT_THROW(QuantizationConfig::from_json({{"bits", 4}, {"quant_method", "awq"}}, "x"), Error);
-  EXPECT_THROW(QuantizationConfig::from_json({{"bits", 4}, {"checkpoint_format", "marlin"}}, "x"), Error);
+  EXPECT_THROW(QuantizationConfig::from_json({{"bits", 4}, {"checkpoint_format", "marlin"}}, "x"),
+               Error);
 }
 
 TEST(PeerLayout, MissingQzerosIsAClearError) {
   const fs::path ours = quantize("tiny-gpt2", 4, 128, true, false);
   std::vector<RawTensor> tensors = read_all(ours);
-  std::erase_if(tensors, [](const RawTensor& t) { return t.spec.name == "transformer.h.1.attn.c_proj.qzeros"; });
+  std::erase_if(tensors, [](const RawTensor& t) {
+    return t.spec.name == "transformer.h.1.attn.c_proj.qzeros";
+  });
   const fs::path broken = scratch_dir("broken") / "m";
   fs::create_directories(broken);
   write_all(broken, "model", tensors);
@@ -221,7 +277,8 @@ TEST(PeerLayout, MissingQzerosIsAClearError) {
     load_model(broken);
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("transformer.h.1.attn.c_proj.qzeros is missing"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("transformer.h.1.attn.c_proj.qzeros is missing"),
+              std::string::npos)
         << e.what();
   }
 }

@@ -103,5 +103,9 @@ class TensorStore {
 // Throws gptq::Error naming the tensor for a non-float dtype.
 void tensor_to_f32(const TensorInfo& t, float* out);
 std::vector<float> tensor_to_f32(const TensorInfo& t);
+// Elements [begin, begin + count) of the flattened tensor to float32 (the same values as the
+// whole-tensor conversion gives them), on the calling thread: a lookup of a few rows (embedding
+// rows converted when a token needs them, not at load).
+void tensor_range_to_f32(const TensorInfo& t, int64_t begin, int64_t count, float* out);
 
 }  // namespace gptq

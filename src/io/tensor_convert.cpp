@@ -8,6 +8,7 @@
 #include "io/safetensors.h"
 #include "util/error.h"
 #include "util/fp16.h"
+#include "util/huge_pages.h"
 #include "util/thread_pool.h"
 
 namespace gptq {
@@ -45,40 +46,44 @@ void halves_to_f32(const std::byte* src, float* out, size_t n) {
   }
 }
 
-}  // namespace
+// Elements [b, e) of a tensor's data to float32; out[i - b] for element i.
+void convert_range(const TensorInfo& t, size_t b, size_t e, float* out) {
+  const std::byte* src = t.data;
+  switch (t.dtype) {
+    case DType::F32:
+      std::memcpy(out, src + 4 * b, 4 * (e - b));
+      return;
+    case DType::F16:
+      halves_to_f32<static_cast<void (*)(const uint16_t*, float*, size_t)>(f16_to_f32)>(src + 2 * b,
+                                                                                        out, e - b);
+      return;
+    case DType::BF16:
+      halves_to_f32<static_cast<void (*)(const uint16_t*, float*, size_t)>(bf16_to_f32)>(
+          src + 2 * b, out, e - b);
+      return;
+    case DType::F64:
+      for (size_t i = b; i < e; ++i) {
+        double d;
+        std::memcpy(&d, src + 8 * i, 8);
+        out[i - b] = static_cast<float>(d);
+      }
+      return;
+    default:
+      fail_code(ExitCode::kInternal, "convert_range: tensor '{}' is not a float tensor", t.name);
+  }
+}
 
-void tensor_to_f32(const TensorInfo& t, float* out) {
+void check_float_tensor(const TensorInfo& t) {
   const size_t n = static_cast<size_t>(t.numel());
   if (n * dtype_size(t.dtype) != t.nbytes) {
     fail("tensor '{}': {} bytes do not match its shape {} x {}", t.name, t.nbytes, t.shape_str(),
          dtype_name(t.dtype));
   }
-  const std::byte* src = t.data;
   switch (t.dtype) {
     case DType::F32:
-      parallel_ranges(n,
-                      [&](size_t b, size_t e) { std::memcpy(out + b, src + 4 * b, 4 * (e - b)); });
-      return;
     case DType::F16:
-      parallel_ranges(n, [&](size_t b, size_t e) {
-        halves_to_f32<static_cast<void (*)(const uint16_t*, float*, size_t)>(f16_to_f32)>(
-            src + 2 * b, out + b, e - b);
-      });
-      return;
     case DType::BF16:
-      parallel_ranges(n, [&](size_t b, size_t e) {
-        halves_to_f32<static_cast<void (*)(const uint16_t*, float*, size_t)>(bf16_to_f32)>(
-            src + 2 * b, out + b, e - b);
-      });
-      return;
     case DType::F64:
-      parallel_ranges(n, [&](size_t b, size_t e) {
-        for (size_t i = b; i < e; ++i) {
-          double d;
-          std::memcpy(&d, src + 8 * i, 8);
-          out[i] = static_cast<float>(d);
-        }
-      });
       return;
     default:
       fail(
@@ -88,8 +93,28 @@ void tensor_to_f32(const TensorInfo& t, float* out) {
   }
 }
 
+}  // namespace
+
+void tensor_to_f32(const TensorInfo& t, float* out) {
+  check_float_tensor(t);
+  parallel_ranges(static_cast<size_t>(t.numel()),
+                  [&](size_t b, size_t e) { convert_range(t, b, e, out + b); });
+}
+
+void tensor_range_to_f32(const TensorInfo& t, int64_t begin, int64_t count, float* out) {
+  check_float_tensor(t);
+  if (begin < 0 || count < 0 || begin + count > t.numel())
+    fail_code(ExitCode::kInternal, "tensor '{}': elements [{}, {}) outside its {}", t.name, begin,
+              begin + count, t.numel());
+  convert_range(t, static_cast<size_t>(begin), static_cast<size_t>(begin + count), out);
+}
+
 std::vector<float> tensor_to_f32(const TensorInfo& t) {
-  std::vector<float> out(static_cast<size_t>(t.numel()));
+  std::vector<float> out;
+  out.reserve(static_cast<size_t>(t.numel()));
+  advise_huge_pages(out.data(),
+                    out.capacity() * sizeof(float));  // before resize() first touches it
+  out.resize(static_cast<size_t>(t.numel()));
   tensor_to_f32(t, out.data());
   return out;
 }

@@ -1,6 +1,5 @@
 #include "kernels/quant_linear.h"
 
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -8,9 +7,10 @@
 #include <functional>
 
 #include "util/blas.h"
-#include "util/thread_pool.h"
 #include "util/error.h"
 #include "util/fp16.h"
+#include "util/huge_pages.h"
+#include "util/thread_pool.h"
 
 namespace gptq::kernels {
 namespace {
@@ -46,7 +46,8 @@ QuantLinear::QuantLinear(const QuantLinearDesc& desc, const QuantLinearOptions& 
   build(desc);
 }
 
-QuantLinearDesc describe_packed(const PackedLinear& packed, const float* scales, const float* bias) {
+QuantLinearDesc describe_packed(const PackedLinear& packed, const float* scales,
+                                const float* bias) {
   QuantLinearDesc d;
   d.bits = packed.bits;
   d.group_size = packed.group_size;
@@ -75,7 +76,8 @@ QuantLinear::QuantLinear(const PackedLinear& packed, const std::vector<float>& b
   }
   std::vector<float> scales(packed.scales.size());
   f16_to_f32(packed.scales.data(), scales.data(), scales.size());
-  const QuantLinearDesc d = describe_packed(packed, scales.data(), bias.empty() ? nullptr : bias.data());
+  const QuantLinearDesc d =
+      describe_packed(packed, scales.data(), bias.empty() ? nullptr : bias.data());
   if (static_cast<int64_t>(packed.qweight.size()) != packed.qweight_rows() * packed.out_features ||
       static_cast<int64_t>(packed.qzeros.size()) != packed.groups * packed.qzeros_cols() ||
       (!packed.g_idx.empty() && static_cast<int64_t>(packed.g_idx.size()) != packed.in_features)) {
@@ -99,7 +101,7 @@ QuantLinear::QuantLinear(const QuantLinear& o)
       bias_(o.bias_),
       data_bytes_(o.data_bytes_),
       stream_(o.stream_) {
-  data_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, static_cast<size_t>(data_bytes_))));
+  data_.reset(static_cast<uint8_t*>(alloc_maybe_huge(static_cast<size_t>(data_bytes_))));
   if (!data_) throw std::bad_alloc();
   std::memcpy(data_.get(), o.data_.get(), static_cast<size_t>(data_bytes_));
   stream_.data = data_.get();
@@ -191,7 +193,7 @@ void QuantLinear::build(const QuantLinearDesc& d) {
   tiles_ = ceil_div(n_, kTileRows);
   const int64_t tile_bytes = groups_ * kParamBytes + blocks * b * kWordBytes;
   data_bytes_ = std::max<int64_t>(64, tiles_ * tile_bytes);
-  data_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, static_cast<size_t>(data_bytes_))));
+  data_.reset(static_cast<uint8_t*>(alloc_maybe_huge(static_cast<size_t>(data_bytes_))));
   if (!data_) throw std::bad_alloc();
   const float two_b = static_cast<float>(1 << b);
   auto fill_tile = [&](int64_t t) {
@@ -212,7 +214,8 @@ void QuantLinear::build(const QuantLinearDesc& d) {
           for (int w = 0; w < b; ++w) {
             const int32_t* src = d.qweight + (blk * b + w) * n_ + n0;
             std::memcpy(p, src, static_cast<size_t>(rows) * sizeof(uint32_t));
-            std::memset(p + rows * sizeof(uint32_t), 0, static_cast<size_t>(kTileRows - rows) * sizeof(uint32_t));
+            std::memset(p + rows * sizeof(uint32_t), 0,
+                        static_cast<size_t>(kTileRows - rows) * sizeof(uint32_t));
             p += kWordBytes;
           }
           continue;
@@ -242,7 +245,8 @@ void QuantLinear::build(const QuantLinearDesc& d) {
     }
   };
   const int threads = resolve_threads();
-  parallel_for(tiles_, [&](int64_t t) { fill_tile(t); }, threads);
+  parallel_for(
+      tiles_, [&](int64_t t) { fill_tile(t); }, threads);
 
   stream_.data = data_.get();
   stream_.tile_bytes = tile_bytes;

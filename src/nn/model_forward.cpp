@@ -34,10 +34,17 @@ ModelForward::ModelForward(const ModelConfig& config, const TensorStore& store,
   check_block_count(hp.layers, find_block_indices(store.names(), block_name_), block_name_,
                     config_file, store.root().string());
 
-  const ModelLayout names =
-      model_layout(config_, [&](const std::string& n) { return nn::find_param(store, n) != nullptr; });
+  const ModelLayout names = model_layout(
+      config_, [&](const std::string& n) { return nn::find_param(store, n) != nullptr; });
   vocab_ = hp.vocab;
-  embed_ = nn::load_param(store, names.embed + ".weight", {vocab_, hp.hidden}, "token embedding");
+  // Only a tied head needs the whole table in fp32; otherwise rows are converted at lookup.
+  const TensorInfo& embed =
+      nn::check_param(store, names.embed + ".weight", {vocab_, hp.hidden}, "token embedding");
+  if (hp.tie_word_embeddings) {
+    embed_ = FloatBuffer(static_cast<size_t>(vocab_ * hp.hidden));
+    tensor_to_f32(embed, embed_.data());
+  } else
+    embed_src_ = &embed;
   if (!names.pos_embed.empty()) {
     pos_rows_ = hp.max_positions + hp.pos_offset;
     pos_embed_ = nn::load_param(store, names.pos_embed + ".weight", {pos_rows_, hp.hidden},
@@ -47,11 +54,15 @@ ModelForward::ModelForward(const ModelConfig& config, const TensorStore& store,
       nn::load_norm(store, names.final_norm, a.norm, hp.hidden, static_cast<float>(hp.norm_eps));
   // transformers ties lm_head to the input embedding when tie_word_embeddings is set; an untied
   // head must be in the checkpoint (float here, or GPTQ: set_head by the loader).
-  check_output_head(hp, names.lm_head, [&](const std::string& n) { return nn::find_param(store, n) != nullptr; },
-                    config_file, store.root().string());
+  check_output_head(
+      hp, names.lm_head, [&](const std::string& n) { return nn::find_param(store, n) != nullptr; },
+      config_file, store.root().string());
   const std::string head_name = names.lm_head + ".weight";
-  if (!hp.tie_word_embeddings && !names.lm_head.empty() && nn::find_param(store, head_name))
-    lm_head_ = nn::load_param(store, head_name, {vocab_, hp.hidden}, "LM head");
+  if (!hp.tie_word_embeddings && !names.lm_head.empty() && nn::find_param(store, head_name)) {
+    const TensorInfo& head = nn::check_param(store, head_name, {vocab_, hp.hidden}, "LM head");
+    lm_head_ = FloatBuffer(static_cast<size_t>(vocab_ * hp.hidden));
+    tensor_to_f32(head, lm_head_.data());
+  }
 
   if (options.load_blocks) {
     blocks_.resize(static_cast<size_t>(hp.layers));
@@ -79,13 +90,18 @@ void ModelForward::embed(const int32_t* ids, int64_t tokens, float* x, int64_t p
     const int32_t id = ids[t];
     if (id < 0 || id >= vocab_)
       fail("token id {} at position {} is outside the vocabulary [0, {})", id, t, vocab_);
-    const float* e = embed_.data() + static_cast<int64_t>(id) * d;
     float* xr = x + t * d;
+    const float* e = xr;
+    if (embed_src_)
+      tensor_range_to_f32(*embed_src_, static_cast<int64_t>(id) * d, d,
+                          xr);  // the row, converted in place
+    else
+      e = embed_.data() + static_cast<int64_t>(id) * d;
     if (config_.hp.embed_scale > 0) {  // Gemma: inputs_embeds * normalizer
       const auto scale = static_cast<float>(config_.hp.embed_scale);
       for (int64_t i = 0; i < d; ++i) xr[i] = e[i] * scale;
     } else if (pos_embed_.empty()) {
-      std::copy(e, e + d, xr);
+      if (e != xr) std::copy(e, e + d, xr);
     } else {
       const float* p = pos_embed_.data() + (pos0 + t + config_.hp.pos_offset) * d;
       for (int64_t i = 0; i < d; ++i) xr[i] = e[i] + p[i];
@@ -102,11 +118,12 @@ void ModelForward::head(const float* x, int64_t rows, float* logits) const {
     head_op_->forward(normed.data(), rows, logits);
   } else {
     if (lm_head_.empty() && !config_.hp.tie_word_embeddings)
-      fail("checkpoint {}: the output head is quantized but no GPTQ head was loaded (is "
-           "quantization_config missing from config.json?)",
-           store_->root().string());
-    const std::vector<float>& w = lm_head_.empty() ? embed_ : lm_head_;
-    nn::linear_forward(normed.data(), rows, w.data(), nullptr, vocab_, d, logits);
+      fail(
+          "checkpoint {}: the output head is quantized but no GPTQ head was loaded (is "
+          "quantization_config missing from config.json?)",
+          store_->root().string());
+    const float* w = lm_head_.empty() ? embed_.data() : lm_head_.data();
+    nn::linear_forward(normed.data(), rows, w, nullptr, vocab_, d, logits);
   }
   if (const auto cap = static_cast<float>(config_.hp.final_softcap); cap > 0)  // Gemma 2
     for (int64_t i = 0; i < rows * vocab_; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
@@ -146,7 +163,7 @@ void ModelForward::set_head(std::unique_ptr<LinearOp> head) {
   if (!head || head->in_features() != hidden() || head->out_features() != vocab_)
     fail("set_head: the output head must map {} features to {} logits", hidden(), vocab_);
   head_op_ = std::move(head);
-  std::vector<float>().swap(lm_head_);
+  lm_head_ = FloatBuffer();
 }
 
 void ModelForward::set_block_provider(BlockProvider provider) {

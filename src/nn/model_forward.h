@@ -15,10 +15,12 @@
 
 #include "model/model_config.h"
 #include "nn/block_forward.h"
+#include "util/huge_pages.h"
 
 namespace gptq {
 
 class TensorStore;
+struct TensorInfo;
 
 struct ModelForwardOptions {
   bool load_blocks = true;  // false: blocks are built on demand (streaming evaluation)
@@ -31,7 +33,8 @@ using BlockProvider = std::function<std::unique_ptr<BlockForward>(int64_t index)
 class ModelForward {
  public:
   // Reads the embeddings, final norm and head (and the blocks if options.load_blocks). `store`
-  // must outlive the object when blocks are built on demand by the default provider.
+  // must outlive the object: an untied token embedding is read from its mapping at lookup, and
+  // blocks built on demand by the default provider are read from it.
   ModelForward(const ModelConfig& config, const TensorStore& store,
                const ModelForwardOptions& options = {});
   ~ModelForward();
@@ -90,9 +93,12 @@ class ModelForward {
   std::string block_name_;
   int64_t vocab_ = 0;
   int64_t pos_rows_ = 0;
-  std::vector<float> embed_;      // [vocab, hidden]
-  std::vector<float> pos_embed_;  // [max_positions + pos_offset, hidden] or empty
-  std::vector<float> lm_head_;    // [vocab, hidden]; empty when tied to embed_
+  // [vocab, hidden] in fp32 when the head is tied to it; an untied embedding stays in the mapping
+  // (embed_src_) and a token's row is converted when embed() looks it up (not at load).
+  FloatBuffer embed_;
+  const TensorInfo* embed_src_ = nullptr;
+  std::vector<float> pos_embed_;       // [max_positions + pos_offset, hidden] or empty
+  FloatBuffer lm_head_;                // [vocab, hidden]; empty when tied to embed_
   std::unique_ptr<LinearOp> head_op_;  // replaces lm_head_ / embed_ when set
   struct FinalNorm;
   std::unique_ptr<FinalNorm> final_norm_;

@@ -19,9 +19,10 @@ const TensorInfo& require(const TensorStore& store, const std::string& name,
                           const std::string& what) {
   const TensorInfo* t = find_param(store, name);
   if (!t)
-    fail("tensor '{}' ({}) is missing from the checkpoint {}; the checkpoint is incomplete or does "
-         "not match config.json",
-         name, what, store.root().string());
+    fail(
+        "tensor '{}' ({}) is missing from the checkpoint {}; the checkpoint is incomplete or does "
+        "not match config.json",
+        name, what, store.root().string());
   if (!is_float(t->dtype))
     fail("tensor '{}' ({}) has dtype {}; expected a floating-point tensor (F32, F16, BF16)", name,
          what, dtype_name(t->dtype));
@@ -36,18 +37,24 @@ const TensorInfo* find_param(const TensorStore& store, const std::string& name) 
   return nullptr;
 }
 
-std::vector<float> load_param(const TensorStore& store, const std::string& name,
+const TensorInfo& check_param(const TensorStore& store, const std::string& name,
                               const std::vector<int64_t>& shape, const std::string& what) {
   const TensorInfo& t = require(store, name, what);
   if (t.shape != shape)
-    fail("tensor '{}' ({}) has shape {}; expected {}: the checkpoint is damaged or does not match "
-         "config.json",
-         name, what, t.shape_str(), format_shape(shape));
-  return tensor_to_f32(t);
+    fail(
+        "tensor '{}' ({}) has shape {}; expected {}: the checkpoint is damaged or does not match "
+        "config.json",
+        name, what, t.shape_str(), format_shape(shape));
+  return t;
+}
+
+std::vector<float> load_param(const TensorStore& store, const std::string& name,
+                              const std::vector<int64_t>& shape, const std::string& what) {
+  return tensor_to_f32(check_param(store, name, shape, what));
 }
 
 const TensorInfo& check_linear_weight(const TensorStore& store, const std::string& name,
-                                     LinearKind kind, int64_t n, int64_t k) {
+                                      LinearKind kind, int64_t n, int64_t k) {
   const TensorInfo& t = require(store, name, fmt::format("linear weight, {} -> {} features", k, n));
   struct Layout {
     std::vector<int64_t> shape;
@@ -55,13 +62,17 @@ const TensorInfo& check_linear_weight(const TensorStore& store, const std::strin
     std::string labelled;
   };
   const Layout want =
-      kind == LinearKind::kConv1D   ? Layout{{k, n}, "Conv1D weight", fmt::format("[in={}, out={}]", k, n)}
-      : kind == LinearKind::kConv2d ? Layout{{n, k, 1, 1}, "1x1 Conv2d weight", fmt::format("[out={}, in={}, 1, 1]", n, k)}
-                                    : Layout{{n, k}, "nn.Linear weight", fmt::format("[out={}, in={}]", n, k)};
+      kind == LinearKind::kConv1D
+          ? Layout{{k, n}, "Conv1D weight", fmt::format("[in={}, out={}]", k, n)}
+      : kind == LinearKind::kConv2d
+          ? Layout{{n, k, 1, 1}, "1x1 Conv2d weight", fmt::format("[out={}, in={}, 1, 1]", n, k)}
+          : Layout{{n, k}, "nn.Linear weight", fmt::format("[out={}, in={}]", n, k)};
   if (t.shape != want.shape)
-    fail("tensor '{}' ({}) has shape {}; config.json implies {} = {}: the checkpoint is damaged or does "
-         "not match config.json",
-         name, want.module, t.shape_str(), format_shape(want.shape), want.labelled);
+    fail(
+        "tensor '{}' ({}) has shape {}; config.json implies {} = {}: the checkpoint is damaged or "
+        "does "
+        "not match config.json",
+        name, want.module, t.shape_str(), format_shape(want.shape), want.labelled);
   return t;
 }
 
@@ -76,8 +87,7 @@ std::vector<float> load_linear_weight(const TensorStore& store, const std::strin
   for (int64_t k0 = 0; k0 < k; k0 += kB)
     for (int64_t n0 = 0; n0 < n; n0 += kB)
       for (int64_t kk = k0; kk < std::min(k, k0 + kB); ++kk)
-        for (int64_t nn = n0; nn < std::min(n, n0 + kB); ++nn)
-          nk[nn * k + kk] = kn[kk * n + nn];
+        for (int64_t nn = n0; nn < std::min(n, n0 + kB); ++nn) nk[nn * k + kk] = kn[kk * n + nn];
   return nk;
 }
 
@@ -105,7 +115,8 @@ Norm load_norm(const TensorStore& store, const std::string& module, NormType typ
   n.weight = load_param(store, module + ".weight", {dim}, what);
   if (type == NormType::kRmsNormUnitOffset)
     for (float& w : n.weight) w = 1.0f + w;  // Gemma: output * (1.0 + self.weight.float())
-  if (type == NormType::kLayerNorm) n.bias = load_param(store, module + ".bias", {dim}, "LayerNorm bias");
+  if (type == NormType::kLayerNorm)
+    n.bias = load_param(store, module + ".bias", {dim}, "LayerNorm bias");
   return n;
 }
 

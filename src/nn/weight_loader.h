@@ -23,6 +23,10 @@ const TensorInfo* find_param(const TensorStore& store, const std::string& name);
 // missing, not a float tensor, or of another shape. `what` says what it is used for.
 std::vector<float> load_param(const TensorStore& store, const std::string& name,
                               const std::vector<int64_t>& shape, const std::string& what);
+// The same checks, without the copy: the tensor as mapped (convert it with tensor_to_f32 or
+// tensor_range_to_f32).
+const TensorInfo& check_param(const TensorStore& store, const std::string& name,
+                              const std::vector<int64_t>& shape, const std::string& what);
 
 // A norm module `module` (".weight", and ".bias" for LayerNorm) over `dim` features. Gemma's
 // (1 + w) RMSNorm keeps 1 + w, computed in fp32 as transformers does.

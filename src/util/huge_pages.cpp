@@ -1,0 +1,45 @@
+#include "util/huge_pages.h"
+
+#include <sys/mman.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+
+namespace gptq {
+
+namespace {
+constexpr size_t kHuge = size_t{2} << 20;
+}  // namespace
+
+void advise_huge_pages(void* p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t begin = (a + kHuge - 1) / kHuge * kHuge, end = (a + bytes) / kHuge * kHuge;
+  if (end > begin)
+    ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);  // advisory
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
+void* alloc_maybe_huge(size_t bytes) {
+  if (bytes < kHuge) return std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, rounded);
+  if (p) advise_huge_pages(p, rounded);
+  return p;
+}
+
+FloatBuffer::FloatBuffer(size_t n) : n_(n) {
+  if (n == 0) return;
+  p_.reset(static_cast<float*>(alloc_maybe_huge(n * sizeof(float))));
+  if (!p_) throw std::bad_alloc();
+}
+
+void FloatBuffer::Free::operator()(float* p) const {
+  std::free(p);
+}
+
+}  // namespace gptq
