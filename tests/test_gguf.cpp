@@ -30,6 +30,7 @@
 #include "io/safetensors.h"
 #include "model/runtime_targets.h"
 #include "nn/eval.h"
+#include "support/cli_runner.h"
 #include "support/family_models.h"
 #include "support/family_quantize.h"
 #include "support/fixtures.h"
@@ -878,23 +879,6 @@ TEST(RuntimeTargets, RulesNameWhatEachRuntimeRefuses) {
       std::string::npos);
   EXPECT_THROW(parse_runtime("tgi"), Error);
   EXPECT_FALSE(parse_runtime("any").has_value());
-}
-
-struct CliResult {
-  int code = -1;
-  std::string out;  // stdout and stderr
-};
-
-CliResult run_cli(const std::string& args) {
-  CliResult r;
-  FILE* p = ::popen((std::string(GPTQ_EXE) + " " + args + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
 }
 
 TEST(GgufCli, TargetRefusesBeforeAnyWorkWithTheRule) {

@@ -19,6 +19,7 @@
 #include "gguf/gguf_reader.h"
 #include "infer/load_model.h"
 #include "nn/eval.h"
+#include "support/cli_runner.h"
 #include "support/family_models.h"
 #include "support/family_quantize.h"
 #include "support/fixtures.h"
@@ -406,23 +407,6 @@ TEST(GgufKQuantLlamaCpp, AutoRefitPicksTheSmallestErrorAtTheSameBitsPerWeight) {
 }
 
 // ---- CLI ----
-
-struct CliResult {
-  int code = -1;
-  std::string out;
-};
-
-CliResult run_cli(const std::string& args) {
-  CliResult r;
-  FILE* p = ::popen((std::string(GPTQ_EXE) + " " + args + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
 
 TEST(GgufKQuantCli, UnknownTypeIsRefusedWithTheAcceptedList) {
   const fs::path out = scratch_dir("kq-cli") / "x.gguf";
