@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "util/error.h"
 #include "util/fp16.h"
@@ -71,6 +72,13 @@ void ActivationStore::get(size_t s, float* out) const {
 std::vector<float> ActivationStore::get(size_t s) const {
   std::vector<float> v(static_cast<size_t>(values(s)));
   get(s, v.data());
+  return v;
+}
+
+std::vector<float> ActivationStore::take(size_t s) {
+  if (dtype_ == ActivationDtype::kF32) return std::exchange(f32_.at(s), {});
+  std::vector<float> v = get(s);
+  std::vector<uint16_t>().swap(h16_.at(s));
   return v;
 }
 

@@ -28,6 +28,9 @@ class ActivationStore {
   // Sequence s in fp32.
   std::vector<float> get(size_t s) const;
   void get(size_t s, float* out) const;
+  // Sequence s in fp32, its slot left empty (values(s) == 0): a block that reads its input once
+  // moves it out instead of holding two copies.
+  std::vector<float> take(size_t s);
   // Sequence s as stored (4 or 2 bytes a value), and back: for moving sequences between processes.
   std::string encode(size_t s) const;
   void decode(size_t s, const char* bytes, size_t n);

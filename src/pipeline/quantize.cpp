@@ -1,6 +1,9 @@
 #include "pipeline/quantize.h"
 
 #include <fmt/core.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <cmath>
 #include <cstring>
@@ -694,10 +697,17 @@ void QuantizeRun::quantize_block(int64_t b) {
 
   const int64_t hidden = cfg_.hp.hidden;
   std::vector<SequenceState> states(acts_.size());  // this process's sequences
+  // The usual plan (every pass one stage, the stages in order) reads the block input once: the
+  // sequences are then moved out of acts_ rather than copied (one [T, hidden] copy each less).
+  bool read_once = true;
+  for (int next = 0; const auto& pass : passes) {
+    if (!pass.single_stage_groups || pass.first_stage < next) read_once = false;
+    next = pass.last_stage + 1;
+  }
   auto reset_states = [&] {
     for (size_t s = 0; s < states.size(); ++s) {
       states[s].tokens = acts_.values(s) / hidden;
-      states[s].resid = acts_.get(s);
+      states[s].resid = read_once ? acts_.take(s) : acts_.get(s);
     }
   };
   reset_states();
@@ -982,6 +992,11 @@ QuantizeSummary QuantizeRun::run() {
     }
     const StageClock::Stage write("write");
     if (writer_) writer_->sync();
+#if defined(__GLIBC__)
+    // The block's buffers are freed; glibc keeps freed heap memory for reuse unless asked: give it
+    // back, so that the resident set between blocks is what the next block holds.
+    malloc_trim(0);
+#endif
     if (!calib_.empty()) save_block_activations(b + 1);
     state_.blocks_done = b + 1;
     if (root()) {
