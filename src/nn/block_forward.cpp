@@ -476,6 +476,14 @@ void BlockForward::load_experts(int64_t e0, int64_t e1) {
       }
 }
 
+void BlockForward::release_group(LinearGroup g) {
+  for (Slot& s : impl_->slots)
+    if (s.group == g && s.expert < 0) {
+      s.op.reset();
+      s.dense = nullptr;
+    }
+}
+
 void BlockForward::release_experts(int64_t e0, int64_t e1) {
   Impl& m = *impl_;
   for (int64_t e = e0; e < e1; ++e)

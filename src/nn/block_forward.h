@@ -108,6 +108,9 @@ class BlockForward {
 
   // Linear modules of the block (local names, e.g. "self_attn.q_proj") in each group.
   const std::vector<std::string>& group_linears(LinearGroup g) const;
+  // Frees the weights of group g's linears (experts excepted: see release_experts) once every
+  // sequence has run the stage that applies them; running that stage again is an error.
+  void release_group(LinearGroup g);
   LinearGroup group_of(const std::string& local_linear) const;
   // The key under which run_stage reports the input rows of a linear (shared by the linears that
   // read the same rows).

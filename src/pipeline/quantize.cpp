@@ -756,6 +756,9 @@ void QuantizeRun::quantize_block(int64_t b) {
         bf.run_stage(static_cast<LinearGroup>(s), states[i], sink);
         flops_ += stage_flops(s, states[i].tokens);
       }
+      // Stage s applied group s-1's linears to every sequence for the last time in this block
+      // (their solutions are written): their fp32 weights leave memory before the larger solves.
+      if (read_once && s >= 1) bf.release_group(static_cast<LinearGroup>(s - 1));
       if (need)
         for (auto& [key, a] : reduce_hessians(acc)) hessian_of_key[key] = a.finalize();
       if (pass.single_stage_groups) {
