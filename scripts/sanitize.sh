@@ -25,5 +25,14 @@ if [ -n "${SANITIZE_TARGETS:-}" ]; then
   printf '%s\n' $SANITIZE_TARGETS | xargs -P "$(nproc)" -I{} sh -c \
     './{} --gtest_brief=1 >{}.sanitize.log 2>&1 && echo "sanitize: {} passed" || { cat {}.sanitize.log; echo "sanitize: {} FAILED"; exit 1; }'
 else
-  ctest --output-on-failure -j "$(nproc)" --timeout 1800 ${SANITIZE_EXCLUDE:+-E "$SANITIZE_EXCLUDE"} "$@"
+  # Open MPI leaks at MPI_Finalize, inside plugins it has already unloaded (LeakSanitizer reports
+  # them as "<unknown module>", so no suppression can name them): the mpi-label tests run with
+  # leak checking off; ASan's memory errors and UBSan stay on for them.
+  rc=0
+  # shellcheck disable=SC2086
+  ctest --output-on-failure -j "$(nproc)" --timeout 1800 -LE mpi ${SANITIZE_EXCLUDE:+-E "$SANITIZE_EXCLUDE"} "$@" || rc=$?
+  # shellcheck disable=SC2086
+  ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" ctest --output-on-failure -j "$(nproc)" --timeout 1800 -L mpi \
+    ${SANITIZE_EXCLUDE:+-E "$SANITIZE_EXCLUDE"} "$@" || rc=$?
+  exit "$rc"
 fi
