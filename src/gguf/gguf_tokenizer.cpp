@@ -4,10 +4,10 @@
 
 #include <sentencepiece_processor.h>
 
+#include <cctype>
 #include <fstream>
 #include <iterator>
 #include <map>
-#include <regex>
 
 #include "calib/sentencepiece_check.h"
 #include "util/error.h"
@@ -94,8 +94,9 @@ void read_special_tokens(const std::filesystem::path& dir, int64_t vocab_size,
 
 // True for the byte-fallback pieces "<0x00>".."<0xFF>".
 bool is_byte_piece(const std::string& t) {
-  static const std::regex re("<0x[0-9A-Fa-f]{2}>");
-  return t.size() == 6 && std::regex_match(t, re);
+  return t.size() == 6 && t.starts_with("<0x") && t[5] == '>' &&
+         std::isxdigit(static_cast<unsigned char>(t[3])) != 0 &&
+         std::isxdigit(static_cast<unsigned char>(t[4])) != 0;
 }
 
 // What llama.cpp's SPM tokenizer needs to know of a serialized sentencepiece ModelProto:
