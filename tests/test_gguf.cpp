@@ -46,11 +46,6 @@ namespace fs = std::filesystem;
 using gguf::GgmlType;
 using nlohmann::json;
 
-#define REQUIRE_LLAMA_CPP()                                                              \
-  do {                                                                                   \
-    if (!LlamaCpp::get().available()) GTEST_SKIP() << LlamaCpp::get().why_unavailable(); \
-  } while (0)
-
 std::vector<float> random_rows(int64_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> nd(0.0f, 0.05f);

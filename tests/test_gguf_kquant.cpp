@@ -36,11 +36,6 @@ namespace fs = std::filesystem;
 using gguf::GgmlType;
 using nlohmann::json;
 
-#define REQUIRE_LLAMA_CPP()                                                              \
-  do {                                                                                   \
-    if (!LlamaCpp::get().available()) GTEST_SKIP() << LlamaCpp::get().why_unavailable(); \
-  } while (0)
-
 constexpr GgmlType kKTypes[] = {GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K,
                                 GgmlType::kQ6_K};
 

@@ -42,3 +42,10 @@ class LlamaCpp {
 void write_tiny_tokenizer(const std::filesystem::path& dir, int64_t vocab);
 
 }  // namespace gptq::testing
+
+// In a test: skips it, saying why, when llama.cpp is not installed (scripts/setup_llama_cpp.sh).
+#define REQUIRE_LLAMA_CPP()                                               \
+  do {                                                                    \
+    if (!::gptq::testing::LlamaCpp::get().available())                    \
+      GTEST_SKIP() << ::gptq::testing::LlamaCpp::get().why_unavailable(); \
+  } while (0)
