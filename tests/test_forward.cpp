@@ -564,6 +564,48 @@ TEST_P(TinyArch, StagedEqualsForwardAndGroupWidths) {
   EXPECT_THROW(block.group_of("no.such_linear"), Error);
 }
 
+// Several sequences as one state (SequenceState::segments): each sequence's rows are the block
+// output of that sequence alone (the reference), with rotary positions and causal attention
+// restarting at each one; a second sequence must not see the first (a leak through attention
+// would move its rows far beyond the tolerance).
+TEST_P(TinyArch, BatchedSequencesMatchOneByOne) {
+  const std::vector<int64_t> lengths = {kT, 5, 7};
+  for (int64_t i = 0; i < kLayers; ++i) {
+    BlockForward block(config_, *store_, i);
+    SequenceState batch;
+    std::vector<Vec> inputs;
+    for (size_t s = 0; s < lengths.size(); ++s) {
+      inputs.push_back(random_input(lengths[s], static_cast<uint32_t>(40 + 3 * s + i)));
+      batch.resid.insert(batch.resid.end(), inputs.back().begin(), inputs.back().end());
+      batch.segments.push_back(lengths[s]);
+      batch.tokens += lengths[s];
+    }
+    block.forward(batch);
+    int64_t r0 = 0;
+    for (size_t s = 0; s < lengths.size(); ++s) {
+      const int64_t len = lengths[s];
+      std::vector<float> alone(inputs[s].begin(), inputs[s].end());
+      block.forward(alone.data(), len);
+      const std::vector<float> rows(batch.resid.begin() + r0 * config_.hp.hidden,
+                                    batch.resid.begin() + (r0 + len) * config_.hp.hidden);
+      const Vec ref = ref_->block(i, inputs[s], len);
+      const double scale = std::max(1.0, max_abs(ref));
+      EXPECT_LE(max_diff(rows, ref), 1e-4 * scale) << "block " << i << " sequence " << s;
+      Vec alone_d(alone.begin(), alone.end());
+      EXPECT_LE(max_diff(rows, alone_d), 1e-5 * scale) << "block " << i << " sequence " << s;
+      r0 += len;
+    }
+  }
+  // Segments that do not add up to the tokens are refused.
+  BlockForward block(config_, *store_, 0);
+  SequenceState bad;
+  const Vec x = random_input(kT, 9);
+  bad.resid.assign(x.begin(), x.end());
+  bad.tokens = kT;
+  bad.segments = {4, 4};
+  EXPECT_THROW(block.forward(bad), Error);
+}
+
 TEST_P(TinyArch, SetWeightChangesOutput) {
   BlockForward block(config_, *store_, 0);
   std::mt19937 rng(5);

@@ -43,7 +43,8 @@ struct QuantizeParams {
   Dataset dataset;
   int64_t nsamples = 128;  // calibration sequences drawn from a file
   uint64_t seed = 0;       // calibration sampling seed
-  // "gptq" (v1) or "gptq_v2"; "": gptq (v1, read by every loader; README "Which loaders read what").
+  // "gptq" (v1) or "gptq_v2"; "": gptq (v1, read by every loader; README "Which loaders read
+  // what").
   std::string checkpoint_format;
   int threads = 0;  // compute threads for every stage; 0: all cores. Never changes the output.
 
@@ -53,7 +54,7 @@ struct QuantizeParams {
   bool act_group_aware = false;  // GPTQModel's group-aware reordering (group_size > 0, no desc_act)
   double mse = 0.0;  // MSE search of the clipping range with this norm (e.g. 2.4); 0: off
   bool allow_unaligned =
-      false;               // also quantize layers whose in/out features are not multiples of 32
+      false;  // also quantize layers whose in/out features are not multiples of 32
   // All-zero fp16 biases for bias-free quantized layers (optimum < 1.20 and auto-gptq need them).
   bool zero_bias = true;
   uint64_t max_shard_size = 0;  // bytes per output shard (with an index); 0: one file
@@ -65,7 +66,13 @@ struct QuantizeParams {
   // Calibration sequences per Hessian chunk (sums in chunks, chunks added in order: the same bytes
   // for any number of MPI processes, which own whole chunks); 0: one chunk of all sequences.
   int64_t hessian_chunk = 0;
-  // Storage of the activations between blocks: "fp32" (default), "fp16" or "bf16" (half the memory).
+  // Calibration tokens per forward batch: whole sequences, their rows concatenated (one GEMM per
+  // linear and one SYRK per Hessian for the batch; attention stays per sequence), never across a
+  // Hessian chunk; MoE blocks run one sequence at a time. 0: one sequence at a time. Changes the
+  // fp32 rounding of the Hessian sums, not what they are.
+  int64_t batch_rows = 2048;
+  // Storage of the activations between blocks: "fp32" (default), "fp16" or "bf16" (half the
+  // memory).
   std::string activation_dtype = "fp32";
   bool lm_head = false;  // also quantize the output head (GPTQModel's lm_head; refused when tied)
   // Mixture of experts: "routed" (each expert's Hessian from the tokens routed to it, GPTQModel) or

@@ -27,6 +27,7 @@ _EXTRA = {
     "moe_min_tokens",       # experts with fewer routed tokens are rounded to nearest (-1: 0.1%)
     "moe_experts_per_chunk",  # experts held in fp32 at once
     "hessian_chunk",        # calibration sequences per Hessian chunk (0: one chunk; the CLI's --hessian-chunk)
+    "batch_rows",           # calibration tokens per forward batch (whole sequences; 0: one at a time)
     "activation_dtype",     # "fp32" (default), "fp16" or "bf16": activations between blocks
 }
 # Optimum options that have no meaning on the CPU: accepted and ignored.

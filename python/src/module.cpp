@@ -150,6 +150,7 @@ gptq::QuantizeParams to_params(py::dict d) {
   take(d, "moe_min_tokens", p.moe_min_tokens);
   take(d, "moe_experts_per_chunk", p.moe_experts_per_chunk);
   take(d, "hessian_chunk", p.hessian_chunk);
+  take(d, "batch_rows", p.batch_rows);
   take(d, "activation_dtype", p.activation_dtype);
   if (d.contains("dynamic")) {  // a dict (GPTQModel's form) or its JSON text
     const py::object v = d["dynamic"];

@@ -64,8 +64,14 @@ QuantizeOptions to_quantize_options(const QuantizeParams& p) {
   }
   o.lm_head = p.lm_head;
   if (p.hessian_chunk < 0)
-    fail_code(ExitCode::kUsage, "hessian_chunk {}: expected 0 (one chunk) or a number of sequences", p.hessian_chunk);
+    fail_code(ExitCode::kUsage, "hessian_chunk {}: expected 0 (one chunk) or a number of sequences",
+              p.hessian_chunk);
   o.hessian_chunk = p.hessian_chunk;
+  if (p.batch_rows < 0)
+    fail_code(ExitCode::kUsage,
+              "batch_rows {}: expected 0 (one sequence at a time) or a number of tokens",
+              p.batch_rows);
+  o.batch_rows = p.batch_rows;
   o.activation_dtype = parse_activation_dtype(p.activation_dtype);
   if (p.moe_calibration == "routed")
     o.moe_calibration = MoeCalibration::kRouted;
@@ -74,15 +80,16 @@ QuantizeOptions to_quantize_options(const QuantizeParams& p) {
   else
     fail_code(ExitCode::kUsage, "moe_calibration '{}': expected routed or all", p.moe_calibration);
   if (p.moe_min_tokens < -1)
-    fail_code(ExitCode::kUsage, "moe_min_tokens {}: expected -1 (0.1% of the tokens) or a count >= 0",
+    fail_code(ExitCode::kUsage,
+              "moe_min_tokens {}: expected -1 (0.1% of the tokens) or a count >= 0",
               p.moe_min_tokens);
   o.moe_min_tokens = p.moe_min_tokens;
   if (p.moe_experts_per_chunk < 1)
-    fail_code(ExitCode::kUsage, "moe_experts_per_chunk {}: must be at least 1", p.moe_experts_per_chunk);
+    fail_code(ExitCode::kUsage, "moe_experts_per_chunk {}: must be at least 1",
+              p.moe_experts_per_chunk);
   o.moe_experts_per_chunk = p.moe_experts_per_chunk;
   return o;
 }
-
 
 QuantizeResult quantize(const std::string& model, const std::string& out,
                         const QuantizeParams& params, const Callbacks& callbacks) {

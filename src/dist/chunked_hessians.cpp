@@ -10,7 +10,7 @@ void ChunkedHessians::add(const std::string& key, const float* rows, int64_t n, 
   auto& chunks = acc_[key];
   auto it = chunks.find(current_);
   if (it == chunks.end()) it = chunks.emplace(current_, HessianAccumulator(width)).first;
-  it->second.add(rows, n, 1);
+  it->second.add(rows, n, count_);
 }
 
 namespace {

@@ -17,8 +17,13 @@ namespace gptq::dist {
 class ChunkedHessians {
  public:
   explicit ChunkedHessians(int64_t chunk) : chunk_(chunk) {}
-  // The global index of the calibration sequence whose rows the next add() calls carry.
-  void set_sequence(int64_t index) { current_ = chunk_ > 0 ? index / chunk_ : 0; }
+  // The global index of the calibration sequence whose rows the next add() calls carry, and how
+  // many consecutive sequences they are (rows of `count` sequences concatenated, all in the chunk
+  // of `index`).
+  void set_sequence(int64_t index, int64_t count = 1) {
+    current_ = chunk_ > 0 ? index / chunk_ : 0;
+    count_ = count;
+  }
   void add(const std::string& key, const float* rows, int64_t n, int64_t width);
   // Every key's sum over the chunks of every process (a collective: every process calls it, in
   // the same order), folded in chunk order; `moved` (if given) grows by the bytes sent between
@@ -28,6 +33,7 @@ class ChunkedHessians {
  private:
   int64_t chunk_;
   int64_t current_ = 0;
+  int64_t count_ = 1;
   std::map<std::string, std::map<int64_t, HessianAccumulator>> acc_;
 };
 

@@ -24,12 +24,27 @@ namespace gptq {
 namespace {
 
 // What a linear computes inside the block (from the BlockLayout names).
-enum class Role { kQ, kK, kV, kQkv, kO, kGate, kUp, kDown, kGateUp, kExpertGate, kExpertUp, kExpertDown,
-                  kSharedGate, kSharedUp, kSharedDown };
+enum class Role {
+  kQ,
+  kK,
+  kV,
+  kQkv,
+  kO,
+  kGate,
+  kUp,
+  kDown,
+  kGateUp,
+  kExpertGate,
+  kExpertUp,
+  kExpertDown,
+  kSharedGate,
+  kSharedUp,
+  kSharedDown
+};
 constexpr int kNumRoles = 15;
 
 struct Slot {
-  std::string name;  // local, e.g. "self_attn.q_proj"
+  std::string name;         // local, e.g. "self_attn.q_proj"
   std::string capture_key;  // input group: linears reading the same rows share it
   LinearKind kind = LinearKind::kLinear;
   LinearGroup group = LinearGroup::kAttnIn;
@@ -54,19 +69,22 @@ LinearGroup parse_group(const std::string& g, const std::string& arch, const std
 }
 
 // Role and expert index of a linear of a sparse MoE layer; false if it is none of them.
-bool moe_role_of(const MoeLayout& m, const std::string& name, int64_t experts, Role& role, int64_t& expert) {
+bool moe_role_of(const MoeLayout& m, const std::string& name, int64_t experts, Role& role,
+                 int64_t& expert) {
   if (m.empty()) return false;
-  const std::pair<const std::string*, Role> shared[] = {
-      {&m.shared_gate, Role::kSharedGate}, {&m.shared_up, Role::kSharedUp}, {&m.shared_down, Role::kSharedDown}};
+  const std::pair<const std::string*, Role> shared[] = {{&m.shared_gate, Role::kSharedGate},
+                                                        {&m.shared_up, Role::kSharedUp},
+                                                        {&m.shared_down, Role::kSharedDown}};
   for (const auto& [n, r] : shared)
     if (!n->empty() && *n == name) {
       role = r;
       return true;
     }
   for (int64_t e = 0; e < experts; ++e) {
-    const std::pair<std::string, Role> roles[] = {{expert_name(m.expert_gate, e), Role::kExpertGate},
-                                                  {expert_name(m.expert_up, e), Role::kExpertUp},
-                                                  {expert_name(m.expert_down, e), Role::kExpertDown}};
+    const std::pair<std::string, Role> roles[] = {
+        {expert_name(m.expert_gate, e), Role::kExpertGate},
+        {expert_name(m.expert_up, e), Role::kExpertUp},
+        {expert_name(m.expert_down, e), Role::kExpertDown}};
     for (const auto& [n, r] : roles)
       if (n == name) {
         role = r;
@@ -79,9 +97,9 @@ bool moe_role_of(const MoeLayout& m, const std::string& name, int64_t experts, R
 
 Role role_of(const BlockLayout& b, const std::string& name, const std::string& arch) {
   const std::pair<const std::string*, Role> roles[] = {
-      {&b.q, Role::kQ}, {&b.k, Role::kK},       {&b.v, Role::kV},   {&b.qkv, Role::kQkv},
-      {&b.o, Role::kO}, {&b.gate, Role::kGate}, {&b.up, Role::kUp}, {&b.down, Role::kDown},
-      {&b.gate_up, Role::kGateUp}};
+      {&b.q, Role::kQ},     {&b.k, Role::kK},       {&b.v, Role::kV},
+      {&b.qkv, Role::kQkv}, {&b.o, Role::kO},       {&b.gate, Role::kGate},
+      {&b.up, Role::kUp},   {&b.down, Role::kDown}, {&b.gate_up, Role::kGateUp}};
   for (const auto& [n, r] : roles)
     if (!n->empty() && *n == name) return r;
   fail("architecture '{}': linear '{}' is none of the block layout's modules", arch, name);
@@ -136,6 +154,11 @@ Scratch& scratch() {
   return s;
 }
 
+// The view of rows r0.. of q, k or v.
+nn::HeadsView rows_from(const nn::HeadsView& v, int64_t r0) {
+  return {v.data + r0 * v.row_stride, v.row_stride, v.head_stride};
+}
+
 }  // namespace
 
 struct BlockForward::Impl {
@@ -158,8 +181,8 @@ struct BlockForward::Impl {
   nn::AttentionShape attn;
   // Sparse MoE layer
   bool moe = false, capture_all = false;
-  std::vector<float> router;               // [E, hidden]
-  std::vector<float> shared_expert_gate;   // [hidden] or empty
+  std::vector<float> router;                // [E, hidden]
+  std::vector<float> shared_expert_gate;    // [hidden] or empty
   std::vector<std::array<int, 3>> experts;  // slot indices of gate, up, down per expert
   const TensorStore* checkpoint = nullptr;  // lazy experts are read from it
   std::string expert_key_in(int64_t e) const { return "expert." + std::to_string(e) + ".in"; }
@@ -167,13 +190,16 @@ struct BlockForward::Impl {
   const LinearOp& slot_op(int idx) const {
     const Slot& s = slots[static_cast<size_t>(idx)];
     if (!s.op)
-      fail("block {}: linear '{}{}' has no weights loaded (experts not loaded, or set_linear missing)", index,
-           prefix, s.name);
+      fail(
+          "block {}: linear '{}{}' has no weights loaded (experts not loaded, or set_linear "
+          "missing)",
+          index, prefix, s.name);
     return *s.op;
   }
   void load_slot(Slot& s) const {
     auto dense = std::make_unique<nn::DenseLinear>(
-        nn::load_linear_weight(*checkpoint, prefix + s.name + ".weight", s.kind, s.n, s.k), s.bias, s.n, s.k);
+        nn::load_linear_weight(*checkpoint, prefix + s.name + ".weight", s.kind, s.n, s.k), s.bias,
+        s.n, s.k);
     s.dense = dense.get();
     s.op = std::move(dense);
     drop_stored(s);
@@ -182,7 +208,8 @@ struct BlockForward::Impl {
   // again from the page cache if something touches them later). Without this the pages of every
   // block done so far stay resident: 0.1 GB per block of a 2048-wide F16 Llama.
   void drop_stored(const Slot& s) const {
-    if (const TensorInfo* t = checkpoint->find(prefix + s.name + ".weight")) drop_mapped_pages(t->data, t->nbytes);
+    if (const TensorInfo* t = checkpoint->find(prefix + s.name + ".weight"))
+      drop_mapped_pages(t->data, t->nbytes);
   }
 
   int64_t q_width() const { return hp.heads * hp.head_dim; }
@@ -260,13 +287,18 @@ struct BlockForward::Impl {
     if (k_norm) norm_heads(*k_norm, k, t, kvh);
     if (rope) {
       // The RoPE of dynamic NTK / longrope depends on the forward's length (last position + 1).
-      rope->apply(q.data, t, heads, q.row_stride, q.head_stride, pos0, pos0 + t);
-      rope->apply(k.data, t, kvh, k.row_stride, k.head_stride, pos0, pos0 + t);
+      // Each sequence of a batched state starts at position pos0 (0).
+      for_each_segment(st, [&](int64_t r0, int64_t len) {
+        rope->apply(q.data + r0 * q.row_stride, len, heads, q.row_stride, q.head_stride, pos0,
+                    pos0 + len);
+        rope->apply(k.data + r0 * k.row_stride, len, kvh, k.row_stride, k.head_stride, pos0,
+                    pos0 + len);
+      });
     }
   }
 
-  void load_norm(const TensorStore& store, const std::string& module, NormType type,
-                 nn::Norm& norm, int64_t dim) {
+  void load_norm(const TensorStore& store, const std::string& module, NormType type, nn::Norm& norm,
+                 int64_t dim) {
     norm = nn::load_norm(store, prefix + module, type, dim, static_cast<float>(hp.norm_eps));
   }
   void load_optional_norm(const TensorStore& store, const std::string& module, NormType type,
@@ -274,6 +306,18 @@ struct BlockForward::Impl {
     if (module.empty()) return;
     norm.emplace();
     load_norm(store, module, type, *norm, dim);
+  }
+
+  void check_segments(const SequenceState& s) const {
+    int64_t sum = 0;
+    for (const int64_t len : s.segments) {
+      if (len <= 0) sum = -1;
+      if (sum >= 0) sum += len;
+    }
+    if (!s.segments.empty() && sum != s.tokens)
+      fail_code(ExitCode::kInternal,
+                "block {}: the state's sequences ({}) do not add up to its {} tokens", index,
+                fmt::join(s.segments, ", "), s.tokens);
   }
 
   void check_state(const SequenceState& s, const std::vector<float>& v, int64_t width,
@@ -320,10 +364,11 @@ BlockForward::BlockForward(const ModelConfig& config, const TensorStore& store, 
   m.moe = !a.moe.empty() && hp.is_moe_layer(index);
   m.capture_all = options.moe_capture_all;
   if (m.moe) {
-    m.router = nn::load_param(store, m.prefix + a.moe.router + ".weight", {hp.num_experts, hp.hidden}, "MoE router");
+    m.router = nn::load_param(store, m.prefix + a.moe.router + ".weight",
+                              {hp.num_experts, hp.hidden}, "MoE router");
     if (!a.moe.shared_expert_gate.empty())
-      m.shared_expert_gate =
-          nn::load_param(store, m.prefix + a.moe.shared_expert_gate + ".weight", {1, hp.hidden}, "shared expert gate");
+      m.shared_expert_gate = nn::load_param(store, m.prefix + a.moe.shared_expert_gate + ".weight",
+                                            {1, hp.hidden}, "shared expert gate");
     m.experts.assign(static_cast<size_t>(hp.num_experts), {-1, -1, -1});
   }
   for (const LinearSpec& spec : a.block_linears(hp, index)) {
@@ -342,7 +387,8 @@ BlockForward::BlockForward(const ModelConfig& config, const TensorStore& store, 
     if (options.load_linears && !(s.expert >= 0 && options.lazy_experts)) m.load_slot(s);
     const int idx = static_cast<int>(m.slots.size());
     if (s.expert >= 0)
-      m.experts[static_cast<size_t>(s.expert)][static_cast<int>(s.role) - static_cast<int>(Role::kExpertGate)] = idx;
+      m.experts[static_cast<size_t>(s.expert)]
+               [static_cast<int>(s.role) - static_cast<int>(Role::kExpertGate)] = idx;
     else
       m.by_role[static_cast<int>(s.role)] = idx;
     m.groups[static_cast<int>(s.group)].push_back(s.name);
@@ -357,8 +403,9 @@ BlockForward::BlockForward(const ModelConfig& config, const TensorStore& store, 
   const bool gated_ok = m.has(Role::kGateUp) || (m.has(Role::kGate) && m.has(Role::kUp));
   bool experts_ok = m.moe;
   for (const auto& e : m.experts) experts_ok &= e[0] >= 0 && e[1] >= 0 && e[2] >= 0;
-  const bool mlp_ok = m.moe ? experts_ok
-                            : m.has(Role::kDown) && (a.mlp == MlpType::kPlain ? m.has(Role::kUp) : gated_ok);
+  const bool mlp_ok =
+      m.moe ? experts_ok
+            : m.has(Role::kDown) && (a.mlp == MlpType::kPlain ? m.has(Role::kUp) : gated_ok);
   if (!qkv_ok || !m.has(Role::kO) || !mlp_ok)
     fail("architecture '{}': the block's linears ({}) do not cover its qkv / o / MLP layout",
          a.name, fmt::join(m.names, ", "));
@@ -371,13 +418,18 @@ BlockForward::BlockForward(const ModelConfig& config, const TensorStore& store, 
       // Gemma 3's sliding layers have a RoPE of their own.
       const RopeSpec& spec = hp.has_rope_local && m.sliding() ? hp.rope_local : hp.rope;
       // Tables up to 8192 positions (later positions are computed on the fly).
-      m.rope = std::make_unique<nn::Rope>(spec, rot, std::clamp<int64_t>(hp.max_positions, 1, 8192));
+      m.rope =
+          std::make_unique<nn::Rope>(spec, rot, std::clamp<int64_t>(hp.max_positions, 1, 8192));
     }
   }
   const double scale =
       hp.attn_scale > 0 ? hp.attn_scale : 1.0 / std::sqrt(static_cast<double>(hp.head_dim));
-  m.attn = {hp.heads, hp.kv_heads, hp.head_dim, static_cast<float>(scale),
-            static_cast<float>(hp.attn_softcap), m.sliding() ? hp.sliding_window : 0};
+  m.attn = {hp.heads,
+            hp.kv_heads,
+            hp.head_dim,
+            static_cast<float>(scale),
+            static_cast<float>(hp.attn_softcap),
+            m.sliding() ? hp.sliding_window : 0};
 }
 
 BlockForward::~BlockForward() = default;
@@ -459,6 +511,10 @@ void BlockForward::run_stage(LinearGroup g, SequenceState& st, const CaptureSink
     sink(m.group_keys[gi], st.h.data(), st.tokens, static_cast<int64_t>(st.h.size()) / st.tokens);
 }
 
+void BlockForward::release_scratch() {
+  scratch() = Scratch{};
+}
+
 bool BlockForward::is_moe() const {
   return impl_->moe;
 }
@@ -494,7 +550,8 @@ void BlockForward::release_experts(int64_t e0, int64_t e1) {
     }
 }
 
-void BlockForward::expert_inputs(const SequenceState& st, int64_t e0, int64_t e1, const CaptureSink& sink) const {
+void BlockForward::expert_inputs(const SequenceState& st, int64_t e0, int64_t e1,
+                                 const CaptureSink& sink) const {
   const Impl& m = *impl_;
   if (!sink || !st.moe) return;
   const int64_t hidden = m.hp.hidden;
@@ -511,7 +568,8 @@ void BlockForward::expert_inputs(const SequenceState& st, int64_t e0, int64_t e1
   }
 }
 
-void BlockForward::expert_mids(SequenceState& st, int64_t e0, int64_t e1, const CaptureSink& sink) const {
+void BlockForward::expert_mids(SequenceState& st, int64_t e0, int64_t e1,
+                               const CaptureSink& sink) const {
   const Impl& m = *impl_;
   const ModelHparams& hp = m.hp;
   const int64_t inter = hp.moe_intermediate;
@@ -582,10 +640,15 @@ void BlockForward::compute_stage(LinearGroup g, SequenceState& st, const Capture
     case LinearGroup::kAttnOut: {
       m.check_state(st, st.h, hidden, "state.h (attention input)");
       Scratch& sc = scratch();
+      m.check_segments(st);
       nn::HeadsView q, k, v;
       m.project_qkv(st, 0, sc, q, k, v);
-      st.h.resize(static_cast<size_t>(t * m.q_width()));
-      nn::causal_attention(m.attn, q, k, v, t, st.h.data(), sc.scores);
+      const int64_t qw = m.q_width();
+      st.h.resize(static_cast<size_t>(t * qw));
+      for_each_segment(st, [&](int64_t r0, int64_t len) {
+        nn::causal_attention(m.attn, rows_from(q, r0), rows_from(k, r0), rows_from(v, r0), len,
+                             st.h.data() + r0 * qw, sc.scores);
+      });
       return;
     }
     case LinearGroup::kMlpIn: {
@@ -604,8 +667,8 @@ void BlockForward::compute_stage(LinearGroup g, SequenceState& st, const Capture
       if (m.moe) {
         if (!st.moe) st.moe = std::make_unique<MoeSequenceState>();
         MoeSequenceState& mo = *st.moe;
-        nn::route_tokens(st.h.data(), t, hidden, m.router.data(), hp.num_experts, hp.experts_per_token,
-                         hp.norm_topk_prob, mo.routing, scratch().q);
+        nn::route_tokens(st.h.data(), t, hidden, m.router.data(), hp.num_experts,
+                         hp.experts_per_token, hp.norm_topk_prob, mo.routing, scratch().q);
         mo.mid.assign(static_cast<size_t>(hp.num_experts), {});
         mo.out.assign(static_cast<size_t>(t * hidden), 0.0f);
         mo.experts_accumulated = false;
@@ -618,7 +681,8 @@ void BlockForward::compute_stage(LinearGroup g, SequenceState& st, const Capture
       m.check_state(st, st.h, hidden, "state.h (MLP input)");
       Scratch& sc = scratch();
       if (m.moe) {
-        if (!st.moe) fail_code(ExitCode::kInternal, "block {}: MoE stages run out of order", m.index);
+        if (!st.moe)
+          fail_code(ExitCode::kInternal, "block {}: MoE stages run out of order", m.index);
         if (!st.moe->experts_accumulated) expert_mids(st, 0, hp.num_experts, sink);
         if (!m.has(Role::kSharedGate)) return;
         // Qwen2-MoE shared expert: sigmoid(shared_expert_gate(x)) * down(act(gate(x)) * up(x)).
@@ -628,7 +692,8 @@ void BlockForward::compute_stage(LinearGroup g, SequenceState& st, const Capture
         for (float& v : st.moe->shared_scale) v = 1.0f / (1.0f + std::exp(-v));
         m.apply(Role::kSharedGate, st.h.data(), t, sc.a);
         m.apply(Role::kSharedUp, st.h.data(), t, sc.b);
-        nn::gated_activation_inplace(hp.act, sc.a.data(), sc.b.data(), static_cast<int64_t>(sc.a.size()));
+        nn::gated_activation_inplace(hp.act, sc.a.data(), sc.b.data(),
+                                     static_cast<int64_t>(sc.a.size()));
         st.h.swap(sc.a);
         if (sink) sink("shared_mid", st.h.data(), t, hp.shared_intermediate);
         return;
@@ -648,8 +713,14 @@ void BlockForward::compute_stage(LinearGroup g, SequenceState& st, const Capture
             std::copy(row + inter, row + 2 * inter, up.data() + r * inter);
           }
         } else {
-          m.apply(Role::kGate, st.h.data(), t, first);
+          // gate(h) straight into the new state.h (one [T, inter] scratch fewer while it runs).
+          std::vector<float> mid;
+          m.apply(Role::kGate, st.h.data(), t, mid);
           m.apply(Role::kUp, st.h.data(), t, up);
+          nn::gated_activation_inplace(hp.act, mid.data(), up.data(),
+                                       static_cast<int64_t>(mid.size()));
+          st.h = std::move(mid);
+          return;
         }
         nn::gated_activation_inplace(hp.act, first.data(), up.data(),
                                      static_cast<int64_t>(first.size()));
@@ -706,6 +777,9 @@ void BlockForward::forward_cached(SequenceState& st, const nn::KvBlockView& kv) 
   const Impl& m = *impl_;
   const ModelHparams& hp = m.hp;
   const int64_t t = st.tokens, d = hp.head_dim, kvh = hp.kv_heads, width = kvh * d;
+  if (!st.segments.empty())
+    fail_code(ExitCode::kInternal, "block {}: a cached forward takes one sequence, not {}", m.index,
+              st.segments.size());
   if (kv.width != width || kv.past < 0 || kv.past + t > kv.capacity || !kv.keys || !kv.values)
     fail_code(ExitCode::kInternal,
               "block {}: KV cache view (width {}, {} cached of {}) cannot take {} new positions "

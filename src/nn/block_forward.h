@@ -70,7 +70,26 @@ struct SequenceState {
   std::vector<float> h;      // [T, width]: input of the current linear group
   std::vector<float> aux;    // [T, hidden]: attention output kept for the parallel residual
   std::unique_ptr<MoeSequenceState> moe;  // sparse MoE layers
+  // Several sequences run as one state (their rows concatenated: one GEMM per linear for all of
+  // them): their token counts in order, summing to `tokens`; empty = one sequence. Rotary positions
+  // and causal attention restart at each sequence; every other operation is row-wise, so each
+  // sequence's rows are what it gets alone. Not for forward_cached.
+  std::vector<int64_t> segments;
 };
+
+// fn(first_row, rows) for each sequence of the state, in order.
+template <class Fn>
+void for_each_segment(const SequenceState& st, Fn&& fn) {
+  if (st.segments.empty()) {
+    fn(int64_t{0}, st.tokens);
+    return;
+  }
+  int64_t r0 = 0;
+  for (const int64_t len : st.segments) {
+    fn(r0, len);
+    r0 += len;
+  }
+}
 
 // Receives the input rows [n_rows, width] of the linears with capture key `key`.
 using CaptureSink =
@@ -134,6 +153,9 @@ class BlockForward {
   // stage g in 0..3: compute the input of group g into state.h (width = in_features of the group)
   // and report it to `sink` (if given) under the capture key of each linear of the group.
   void run_stage(LinearGroup g, SequenceState& state, const CaptureSink& sink = {}) const;
+  // Frees the calling thread's scratch buffers (up to a few [tokens, intermediate] arrays, which
+  // the stages reuse from one state to the next): between stages, before memory-hungry work.
+  static void release_scratch();
   // Applies kMlpMid and the residual: the block output ends in state.resid.
   void finish(SequenceState& state) const;
   // Whole block: x [T, hidden] in place.
@@ -142,17 +164,18 @@ class BlockForward {
   void forward(SequenceState& state) const;
 
   // ---- Sparse MoE layers (Mixtral, Qwen-MoE): experts a few at a time ----
-  // In such a block run_stage(kMlpIn) routes the tokens (state.moe) and reports "mlp_in" (the shared
-  // expert's input) and "expert.<e>.in" (the rows routed to expert e); run_stage(kMlpMid) computes
-  // and reports the experts' "expert.<e>.mid" and the shared expert's "shared_mid"; finish() adds
-  // the weighted expert outputs. With lazy experts the caller runs them chunk by chunk instead,
-  // after kMlpIn: load_experts, expert_inputs (capture), expert_mids, accumulate_experts,
-  // release_experts; then kMlpMid and finish() handle the shared expert only.
+  // In such a block run_stage(kMlpIn) routes the tokens (state.moe) and reports "mlp_in" (the
+  // shared expert's input) and "expert.<e>.in" (the rows routed to expert e); run_stage(kMlpMid)
+  // computes and reports the experts' "expert.<e>.mid" and the shared expert's "shared_mid";
+  // finish() adds the weighted expert outputs. With lazy experts the caller runs them chunk by
+  // chunk instead, after kMlpIn: load_experts, expert_inputs (capture), expert_mids,
+  // accumulate_experts, release_experts; then kMlpMid and finish() handle the shared expert only.
   bool is_moe() const;
   int64_t num_experts() const;
   void load_experts(int64_t e0, int64_t e1);
   void release_experts(int64_t e0, int64_t e1);
-  void expert_inputs(const SequenceState& state, int64_t e0, int64_t e1, const CaptureSink& sink) const;
+  void expert_inputs(const SequenceState& state, int64_t e0, int64_t e1,
+                     const CaptureSink& sink) const;
   void expert_mids(SequenceState& state, int64_t e0, int64_t e1, const CaptureSink& sink) const;
   void accumulate_experts(SequenceState& state, int64_t e0, int64_t e1) const;
 

@@ -12,21 +12,22 @@
 #include <set>
 
 #include "calib/tokenizer.h"
+#include "dist/chunked_hessians.h"
+#include "dist/communicator.h"
 #include "io/json_reader.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
 #include "model/convert.h"
 #include "model/dynamic_overrides.h"
 #include "model/loader_compat.h"
+#include "model/model_config.h"
 #include "model/quantization_config.h"
 #include "nn/block_forward.h"
-#include "model/model_config.h"
 #include "nn/norm.h"
 #include "nn/weight_loader.h"
-#include "dist/chunked_hessians.h"
-#include "dist/communicator.h"
 #include "pipeline/calibration_inputs.h"
 #include "pipeline/output_layout.h"
+#include "pipeline/quantize_report.h"
 #include "pipeline/run_staging.h"
 #include "pipeline/run_state.h"
 #include "pipeline/run_state_check.h"
@@ -35,12 +36,11 @@
 #include "quant/pack.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
-#include "util/system_error.h"
 #include "util/fp16.h"
 #include "util/hash.h"
-#include "pipeline/quantize_report.h"
 #include "util/progress.h"
 #include "util/stage_clock.h"
+#include "util/system_error.h"
 #include "util/thread_pool.h"
 
 namespace gptq {
@@ -77,6 +77,7 @@ nlohmann::json options_json(const QuantizeOptions& o) {
           {"dynamic", o.dynamic},
           {"lm_head", o.lm_head},
           {"hessian_chunk", o.hessian_chunk},
+          {"batch_rows", o.batch_rows},
           {"activation_dtype", activation_dtype_name(o.activation_dtype)}};
 }
 
@@ -87,14 +88,16 @@ void add_loader_report(QuantizeResult& r, const QuantizeOptions& o, const ModelP
     r.layers_with_zero_point_0 += l.zero_point_0_groups > 0;
   }
   r.loader_warnings = plan.loader_warnings;
-  if (o.effective_format() == CheckpointFormat::kGptqV2) r.loader_warnings.push_back(gptq_v2_readers_note());
+  if (o.effective_format() == CheckpointFormat::kGptqV2)
+    r.loader_warnings.push_back(gptq_v2_readers_note());
   if (o.effective_format() == CheckpointFormat::kGptq && r.zero_point_0_groups > 0)
-    r.loader_warnings.push_back(fmt::format("{} zero points of 0 in {} layers: {}", r.zero_point_0_groups,
-                                            r.layers_with_zero_point_0, v1_zero_point_0_note()));
+    r.loader_warnings.push_back(fmt::format("{} zero points of 0 in {} layers: {}",
+                                            r.zero_point_0_groups, r.layers_with_zero_point_0,
+                                            v1_zero_point_0_note()));
 }
 
-std::string fingerprint_of(const ModelConfig& cfg, const TensorStore& store, const nlohmann::json& options,
-                           const std::vector<TokenSequence>& calib) {
+std::string fingerprint_of(const ModelConfig& cfg, const TensorStore& store,
+                           const nlohmann::json& options, const std::vector<TokenSequence>& calib) {
   Fnv64 h;
   h.add("gptq.cpp " GPTQ_VERSION).add(cfg.raw.dump()).add(json_output(options));
   for (const auto& n : store.names()) {
@@ -115,20 +118,23 @@ void unfinish_shards(const fs::path& staging) {
   for (const auto& e : fs::directory_iterator(staging)) {
     const fs::path p = e.path();
     std::error_code ec;
-    if (e.is_regular_file() && p.extension() == ".safetensors" && !fs::exists(p.string() + ".partial"))
+    if (e.is_regular_file() && p.extension() == ".safetensors" &&
+        !fs::exists(p.string() + ".partial"))
       fs::rename(p, p.string() + ".partial", ec);
     if (ec)
-      fail_code(ExitCode::kIo, "cannot rename {} back to {}.partial to resume: {}", p.string(), p.string(),
-                ec.message());
+      fail_code(ExitCode::kIo, "cannot rename {} back to {}.partial to resume: {}", p.string(),
+                p.string(), ec.message());
   }
 }
 
 // NaN/Inf in a checkpoint tensor (F32/F16/BF16 bit patterns): the input is damaged.
 void require_finite(const TensorInfo& t) {
   auto bad = [&](size_t i) {
-    fail("tensor '{}' holds a non-finite value (NaN or Inf) at element {}: the checkpoint is damaged or was "
-         "saved after a diverged training run; re-download or re-export it",
-         t.name, i);
+    fail(
+        "tensor '{}' holds a non-finite value (NaN or Inf) at element {}: the checkpoint is "
+        "damaged or was "
+        "saved after a diverged training run; re-download or re-export it",
+        t.name, i);
   };
   if (t.dtype == DType::F32) {
     for (size_t i = 0; i < t.nbytes / 4; ++i) {
@@ -147,14 +153,14 @@ void require_finite(const TensorInfo& t) {
 }
 
 void copy_aux_files(const fs::path& model_dir, const fs::path& staging) {
-  static const std::set<std::string> skip{"config.json", "model.safetensors.index.json", "README.md",
-                                          "quantize_config.json", "quant_config.json"};
+  static const std::set<std::string> skip{"config.json", "model.safetensors.index.json",
+                                          "README.md", "quantize_config.json", "quant_config.json"};
   for (const auto& e : fs::directory_iterator(model_dir)) {
     if (!e.is_regular_file()) continue;
     const std::string name = e.path().filename().string();
     const std::string ext = e.path().extension().string();
-    if (skip.count(name) || ext == ".safetensors" || ext == ".bin" || ext == ".pt" || ext == ".pth" ||
-        ext == ".gguf" || ext == ".partial" || name.ends_with(".index.json"))
+    if (skip.count(name) || ext == ".safetensors" || ext == ".bin" || ext == ".pt" ||
+        ext == ".pth" || ext == ".gguf" || ext == ".partial" || name.ends_with(".index.json"))
       continue;
     std::ifstream in(e.path(), std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -164,7 +170,8 @@ void copy_aux_files(const fs::path& model_dir, const fs::path& staging) {
 
 class QuantizeRun {
  public:
-  QuantizeRun(const fs::path& model_dir, const fs::path& out, const QuantizeOptions& opt, const Callbacks& cb)
+  QuantizeRun(const fs::path& model_dir, const fs::path& out, const QuantizeOptions& opt,
+              const Callbacks& cb)
       : model_dir_(model_dir), out_(out), staging_(out.string() + ".partial"), opt_(opt), cb_(cb) {}
 
   QuantizeSummary run();
@@ -180,7 +187,7 @@ class QuantizeRun {
     const QuantLayer* layer = nullptr;
     const std::vector<float>* hessian = nullptr;
     nlohmann::json extra;
-    BlockForward* bf = nullptr;                // the dequantized weight goes back into it
+    BlockForward* bf = nullptr;                  // the dequantized weight goes back into it
     const std::vector<float>* weight = nullptr;  // when there is no block (the head)
   };
   // Solves the jobs round-robin over the processes, then applies every solution in job order on
@@ -204,6 +211,14 @@ class QuantizeRun {
   void quantize_lm_head();
   void process_experts(BlockForward& bf, std::vector<SequenceState>& states,
                        const std::map<std::string, const QuantLayer*>& layers);
+  // Consecutive sequences of this process run as one state (SequenceState::segments).
+  struct SequenceBatch {
+    size_t first = 0, count = 0;  // local indices (acts_)
+  };
+  // Batches of whole sequences of up to opt_.batch_rows tokens (a longer sequence alone), never
+  // across a Hessian chunk: a chunk's sums are then the same for any number of processes. One
+  // sequence per batch for MoE blocks (their experts' capture and solves go sequence by sequence).
+  std::vector<SequenceBatch> batch_sequences(bool one_by_one) const;
   int64_t moe_min_tokens() const;
   void finalize();
   nlohmann::json quantization_config_json() const;
@@ -229,9 +244,10 @@ class QuantizeRun {
   RunState state_;
   ActivationStore acts_;  // the inputs of the next block of this process's sequences
   dist::Communicator& comm_ = dist::world();
-  dist::Range mine_;      // this process's calibration sequences [first, last)
-  int64_t solves_ = 0;    // layers solved so far (the round-robin over processes)
-  uint64_t moved_hessians_ = 0, moved_acts_ = 0, moved_solutions_ = 0;  // bytes sent between processes
+  dist::Range mine_;    // this process's calibration sequences [first, last)
+  int64_t solves_ = 0;  // layers solved so far (the round-robin over processes)
+  uint64_t moved_hessians_ = 0, moved_acts_ = 0,
+           moved_solutions_ = 0;  // bytes sent between processes
   Stopwatch clock_;
   StageClock stages_{"other"};
   QuantizeSummary summary_;
@@ -245,9 +261,11 @@ class QuantizeRun {
 // read block by block later), so that a damaged checkpoint fails before the run, not at block 40.
 void QuantizeRun::validate_blocks() const {
   if (cfg_.hp.layers != plan_.num_blocks)
-    fail("{}: num_hidden_layers is {} but the checkpoint has {} blocks in '{}': config.json and the weights do not "
-         "belong together; use the config.json of this checkpoint",
-         (model_dir_ / "config.json").string(), cfg_.hp.layers, plan_.num_blocks, plan_.block_name);
+    fail(
+        "{}: num_hidden_layers is {} but the checkpoint has {} blocks in '{}': config.json and the "
+        "weights do not "
+        "belong together; use the config.json of this checkpoint",
+        (model_dir_ / "config.json").string(), cfg_.hp.layers, plan_.num_blocks, plan_.block_name);
   const ArchSpec& arch = cfg_.require_arch();
   for (int64_t b = 0; b < plan_.num_blocks; ++b) {
     BlockOptions bo;
@@ -256,7 +274,8 @@ void QuantizeRun::validate_blocks() const {
     const BlockForward bf(cfg_, store_, b, bo);
     for (const auto& local : bf.linears()) {
       const auto [n, k] = bf.linear_dims(local);
-      nn::check_linear_weight(store_, bf.prefix() + local + ".weight", arch.linear_kind(local), n, k);
+      nn::check_linear_weight(store_, bf.prefix() + local + ".weight", arch.linear_kind(local), n,
+                              k);
     }
   }
 }
@@ -286,8 +305,10 @@ void QuantizeRun::setup() {
   cfg_ = ModelConfig::load(model_dir_);
   cfg_.require_arch();
   if (cfg_.is_quantized())
-    fail("{} is already a quantized checkpoint (config.json has quantization_config); quantize the float model",
-         model_dir_.string());
+    fail(
+        "{} is already a quantized checkpoint (config.json has quantization_config); quantize the "
+        "float model",
+        model_dir_.string());
   store_ = TensorStore::open(model_dir_);
   dynamic_ = DynamicOverrides(opt_.dynamic, "--dynamic");
   plan_ = convert_model(cfg_, store_, convert_options(opt_, &dynamic_));
@@ -301,46 +322,58 @@ void QuantizeRun::setup() {
               cfg_.hp.max_positions);
   if (opt_.method == QuantMethod::kGptq) {
     if (opt_.calib.file.empty() && opt_.calib.texts.empty() && opt_.calib.sequences.empty())
-      fail_code(ExitCode::kUsage, "--calib FILE is required for GPTQ (a text file, .jsonl or pre-tokenized .json; "
+      fail_code(ExitCode::kUsage,
+                "--calib FILE is required for GPTQ (a text file, .jsonl or pre-tokenized .json; "
                 "the API's dataset: such a file, texts or token-id lists)");
     CalibOptions c = opt_.calib;
     c.seqlen = seqlen_;
     c.max_positions = cfg_.hp.max_positions;
     c.hidden_size = cfg_.hp.hidden;
     std::unique_ptr<Tokenizer> tok;
-    if (c.sequences.empty() && c.file.extension() != ".json") tok = Tokenizer::from_model_dir(model_dir_);
+    if (c.sequences.empty() && c.file.extension() != ".json")
+      tok = Tokenizer::from_model_dir(model_dir_);
     calib_ = load_calibration(c, tok.get(), cfg_.hp.vocab);
   }
   // This process's calibration sequences: whole Hessian chunks (dist/chunked_hessians.h).
-  mine_ = dist::chunk_range(static_cast<int64_t>(calib_.size()), opt_.hessian_chunk, comm_.rank(), comm_.size());
+  mine_ = dist::chunk_range(static_cast<int64_t>(calib_.size()), opt_.hessian_chunk, comm_.rank(),
+                            comm_.size());
   acts_ = ActivationStore(opt_.activation_dtype);
   if (comm_.size() > 1 && opt_.hessian_chunk <= 0 && calib_.size() > 1)
-    log(fmt::format("note: {} processes with one Hessian chunk (--hessian-chunk 0): the first process runs every "
+    log(
+        fmt::format("note: {} processes with one Hessian chunk (--hessian-chunk 0): the first "
+                    "process runs every "
                     "calibration sequence; --hessian-chunk S splits them in chunks of S",
                     comm_.size()));
   layout_ = make_output_layout(store_, plan_, opt_.zero_bias);
   const std::string fp = fingerprint_of(cfg_, store_, options_json(opt_), calib_);
-  const nlohmann::json inputs = input_file_hashes(store_);  // the content, not just names and shapes
-  std::vector<std::string> done_tensors;                    // in the shards already (resume)
+  const nlohmann::json inputs =
+      input_file_hashes(store_);          // the content, not just names and shapes
+  std::vector<std::string> done_tensors;  // in the shards already (resume)
   if (resume_) {
     if (root()) {
       state_ = *RunState::load(staging_);
       check_input_files(state_, inputs, model_dir_, staging_);
       if (state_.fingerprint != fp)
-        fail_code(ExitCode::kUsage, "--resume: the interrupted run in {} was made with another model, calibration or "
-                  "options (fingerprint {} != {}); rerun with the same arguments, or delete it to start again",
+        fail_code(ExitCode::kUsage,
+                  "--resume: the interrupted run in {} was made with another model, calibration or "
+                  "options (fingerprint {} != {}); rerun with the same arguments, or delete it to "
+                  "start again",
                   staging_.string(), state_.fingerprint, fp);
       if (state_.copied) done_tensors = layout_.copied;
       for (const auto& l : plan_.layers)
         if (l.quantize && l.block < state_.blocks_done) {
-          for (const char* s : {".qweight", ".qzeros", ".scales", ".g_idx"}) done_tensors.push_back(l.name + s);
+          for (const char* s : {".qweight", ".qzeros", ".scales", ".g_idx"})
+            done_tensors.push_back(l.name + s);
           if (l.has_bias || opt_.zero_bias) done_tensors.push_back(l.name + ".bias");
         }
       check_run_state(state_, plan_, done_tensors, staging_);
     }
     if (comm_.size() > 1) {  // the first process's run state to the others
-      const std::string j = nlohmann::json{{"blocks_done", state_.blocks_done}, {"copied", state_.copied},
-                                           {"layers", state_.layers}}.dump();
+      const std::string j = nlohmann::json{
+          {"blocks_done", state_.blocks_done},
+          {"copied", state_.copied},
+          {"layers",
+           state_.layers}}.dump();
       dist::Bytes b(j.begin(), j.end());
       comm_.broadcast(b, 0);
       const nlohmann::json got = nlohmann::json::parse(b.begin(), b.end());
@@ -349,7 +382,8 @@ void QuantizeRun::setup() {
       state_.copied = got.at("copied").get<bool>();
       state_.layers = got.at("layers");
     }
-    if (!calib_.empty() && state_.blocks_done > 0 && (state_.blocks_done < plan_.num_blocks || opt_.lm_head))
+    if (!calib_.empty() && state_.blocks_done > 0 &&
+        (state_.blocks_done < plan_.num_blocks || opt_.lm_head))
       load_block_activations();
     if (root()) unfinish_shards(staging_);
   } else {
@@ -365,8 +399,11 @@ void QuantizeRun::setup() {
   writer_ = std::make_unique<SafetensorsWriter>(staging_, layout_.specs, wo);
   // What the interrupted run wrote is checked against its checksums (a truncated or modified
   // shard is refused, naming it).
-  for (const auto& n : done_tensors) writer_->adopt_written(n, state_.written.at(n).get<std::string>());
-  if (resume_) log(fmt::format("resuming: {} of {} blocks already done", state_.blocks_done, plan_.num_blocks));
+  for (const auto& n : done_tensors)
+    writer_->adopt_written(n, state_.written.at(n).get<std::string>());
+  if (resume_)
+    log(fmt::format("resuming: {} of {} blocks already done", state_.blocks_done,
+                    plan_.num_blocks));
 }
 
 void QuantizeRun::copy_float_tensors() {
@@ -393,12 +430,14 @@ void QuantizeRun::solve_layers(const std::vector<SolveJob>& jobs) {
   const int64_t first = solves_;
   solves_ += static_cast<int64_t>(jobs.size());
   for (size_t i = 0; i < jobs.size(); ++i)
-    if ((first + static_cast<int64_t>(i)) % comm_.size() == comm_.rank()) solutions[i] = solve_matrix(jobs[i]);
+    if ((first + static_cast<int64_t>(i)) % comm_.size() == comm_.rank())
+      solutions[i] = solve_matrix(jobs[i]);
   for (size_t i = 0; i < jobs.size(); ++i) {
     const int owner = static_cast<int>((first + static_cast<int64_t>(i)) % comm_.size());
     if (comm_.size() > 1) {
       comm_.broadcast(solutions[i], owner);
-      if (comm_.rank() == owner) moved_solutions_ += solutions[i].size() * static_cast<uint64_t>(comm_.size() - 1);
+      if (comm_.rank() == owner)
+        moved_solutions_ += solutions[i].size() * static_cast<uint64_t>(comm_.size() - 1);
     }
     state_.layers.push_back(apply_solution(jobs[i], solutions[i]));
     dist::Bytes().swap(solutions[i]);
@@ -410,11 +449,13 @@ void QuantizeRun::solve_layers(const std::vector<SolveJob>& jobs) {
 void QuantizeRun::quantize_lm_head() {
   const QuantLayer& l = plan_.layers.back();
   const ArchSpec& arch = cfg_.require_arch();
-  const ModelLayout names = model_layout(cfg_, [&](const std::string& n) { return store_.find(n) != nullptr; });
+  const ModelLayout names =
+      model_layout(cfg_, [&](const std::string& n) { return store_.find(n) != nullptr; });
   const int64_t hidden = cfg_.hp.hidden;
-  const nn::Norm norm = nn::load_norm(store_, names.final_norm, arch.norm, hidden, static_cast<float>(cfg_.hp.norm_eps));
-  const std::vector<float> w = nn::load_linear_weight(store_, l.name + ".weight", LinearKind::kLinear,
-                                                      l.out_features, l.in_features);
+  const nn::Norm norm = nn::load_norm(store_, names.final_norm, arch.norm, hidden,
+                                      static_cast<float>(cfg_.hp.norm_eps));
+  const std::vector<float> w = nn::load_linear_weight(
+      store_, l.name + ".weight", LinearKind::kLinear, l.out_features, l.in_features);
   std::vector<float> h;
   if (opt_.method == QuantMethod::kGptq && !calib_.empty()) {
     dist::ChunkedHessians acc(opt_.hessian_chunk);
@@ -427,7 +468,7 @@ void QuantizeRun::quantize_lm_head() {
       acc.set_sequence(mine_.first + static_cast<int64_t>(s));
       acc.add("lm_head", normed.data(), t, hidden);
     }
-    h = reduce_hessians(acc).at("lm_head").finalize();
+    h = std::move(reduce_hessians(acc).at("lm_head")).finalize();
   }
   SolveJob job;
   job.layer = &l;
@@ -436,7 +477,8 @@ void QuantizeRun::quantize_lm_head() {
   solve_layers({job});
 }
 
-// The solution of one layer (packed tensors and its record), as bytes that can go to other processes.
+// The solution of one layer (packed tensors and its record), as bytes that can go to other
+// processes.
 dist::Bytes QuantizeRun::solve_matrix(const SolveJob& job) {
   Stopwatch sw;
   const QuantLayer& layer = *job.layer;
@@ -446,8 +488,8 @@ dist::Bytes QuantizeRun::solve_matrix(const SolveJob& job) {
   const QuantConfig lqc = dynamic_.resolve(layer.name, qc_);  // this layer's settings
   const GptqResult r = [&] {
     const StageClock::Stage stage("solve");
-    return hessian ? gptq_quantize(w.data(), n, k, hessian->data(), static_cast<int64_t>(calib_.size()), lqc,
-                                   layer.name)
+    return hessian ? gptq_quantize(w.data(), n, k, hessian->data(),
+                                   static_cast<int64_t>(calib_.size()), lqc, layer.name)
                    : rtn_quantize(w.data(), n, k, lqc);
   }();
   // Cholesky K^3/3, inverse (trsm + syrk) 2K^3, Cholesky K^3/3; error feedback 2NK^2 / 2.
@@ -456,8 +498,8 @@ dist::Bytes QuantizeRun::solve_matrix(const SolveJob& job) {
   const StageClock::Stage stage("pack");
   const PackedLinear p = [&] {
     try {
-      return pack_linear(r.codes.data(), r.scales.data(), r.zeros.data(), r.g_idx.data(), n, k, r.groups, lqc.bits,
-                         lqc.group_size, opt_.effective_format());
+      return pack_linear(r.codes.data(), r.scales.data(), r.zeros.data(), r.g_idx.data(), n, k,
+                         r.groups, lqc.bits, lqc.group_size, opt_.effective_format());
     } catch (const Error& e) {
       throw Error(fmt::format("layer {}: {}", layer.name, e.what()), e.code());  // name the layer
     }
@@ -545,21 +587,44 @@ int64_t QuantizeRun::moe_min_tokens() const {
   return std::max<int64_t>(1, (total + 999) / 1000);
 }
 
-// The experts of a sparse MoE block, a chunk at a time (their fp32 weights, Hessians and routed rows
-// only for that chunk): gate/up from the rows routed to each expert (or every row with
+// The experts of a sparse MoE block, a chunk at a time (their fp32 weights, Hessians and routed
+// rows only for that chunk): gate/up from the rows routed to each expert (or every row with
 // --moe-calibration all), then down from their mids, then the weighted outputs are accumulated into
 // each sequence's MoE output. An expert with too few routed tokens is rounded to nearest.
+std::vector<QuantizeRun::SequenceBatch> QuantizeRun::batch_sequences(bool one_by_one) const {
+  const int64_t hidden = cfg_.hp.hidden;
+  std::vector<SequenceBatch> out;
+  int64_t rows = 0;
+  for (size_t s = 0; s < acts_.size(); ++s) {
+    const int64_t t = acts_.values(s) / hidden;
+    const int64_t global = mine_.first + static_cast<int64_t>(s);
+    const bool chunk_start = opt_.hessian_chunk > 0 && global % opt_.hessian_chunk == 0;
+    if (out.empty() || one_by_one || chunk_start || rows + t > opt_.batch_rows) {
+      out.push_back({s, 0});
+      rows = 0;
+    }
+    ++out.back().count;
+    rows += t;
+  }
+  return out;
+}
+
 void QuantizeRun::process_experts(BlockForward& bf, std::vector<SequenceState>& states,
                                   const std::map<std::string, const QuantLayer*>& layers) {
+  if (states.size() != acts_.size())
+    fail_code(ExitCode::kInternal, "MoE block: {} states for {} sequences (batched?)",
+              states.size(), acts_.size());
   const MoeLayout& moe = cfg_.require_arch().moe;
-  const int64_t experts = bf.num_experts(), chunk = std::max<int64_t>(1, opt_.moe_experts_per_chunk);
+  const int64_t experts = bf.num_experts(),
+                chunk = std::max<int64_t>(1, opt_.moe_experts_per_chunk);
   const bool all = opt_.moe_calibration == MoeCalibration::kAll;
   std::vector<int64_t> tokens(static_cast<size_t>(experts), 0);
   for (const auto& st : states)
-    for (int64_t e = 0; e < experts; ++e) tokens[e] += static_cast<int64_t>(st.moe->routing.rows[e].size());
+    for (int64_t e = 0; e < experts; ++e)
+      tokens[e] += static_cast<int64_t>(st.moe->routing.rows[e].size());
   if (comm_.size() > 1) {  // every process's routed tokens
-    const std::vector<dist::Bytes> counts =
-        comm_.allgather({reinterpret_cast<const char*>(tokens.data()), tokens.size() * sizeof(int64_t)});
+    const std::vector<dist::Bytes> counts = comm_.allgather(
+        {reinterpret_cast<const char*>(tokens.data()), tokens.size() * sizeof(int64_t)});
     std::fill(tokens.begin(), tokens.end(), 0);
     for (const auto& b : counts)
       for (int64_t e = 0; e < experts; ++e) {
@@ -581,7 +646,8 @@ void QuantizeRun::process_experts(BlockForward& bf, std::vector<SequenceState>& 
       if (all || tokens[e] >= min_tokens) wanted.insert("expert." + std::to_string(e));
     dist::ChunkedHessians chunks(opt_.hessian_chunk);
     std::map<std::string, HessianAccumulator> acc;
-    const CaptureSink sink = [&](const std::string& key, const float* rows, int64_t n, int64_t width) {
+    const CaptureSink sink = [&](const std::string& key, const float* rows, int64_t n,
+                                 int64_t width) {
       if (!wanted.count(key.substr(0, key.rfind('.')))) return;
       chunks.add(key, rows, n, width);
       flops_ += static_cast<double>(n) * width * width;
@@ -639,12 +705,15 @@ void QuantizeRun::quantize_block(int64_t b) {
   for (const QuantLayer* l : plan_.block_layers(b))
     if (l->quantize) layers[l->local_name] = l;
   auto stage_of = [&](const std::string& local) { return static_cast<int>(bf.group_of(local)); };
-  auto is_expert = [&](const std::string& local) { return bf.capture_key(local).starts_with("expert."); };
+  auto is_expert = [&](const std::string& local) {
+    return bf.capture_key(local).starts_with("expert.");
+  };
 
   if (opt_.method == QuantMethod::kRtn || calib_.empty()) {
     std::vector<SolveJob> jobs;
     for (const QuantLayer* l : plan_.block_layers(b))
-      if (l->quantize && !is_expert(l->local_name)) jobs.push_back({l, nullptr, nullptr, &bf, nullptr});
+      if (l->quantize && !is_expert(l->local_name))
+        jobs.push_back({l, nullptr, nullptr, &bf, nullptr});
     solve_layers(jobs);
     const int64_t chunk = std::max<int64_t>(1, opt_.moe_experts_per_chunk);
     for (int64_t e0 = 0; e0 < bf.num_experts(); e0 += chunk) {
@@ -696,7 +765,9 @@ void QuantizeRun::quantize_block(int64_t b) {
   bool experts_done = !bf.is_moe();
 
   const int64_t hidden = cfg_.hp.hidden;
-  std::vector<SequenceState> states(acts_.size());  // this process's sequences
+  // This process's sequences in batches (batch_sequences), one state each.
+  const std::vector<SequenceBatch> batches = batch_sequences(bf.is_moe());
+  std::vector<SequenceState> states(batches.size());
   // The usual plan (every pass one stage, the stages in order) reads the block input once: the
   // sequences are then moved out of acts_ rather than copied (one [T, hidden] copy each less).
   bool read_once = true;
@@ -705,23 +776,48 @@ void QuantizeRun::quantize_block(int64_t b) {
     next = pass.last_stage + 1;
   }
   auto reset_states = [&] {
-    for (size_t s = 0; s < states.size(); ++s) {
-      states[s].tokens = acts_.values(s) / hidden;
-      states[s].resid = read_once ? acts_.take(s) : acts_.get(s);
+    for (size_t i = 0; i < states.size(); ++i) {
+      const SequenceBatch& batch = batches[i];
+      SequenceState& st = states[i];
+      st.segments.clear();
+      if (batch.count == 1) {
+        st.tokens = acts_.values(batch.first) / hidden;
+        st.resid = read_once ? acts_.take(batch.first) : acts_.get(batch.first);
+        continue;
+      }
+      st.tokens = 0;
+      for (size_t s = batch.first; s < batch.first + batch.count; ++s) {
+        st.segments.push_back(acts_.values(s) / hidden);
+        st.tokens += st.segments.back();
+      }
+      st.resid.resize(static_cast<size_t>(st.tokens * hidden));
+      float* dst = st.resid.data();
+      for (size_t s = batch.first; s < batch.first + batch.count; ++s) {
+        const auto n = static_cast<size_t>(acts_.values(s));
+        if (read_once)
+          std::copy_n(acts_.take(s).data(), n, dst);
+        else
+          acts_.get(s, dst);
+        dst += n;
+      }
     }
   };
   reset_states();
   int next_stage = 0;
   bool stale = false;
-  // FLOPs of running stage s over T tokens: the linears of group s-1 (+ attention in stage 1).
-  auto stage_flops = [&](int s, int64_t T) {
+  // FLOPs of running stage s over a state: the linears of group s-1 (+ attention in stage 1).
+  auto stage_flops = [&](int s, const SequenceState& st) {
     double f = 0;
     if (s >= 1)
       for (const auto& name : bf.group_linears(static_cast<LinearGroup>(s - 1))) {
         const auto [n, k] = bf.linear_dims(name);
-        f += 2.0 * static_cast<double>(T) * static_cast<double>(n) * static_cast<double>(k);
+        f += 2.0 * static_cast<double>(st.tokens) * static_cast<double>(n) * static_cast<double>(k);
       }
-    if (s == 1) f += 2.0 * static_cast<double>(T) * static_cast<double>(T) * cfg_.hp.heads * cfg_.hp.head_dim;
+    if (s == 1)
+      for_each_segment(st, [&](int64_t, int64_t len) {
+        f += 2.0 * static_cast<double>(len) * static_cast<double>(len) * cfg_.hp.heads *
+             cfg_.hp.head_dim;
+      });
     return f;
   };
   for (const auto& pass : passes) {
@@ -752,20 +848,23 @@ void QuantizeRun::quantize_block(int64_t b) {
           flops_ += static_cast<double>(n) * width * width;  // syrk: T K^2 (symmetric half)
         };
       for (size_t i = 0; i < states.size(); ++i) {
-        acc.set_sequence(mine_.first + static_cast<int64_t>(i));
+        acc.set_sequence(mine_.first + static_cast<int64_t>(batches[i].first),
+                         static_cast<int64_t>(batches[i].count));
         bf.run_stage(static_cast<LinearGroup>(s), states[i], sink);
-        flops_ += stage_flops(s, states[i].tokens);
+        flops_ += stage_flops(s, states[i]);
       }
+      BlockForward::release_scratch();  // before the Hessians and the solves
       // Stage s applied group s-1's linears to every sequence for the last time in this block
       // (their solutions are written): their fp32 weights leave memory before the larger solves.
       if (read_once && s >= 1) bf.release_group(static_cast<LinearGroup>(s - 1));
       if (need)
-        for (auto& [key, a] : reduce_hessians(acc)) hessian_of_key[key] = a.finalize();
+        for (auto& [key, a] : reduce_hessians(acc)) hessian_of_key[key] = std::move(a).finalize();
       if (pass.single_stage_groups) {
         std::vector<SolveJob> jobs;
         for (const auto& g : pass.groups)
           if (g.stages[0] == s)
-            for (const auto& name : g.layers) jobs.push_back({layers.at(name), hessian_of(name), nullptr, &bf, nullptr});
+            for (const auto& name : g.layers)
+              jobs.push_back({layers.at(name), hessian_of(name), nullptr, &bf, nullptr});
         solve_layers(jobs);
         // Solved: their Hessians (up to K^2 floats each) are not needed any more.
         for (const auto& job : jobs) hessian_of_key.erase(bf.capture_key(job.layer->local_name));
@@ -778,7 +877,8 @@ void QuantizeRun::quantize_block(int64_t b) {
     if (!pass.single_stage_groups) {
       std::vector<SolveJob> jobs;
       for (const auto& g : pass.groups)
-        for (const auto& name : g.layers) jobs.push_back({layers.at(name), hessian_of(name), nullptr, &bf, nullptr});
+        for (const auto& name : g.layers)
+          jobs.push_back({layers.at(name), hessian_of(name), nullptr, &bf, nullptr});
       solve_layers(jobs);
       stale = true;
     }
@@ -795,21 +895,34 @@ void QuantizeRun::quantize_block(int64_t b) {
     }
     for (auto& st : states) {
       bf.run_stage(static_cast<LinearGroup>(s), st);
-      flops_ += stage_flops(s, st.tokens);
+      flops_ += stage_flops(s, st);
     }
   }
   if (!experts_done) process_experts(bf, states, layers);
   for (auto& st : states) {
     bf.finish(st);
-    flops_ += stage_flops(kNumLinearGroups, st.tokens);
+    flops_ += stage_flops(kNumLinearGroups, st);
   }
-  for (size_t s = 0; s < states.size(); ++s) {
-    for (float v : states[s].resid)
-      if (!std::isfinite(v))
-        fail_code(ExitCode::kNumerical, "block {} produced a non-finite activation for calibration sequence {}: the "
+  BlockForward::release_scratch();
+  // Each sequence's block output: the input of the next block.
+  for (size_t i = 0; i < states.size(); ++i) {
+    SequenceState& st = states[i];
+    size_t seq = batches[i].first;
+    for_each_segment(st, [&](int64_t r0, int64_t len) {
+      const float* first = st.resid.data() + r0 * hidden;
+      const float* last = first + len * hidden;
+      if (!std::all_of(first, last, [](float v) { return std::isfinite(v); }))
+        fail_code(ExitCode::kNumerical,
+                  "block {} produced a non-finite activation for calibration sequence {}: the "
                   "model weights or the calibration data hold NaN/Inf",
-                  b, mine_.first + static_cast<int64_t>(s));
-    acts_.set(s, std::move(states[s].resid));
+                  b, mine_.first + static_cast<int64_t>(seq));
+      if (batches[i].count == 1)
+        acts_.set(seq, std::move(st.resid));
+      else
+        acts_.set(seq, std::vector<float>(first, last));
+      ++seq;
+    });
+    st.resid = {};
   }
 }
 
@@ -819,7 +932,8 @@ void QuantizeRun::save_block_activations(int64_t blocks_done) {
   if (comm_.size() == 1) {
     std::vector<int64_t> sizes;
     for (size_t s = 0; s < acts_.size(); ++s) sizes.push_back(acts_.values(s));
-    save_activations(staging_, hidden, sizes, [&](size_t s, float* out) { acts_.get(s, out); }, blocks_done);
+    save_activations(
+        staging_, hidden, sizes, [&](size_t s, float* out) { acts_.get(s, out); }, blocks_done);
     return;
   }
   dist::Writer w;  // this process's sequences as stored (fp32, or 16 bits)
@@ -840,7 +954,8 @@ void QuantizeRun::save_block_activations(int64_t blocks_done) {
     }
   }
   if (seqs.size() != calib_.size())
-    fail_code(ExitCode::kInternal, "gathered {} sequences' activations, expected {}", seqs.size(), calib_.size());
+    fail_code(ExitCode::kInternal, "gathered {} sequences' activations, expected {}", seqs.size(),
+              calib_.size());
   const size_t bpv = acts_.bytes_per_value();
   std::vector<int64_t> sizes;
   for (const auto& [p, n] : seqs) sizes.push_back(static_cast<int64_t>(n / bpv));
@@ -858,19 +973,21 @@ void QuantizeRun::save_block_activations(int64_t blocks_done) {
 // The inputs of block blocks_done of this process's sequences, from the first process's run state.
 void QuantizeRun::load_block_activations() {
   if (comm_.size() == 1) {
-    Activations all = load_activations(staging_, state_.blocks_done, cfg_.hp.hidden, calib_lengths());
+    Activations all =
+        load_activations(staging_, state_.blocks_done, cfg_.hp.hidden, calib_lengths());
     acts_.resize(all.seqs.size());
     for (size_t s = 0; s < all.seqs.size(); ++s) acts_.set(s, std::move(all.seqs[s]));
     return;
   }
   std::vector<dist::Bytes> parts;
   if (root()) {
-    Activations all = load_activations(staging_, state_.blocks_done, cfg_.hp.hidden, calib_lengths());
+    Activations all =
+        load_activations(staging_, state_.blocks_done, cfg_.hp.hidden, calib_lengths());
     ActivationStore one(acts_.dtype());
     one.resize(1);
     for (int r = 0; r < comm_.size(); ++r) {
-      const dist::Range range =
-          dist::chunk_range(static_cast<int64_t>(calib_.size()), opt_.hessian_chunk, r, comm_.size());
+      const dist::Range range = dist::chunk_range(static_cast<int64_t>(calib_.size()),
+                                                  opt_.hessian_chunk, r, comm_.size());
       dist::Writer w;
       for (int64_t s = range.first; s < range.last; ++s) {
         one.set(0, std::move(all.seqs[s]));
@@ -915,17 +1032,21 @@ nlohmann::json QuantizeRun::quantization_config_json() const {
     all_quantized &= l.quantize;
     if (l.quantize && listed.insert(l.local_name).second) quantized.push_back({l.local_name});
   }
-  if (!opt_.modules_in_block.empty()) q.modules_in_block_to_quantize = opt_.modules_in_block;
-  else if (!all_quantized) q.modules_in_block_to_quantize = quantized;
+  if (!opt_.modules_in_block.empty())
+    q.modules_in_block_to_quantize = opt_.modules_in_block;
+  else if (!all_quantized)
+    q.modules_in_block_to_quantize = quantized;
   q.meta = {{"quantizer", {"gptq.cpp:" GPTQ_VERSION}},
             {"method", opt_.method == QuantMethod::kGptq ? "gptq" : "rtn"},
             {"damp_auto_increment", qc_.damp_auto_increment},
             {"mse", qc_.mse_norm},
-            {"calibration", {{"nsamples", calib_.size()}, {"seqlen", seqlen_}, {"seed", opt_.calib.seed}}}};
+            {"calibration",
+             {{"nsamples", calib_.size()}, {"seqlen", seqlen_}, {"seed", opt_.calib.seed}}}};
   if (!cfg_.hp.layer_moe.empty())
-    q.meta["moe"] = {{"calibration", opt_.moe_calibration == MoeCalibration::kAll ? "all" : "routed"},
-                     {"min_tokens", moe_min_tokens()},
-                     {"fallback", "rtn"}};
+    q.meta["moe"] = {
+        {"calibration", opt_.moe_calibration == MoeCalibration::kAll ? "all" : "routed"},
+        {"min_tokens", moe_min_tokens()},
+        {"fallback", "rtn"}};
   return q.to_json();
 }
 
@@ -942,8 +1063,11 @@ void QuantizeRun::finalize() {
   std::error_code ec;
   rename_no_replace(staging_, out_, ec);
   if (ec)
-    fail_code(ExitCode::kIo, "cannot rename {} to {}: {}; {} (the finished output is in {}: run again with --resume, or rename it by hand)",
-              staging_.string(), out_.string(), ec.message(), write_error_hint(ec.value()), staging_.string());
+    fail_code(ExitCode::kIo,
+              "cannot rename {} to {}: {}; {} (the finished output is in {}: run again with "
+              "--resume, or rename it by hand)",
+              staging_.string(), out_.string(), ec.message(), write_error_hint(ec.value()),
+              staging_.string());
   run_staging_->finished(out_);
   sync_directory(out_.parent_path().empty() ? fs::path(".") : out_.parent_path());
 }
@@ -953,13 +1077,16 @@ void QuantizeRun::report_progress(int64_t blocks_done) {
   p.stage = "quantize";
   p.done = blocks_done;
   p.total = plan_.num_blocks;
-  p.note = blocks_done < plan_.num_blocks ? fmt::format("block {}/{}", blocks_done + 1, plan_.num_blocks) : "saving";
+  p.note = blocks_done < plan_.num_blocks
+               ? fmt::format("block {}/{}", blocks_done + 1, plan_.num_blocks)
+               : "saving";
   if (cb_.progress && !cb_.progress(p)) cancelled();
 }
 
 void QuantizeRun::cancelled() const {
   fail_code(ExitCode::kInterrupted,
-            "cancelled after {} of {} blocks; they are kept in {}: continue with --resume (resume=True), or delete "
+            "cancelled after {} of {} blocks; they are kept in {}: continue with --resume "
+            "(resume=True), or delete "
             "it to start again",
             state_.blocks_done, plan_.num_blocks, staging_.string());
 }
@@ -978,8 +1105,10 @@ QuantizeSummary QuantizeRun::run() {
   {
     const StageClock::Stage forward("forward");
     if (!calib_.empty() && (!resume_ || state_.blocks_done == 0)) {
-      // Block 0's inputs of this process's sequences (also when resuming a run stopped inside block 0).
-      const std::vector<TokenSequence> mine(calib_.begin() + mine_.first, calib_.begin() + mine_.last);
+      // Block 0's inputs of this process's sequences (also when resuming a run stopped inside block
+      // 0).
+      const std::vector<TokenSequence> mine(calib_.begin() + mine_.first,
+                                            calib_.begin() + mine_.last);
       std::vector<std::vector<float>> e = embed_sequences(cfg_, store_, mine);
       acts_.resize(e.size());
       for (size_t s = 0; s < e.size(); ++s) acts_.set(s, std::move(e[s]));
@@ -1017,9 +1146,11 @@ QuantizeSummary QuantizeRun::run() {
           std::memcpy(&v, m.data() + i * sizeof v, sizeof v);
           total[i] += v;
         }
-      log(fmt::format("block {}: {:.2f} s on {} processes; sent between them: Hessians {:.2f} MB, activations {:.2f} "
-                      "MB, solutions {:.2f} MB",
-                      b, block_clock.seconds(), comm_.size(), total[0] / 1e6, total[1] / 1e6, total[2] / 1e6));
+      log(fmt::format(
+          "block {}: {:.2f} s on {} processes; sent between them: Hessians {:.2f} MB, activations "
+          "{:.2f} "
+          "MB, solutions {:.2f} MB",
+          b, block_clock.seconds(), comm_.size(), total[0] / 1e6, total[1] / 1e6, total[2] / 1e6));
     }
   }
   report_progress(plan_.num_blocks);
@@ -1044,7 +1175,8 @@ QuantizeSummary QuantizeRun::run() {
   r.peak_rss_bytes = peak_rss_bytes();
   r.gflop = flops_ / 1e9;
   r.gflops_per_second = flops_ / 1e9 / std::max(r.seconds, 1e-9);
-  for (const auto& t : stages_.totals()) r.stages.push_back({t.name, t.wall_seconds, t.cpu_seconds});
+  for (const auto& t : stages_.totals())
+    r.stages.push_back({t.name, t.wall_seconds, t.cpu_seconds});
   r.options_json = json_output(options_json(opt_));
   r.quantization_config_json = json_output(quantization_config_json());
   add_loader_report(r, opt_, plan_);
@@ -1068,13 +1200,14 @@ ConvertOptions convert_options(const QuantizeOptions& o, const DynamicOverrides*
   return co;
 }
 
-QuantizeSummary quantize_model(const fs::path& model_dir, const fs::path& out_dir, const QuantizeOptions& options,
-                               const Callbacks& callbacks) {
+QuantizeSummary quantize_model(const fs::path& model_dir, const fs::path& out_dir,
+                               const QuantizeOptions& options, const Callbacks& callbacks) {
   QuantizeRun run(model_dir, out_dir, options, callbacks);
   return run.run();
 }
 
-QuantizeSummary quantize_model(const fs::path& model_dir, const fs::path& out_dir, const QuantizeOptions& options,
+QuantizeSummary quantize_model(const fs::path& model_dir, const fs::path& out_dir,
+                               const QuantizeOptions& options,
                                const std::function<void(const std::string&)>& log) {
   Callbacks cb;
   cb.log = log;

@@ -24,25 +24,25 @@ enum class QuantMethod { kGptq, kRtn };
 enum class MoeCalibration { kRouted, kAll };
 
 struct QuantizeOptions {
-  QuantConfig quant;                   // bits, group size, damp, desc_act, static_groups, sym, ...
+  QuantConfig quant;  // bits, group size, damp, desc_act, static_groups, sym, ...
   QuantMethod method = QuantMethod::kGptq;
   bool true_sequential = true;
   std::optional<CheckpointFormat> format;  // default: gptq (v1), as GPTQModel; readers in README
   std::vector<std::vector<std::string>> modules_in_block;
   std::string block_name;
-  bool allow_unaligned = false;        // quantize layers with in/out % 32 != 0 (GPTQModel-only)
+  bool allow_unaligned = false;  // quantize layers with in/out % 32 != 0 (GPTQModel-only)
   // All-zero fp16 biases for bias-free quantized layers (AutoGPTQ <= 0.7.1 writes them; optimum <
   // 1.20 leaves the bias buffer uninitialised without one; newer loaders accept or ignore them).
   bool zero_bias = true;
-  CalibOptions calib;                  // file, nsamples, seqlen (0 = model default), seed
-  int64_t batch_size = 1;              // accepted for Optimum parity; sequences are never padded
-  uint64_t max_shard_bytes = 0;        // 0: one file
-  int threads = 0;                     // 0: all cores
+  CalibOptions calib;            // file, nsamples, seqlen (0 = model default), seed
+  int64_t batch_size = 1;        // accepted for Optimum parity; sequences are never padded
+  uint64_t max_shard_bytes = 0;  // 0: one file
+  int threads = 0;               // 0: all cores
   MoeCalibration moe_calibration = MoeCalibration::kRouted;
   // Experts routed fewer calibration tokens than this are rounded to nearest (RTN) instead of
   // solved; -1: 0.1% of the calibration tokens (at least 1).
   int64_t moe_min_tokens = -1;
-  int64_t moe_experts_per_chunk = 8;   // experts whose fp32 weights and Hessians are held at once
+  int64_t moe_experts_per_chunk = 8;  // experts whose fp32 weights and Hessians are held at once
   // Also quantize the output head (GPTQ from the final-norm activations), GPTQModel's lm_head.
   bool lm_head = false;
   // GPTQModel `dynamic` per-module overrides (model/dynamic_overrides.h); null = none.
@@ -50,8 +50,12 @@ struct QuantizeOptions {
   bool resume = false;
   // Calibration sequences per Hessian chunk: each chunk's X^T X is summed on its own and the chunks
   // are added in order, so that processes owning whole chunks (mpirun) give the same bytes for any
-  // number of processes. <= 0: one chunk of all sequences (the single-process sums of earlier releases).
+  // number of processes. <= 0: one chunk of all sequences (the single-process sums of earlier
+  // releases).
   int64_t hessian_chunk = 0;
+  // Calibration tokens per forward batch (whole sequences concatenated, within a Hessian chunk; MoE
+  // blocks one sequence at a time); 0: one sequence at a time.
+  int64_t batch_rows = 2048;
   // Storage of the activations between blocks: fp32 (default), fp16 or bf16 (half the memory).
   ActivationDtype activation_dtype = ActivationDtype::kF32;
 

@@ -45,14 +45,17 @@ class HessianAccumulator {
   int64_t k() const { return k_; }
   int64_t nsamples() const { return nseq_; }
   int64_t rows_seen() const { return rows_; }
-  // H [k, k] full symmetric, = 2/nsamples * X^T X.
-  std::vector<float> finalize() const;
+  // H [k, k] full symmetric, = 2/nsamples * X^T X (the rvalue form scales the sum in place: no
+  // second K^2 buffer at the largest Hessian).
+  std::vector<float> finalize() const&;
+  std::vector<float> finalize() &&;
   // The raw sum X^T X [k, k] (upper triangle valid, the rest 0), for moving partial sums between
   // processes; from_raw rebuilds an accumulator from it.
   const std::vector<float>& raw() const { return xtx_; }
   static HessianAccumulator from_raw(int64_t k, int64_t nseq, int64_t rows, std::vector<float> xtx);
 
  private:
+  float scale() const;  // 2 / nsamples (an error without sequences)
   int64_t k_;
   int64_t nseq_ = 0;
   int64_t rows_ = 0;
@@ -92,8 +95,8 @@ std::vector<int32_t> gar_permutation(const float* diag, int64_t k, int64_t group
 
 // Upper Cholesky factor of the inverse (spec 2.4): `a` [k, k] full symmetric positive definite
 // (row-major, damping already added) is overwritten so that its upper triangle holds U with
-// H^-1 = U^T U (the strict lower triangle is left undefined). Blocked Cholesky -> inverse -> Cholesky
-// with a fixed blocking (results independent of the thread count; see cholesky.cpp).
+// H^-1 = U^T U (the strict lower triangle is left undefined). Blocked Cholesky -> inverse ->
+// Cholesky with a fixed blocking (results independent of the thread count; see cholesky.cpp).
 // Returns 0 on success, otherwise the 1-based column where a factorization broke down.
 int64_t inverse_cholesky_upper(float* a, int64_t k);
 

@@ -17,9 +17,11 @@ HessianAccumulator::HessianAccumulator(int64_t k) : k_(k) {
   xtx_.assign(static_cast<size_t>(k * k), 0.0f);
 }
 
-HessianAccumulator HessianAccumulator::from_raw(int64_t k, int64_t nseq, int64_t rows, std::vector<float> xtx) {
+HessianAccumulator HessianAccumulator::from_raw(int64_t k, int64_t nseq, int64_t rows,
+                                                std::vector<float> xtx) {
   if (k <= 0 || nseq < 0 || rows < 0 || xtx.size() != static_cast<size_t>(k * k))
-    fail_code(ExitCode::kInternal, "HessianAccumulator::from_raw: k {}, nseq {}, rows {}, {} values", k, nseq, rows,
+    fail_code(ExitCode::kInternal,
+              "HessianAccumulator::from_raw: k {}, nseq {}, rows {}, {} values", k, nseq, rows,
               xtx.size());
   HessianAccumulator a(1);
   a.k_ = k;
@@ -38,7 +40,8 @@ void HessianAccumulator::add(const float* x, int64_t rows, int64_t nseq) {
   if (rows > 0) {
     // Upper triangle of C += A^T A with A = x [rows, k] row-major: one SYRK (half the flops of a
     // GEMM). Row-major upper == column-major lower of the same buffer; finalize() mirrors it.
-    blas::ssyrk(CblasRowMajor, CblasUpper, CblasTrans, k_, rows, 1.0f, x, k_, 1.0f, xtx_.data(), k_);
+    blas::ssyrk(CblasRowMajor, CblasUpper, CblasTrans, k_, rows, 1.0f, x, k_, 1.0f, xtx_.data(),
+                k_);
   }
   rows_ += rows;
   nseq_ += nseq;
@@ -58,32 +61,51 @@ void HessianAccumulator::merge(const HessianAccumulator& other) {
   nseq_ += other.nseq_;
 }
 
-std::vector<float> HessianAccumulator::finalize() const {
+namespace {
+
+// h [k, k] holding X^T X in its upper triangle -> f * X^T X, symmetric.
+void scale_upper_and_mirror(float* h, int64_t k, float f) {
+  for (int64_t i = 0; i < k; ++i) {
+    float* row = h + i * k;
+    for (int64_t j = i; j < k; ++j) row[j] *= f;
+  }
+  // Mirror the upper triangle to the lower one, in tiles for cache friendliness.
+  constexpr int64_t kT = 64;
+  for (int64_t i0 = 0; i0 < k; i0 += kT) {
+    for (int64_t j0 = 0; j0 <= i0; j0 += kT) {
+      const int64_t i1 = std::min(i0 + kT, k), j1 = std::min(j0 + kT, k);
+      for (int64_t i = i0; i < i1; ++i) {
+        for (int64_t j = j0; j < j1 && j < i; ++j) h[i * k + j] = h[j * k + i];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+float HessianAccumulator::scale() const {
   if (nseq_ <= 0) {
     fail_code(ExitCode::kBadInput,
               "Hessian of a layer with in_features {} saw no calibration sequences ({} rows): "
               "feed calibration data before quantizing",
               k_, rows_);
   }
+  return static_cast<float>(2.0 / static_cast<double>(nseq_));
+}
+
+std::vector<float> HessianAccumulator::finalize() const& {
+  const float f = scale();
   const StageClock::Stage stage("hessian");
-  const float f = static_cast<float>(2.0 / static_cast<double>(nseq_));
-  std::vector<float> h(xtx_.size());
-  for (int64_t i = 0; i < k_; ++i) {
-    const float* src = xtx_.data() + i * k_;
-    float* dst = h.data() + i * k_;
-    for (int64_t j = i; j < k_; ++j) dst[j] = f * src[j];
-  }
-  // Mirror the upper triangle to the lower one, in tiles for cache friendliness.
-  constexpr int64_t kT = 64;
-  for (int64_t i0 = 0; i0 < k_; i0 += kT) {
-    for (int64_t j0 = 0; j0 <= i0; j0 += kT) {
-      const int64_t i1 = std::min(i0 + kT, k_), j1 = std::min(j0 + kT, k_);
-      for (int64_t i = i0; i < i1; ++i) {
-        for (int64_t j = j0; j < j1 && j < i; ++j) h[i * k_ + j] = h[j * k_ + i];
-      }
-    }
-  }
+  std::vector<float> h(xtx_);
+  scale_upper_and_mirror(h.data(), k_, f);
   return h;
+}
+
+std::vector<float> HessianAccumulator::finalize() && {
+  const float f = scale();
+  const StageClock::Stage stage("hessian");
+  scale_upper_and_mirror(xtx_.data(), k_, f);
+  return std::move(xtx_);
 }
 
 }  // namespace gptq

@@ -1,5 +1,6 @@
 #include "util/huge_pages.h"
 
+#include <malloc.h>
 #include <sys/mman.h>
 
 #include <cstdint>
@@ -21,6 +22,12 @@ void advise_huge_pages(void* p, size_t bytes) {
 #else
   (void)p;
   (void)bytes;
+#endif
+}
+
+void prefer_mapped_large_allocations() {
+#ifdef M_MMAP_THRESHOLD
+  ::mallopt(M_MMAP_THRESHOLD, 1 << 20);  // also fixes it: no dynamic raise
 #endif
 }
 

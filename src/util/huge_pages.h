@@ -15,6 +15,13 @@ void advise_huge_pages(void* p, size_t bytes);
 // (advise_huge_pages) from 2 MiB up. Release with std::free. nullptr on failure.
 void* alloc_maybe_huge(size_t bytes);
 
+// Makes glibc serve every allocation of 1 MiB or more from its own mapping, returned to the system
+// when freed. glibc otherwise raises its mmap threshold (up to 32 MiB) as large blocks are freed,
+// and the quantize pipeline's per-stage buffers (4-45 MB, freed stage after stage) then come from
+// the heap and stay resident. Process-wide: for programs that own their process (the CLI, the
+// benchmarks), not for the library called from a host application.
+void prefer_mapped_large_allocations();
+
 // A fixed-size float array allocated with alloc_maybe_huge and left uninitialised: the owner
 // writes every element (a weight converted from the checkpoint), so first touch happens on the
 // threads that convert it, and there is no zeroing pass. Throws std::bad_alloc.
