@@ -1,13 +1,9 @@
 #include "nn/half_linear.h"
 
-#include <algorithm>
-#include <vector>
-
 #include "io/safetensors.h"
 #include "kernels/half_gemv.h"
 #include "util/blas.h"
 #include "util/error.h"
-#include "util/thread_pool.h"
 
 namespace gptq::nn {
 
@@ -28,21 +24,11 @@ void half_linear_forward(const TensorInfo& w, const float* x, int64_t rows, int6
                        w.data, n, k, x, y);
     return;
   }
-  // Chunk c (rows [c * kHalfChunkRows, ...) of W) is converted into the scratch of slot
-  // c % slots and multiplied there; a chunk's sgemm runs serially inside its task (nested pool
-  // calls do), with the same tiles and operands whatever the slot or the thread count.
-  const int64_t chunks = (n + kHalfChunkRows - 1) / kHalfChunkRows;
-  const int64_t slots = std::min<int64_t>(chunks, std::max(1, compute_threads()));
-  std::vector<float> scratch(static_cast<size_t>(slots * kHalfChunkRows * k));
-  parallel_for(slots, [&](int64_t s) {
-    float* wf = scratch.data() + s * kHalfChunkRows * k;
-    for (int64_t c = s; c < chunks; c += slots) {
-      const int64_t r0 = c * kHalfChunkRows, m = std::min(kHalfChunkRows, n - r0);
-      tensor_range_to_f32(w, r0 * k, m * k, wf);
-      blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, k, 1.0f, x, k, wf, k, 0.0f,
-                  y + r0, n);
-    }
-  });
+  // W's rows converted one sgemm column tile at a time (util/blas.h): the bits of sgemm over an
+  // fp32 copy of W, without the copy.
+  blas::sgemm_nt_filled_b(
+      rows, n, k, x,
+      [&](int64_t j0, int64_t nj, float* buf) { tensor_range_to_f32(w, j0 * k, nj * k, buf); }, y);
 }
 
 }  // namespace gptq::nn

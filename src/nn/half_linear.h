@@ -11,16 +11,13 @@ struct TensorInfo;
 
 namespace gptq::nn {
 
-// Rows of W converted per sgemm chunk (rows > 1): the fp32 scratch is threads * chunk * k floats.
-constexpr int64_t kHalfChunkRows = 512;
-
 // True if `w` is stored as F16 or BF16 (half_linear_forward takes it).
 bool is_half_tensor(const TensorInfo& w);
 
 // y [rows, n] = x [rows, k] W^T, W = `w` viewed as [n, k] (F16 or BF16; checked).
 //   rows == 1: the 16-bit GEMV (kernels/half_gemv.h) on the thread pool.
-//   rows > 1:  W converted kHalfChunkRows rows at a time, each chunk one blas::sgemm into its
-//              columns of y (ldc = n): the same sgemm element results as over an fp32 copy of W.
+//   rows > 1:  W converted one sgemm column tile (<= 512 rows) at a time per thread
+//              (blas::sgemm_nt_filled_b): bit-identical to sgemm over an fp32 copy of W.
 void half_linear_forward(const TensorInfo& w, const float* x, int64_t rows, int64_t n, int64_t k,
                          float* y);
 
