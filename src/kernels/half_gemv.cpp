@@ -39,10 +39,9 @@ using DF16 = hn::Rebind<hwy::float16_t, DF>;
 using VF = hn::Vec<DF>;
 
 // Element loaders: L floats from element i of a row.
-struct LoadF16 {  // only where kNativeF16
+struct LoadF16 {  // used only where kNativeF16
   using T = uint16_t;
-  template <class P>
-  HWY_INLINE VF operator()(const P* HWY_RESTRICT row, size_t i) const {
+  HWY_INLINE VF operator()(const T* HWY_RESTRICT row, size_t i) const {
     return hn::PromoteTo(DF(), hn::BitCast(DF16(), hn::LoadU(DU16(), row + i)));
   }
 };

@@ -15,9 +15,8 @@ void half_linear_forward(const TensorInfo& w, const float* x, int64_t rows, int6
                          float* y) {
   if (!is_half_tensor(w) || w.numel() != n * k || w.nbytes != static_cast<size_t>(n * k) * 2)
     fail_code(ExitCode::kInternal,
-              "half_linear_forward: tensor '{}' ({} {}) is not an [{}, {}] "
-              "F16/BF16 matrix",
-              w.name, dtype_name(w.dtype), w.shape_str(), n, k);
+              "half_linear_forward: tensor '{}' ({} {}) is not an [{}, {}] F16/BF16 matrix", w.name,
+              dtype_name(w.dtype), w.shape_str(), n, k);
   if (rows <= 0 || n <= 0) return;
   if (rows == 1) {
     kernels::half_gemv(w.dtype == DType::F16 ? kernels::HalfType::kF16 : kernels::HalfType::kBF16,
