@@ -484,7 +484,14 @@ TEST(HalfGemv, EverySupportedTarget) {
       std::vector<float> y(static_cast<size_t>(n));
       half_gemv(type, m.bits.data(), n, k, x.data(), y.data(), 1);
       expect_half_gemv_close(m, x, y, n, k, hwy::TargetName(t & -t));
+      std::vector<uint8_t> odd(m.bits.size() * 2 + 1);  // the converting path: the same bits
+      std::memcpy(odd.data() + 1, m.bits.data(), m.bits.size() * 2);
+      std::vector<float> y_odd(static_cast<size_t>(n));
+      half_gemv(type, odd.data() + 1, n, k, x.data(), y_odd.data(), 1);
+      ASSERT_EQ(0, std::memcmp(y.data(), y_odd.data(), y.size() * sizeof(float)))
+          << hwy::TargetName(t & -t);
     }
+    std::printf("[ info ] half_gemv checked with target %s enabled\n", hwy::TargetName(t & -t));
     ++tested;
   }
   hwy::SetSupportedTargetsForTest(0);
