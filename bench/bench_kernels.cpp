@@ -6,6 +6,9 @@
 //   BM_Sgemv/N/K/cold                         batch 1, OpenBLAS fp32 on the dequantized matrix
 //   BM_QuantGemm/N/K/rows/path/cold           batch > 1, ours (path 0 fused, 1 dequant+sgemm)
 //   BM_Sgemm/N/K/rows/cold                    batch > 1, OpenBLAS fp32
+//   BM_HalfHeadGemv/N/K/bf16                  decode over a 16-bit LM head (kernels/half_gemv.h)
+//                                             against OpenBLAS sgemv over its fp32 conversion,
+//                                             alternating in one run: GB/s of each, speedup
 // cold = 1 rotates over copies totalling 8 x LLC (>= 256 MiB), so the weights come from DRAM.
 // Threads: --threads=T (default: all cores), for ours and OpenBLAS alike.
 // Run: build/bench_kernels --benchmark_counters_tabular=true
@@ -13,16 +16,19 @@
 #include <benchmark/benchmark.h>
 #include <fmt/core.h>
 
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "kernels/half_gemv.h"
 #include "kernels/kernel_bench.h"
 #include "kernels/quant_kernels.h"
 #include "kernels/quant_linear.h"
 #include "util/blas.h"
+#include "util/fp16.h"
 #include "util/thread_pool.h"
 
 namespace {
@@ -150,6 +156,51 @@ void BM_Sgemm(benchmark::State& state) {
   set_counters(state, double(n) * k * 4.0, 2.0 * double(n) * double(k) * double(rows));
 }
 
+// The output head at decode (N = vocabulary, K = hidden): the 16-bit GEMV straight from F16 /
+// BF16 storage, and OpenBLAS sgemv over the same matrix converted to fp32 (what ModelForward did
+// before), timed call by call in alternation with the same threads. Both matrices (2 and 4 bytes
+// a weight) are far larger than the last-level cache: weights come from DRAM. The manual time
+// is the 16-bit GEMV's; counters: the GB/s of each and speedup = sgemv time / GEMV time.
+void BM_HalfHeadGemv(benchmark::State& state) {
+  const int64_t n = state.range(0), k = state.range(1);
+  const bool bf16 = state.range(2) != 0;
+  std::vector<uint16_t> bits(static_cast<size_t>(n * k));
+  uint32_t lcg = 12345;
+  for (uint16_t& b : bits) {  // values in [-1, 1): exact-enough random weights, quickly
+    lcg = lcg * 1664525u + 1013904223u;
+    const float v = static_cast<float>(lcg >> 8) * 0x1p-23f - 1.0f;
+    b = bf16 ? gptq::f32_to_bf16(v) : gptq::f32_to_f16(v);
+  }
+  std::vector<float> wf(bits.size());
+  if (bf16)
+    gptq::bf16_to_f32(bits.data(), wf.data(), bits.size());
+  else
+    gptq::f16_to_f32(bits.data(), wf.data(), bits.size());
+  const std::vector<float> x = kb::random_activations(1, k, 3);
+  std::vector<float> y(static_cast<size_t>(n)), y_blas(static_cast<size_t>(n));
+  const auto type = bf16 ? gptq::kernels::HalfType::kBF16 : gptq::kernels::HalfType::kF16;
+  using clock = std::chrono::steady_clock;
+  double t_half = 0, t_blas = 0;
+  for (auto _ : state) {
+    const auto t0 = clock::now();
+    gptq::kernels::half_gemv(type, bits.data(), n, k, x.data(), y.data());
+    const auto t1 = clock::now();
+    gptq::blas::sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, wf.data(), k, x.data(), 0.0f,
+                      y_blas.data());
+    const auto t2 = clock::now();
+    benchmark::DoNotOptimize(y.data());
+    benchmark::DoNotOptimize(y_blas.data());
+    const double a = std::chrono::duration<double>(t1 - t0).count();
+    t_half += a;
+    t_blas += std::chrono::duration<double>(t2 - t1).count();
+    state.SetIterationTime(a);
+  }
+  const double calls = double(state.iterations());
+  state.counters["half_GB/s"] = double(n) * double(k) * 2.0 * calls / t_half * 1e-9;
+  state.counters["sgemv_GB/s"] = double(n) * double(k) * 4.0 * calls / t_blas * 1e-9;
+  state.counters["speedup"] = t_blas / t_half;
+}
+
 void register_all() {
   benchmark::RegisterBenchmark("BM_MemoryBandwidth", BM_MemoryBandwidth)
       ->Iterations(1)
@@ -179,6 +230,13 @@ void register_all() {
           ->Unit(benchmark::kMicrosecond)
           ->UseRealTime();
     }
+  }
+  // A Llama LM head (vocabulary 32000, hidden 4096) at decode, F16 and BF16.
+  for (int bf16 : {0, 1}) {
+    benchmark::RegisterBenchmark("BM_HalfHeadGemv", BM_HalfHeadGemv)
+        ->Args({32000, 4096, bf16})
+        ->Unit(benchmark::kMillisecond)
+        ->UseManualTime();
   }
   // Other widths and layouts on the 11008 x 4096 layer.
   const std::vector<std::vector<int64_t>> variants = {{2, 128, 0}, {3, 128, 0}, {8, 128, 0},

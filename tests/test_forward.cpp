@@ -5,10 +5,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <numbers>
 #include <random>
 #include <string>
@@ -18,11 +21,14 @@
 #include "io/safetensors_writer.h"
 #include "model/model_config.h"
 #include "nn/block_forward.h"
+#include "nn/dense_linear.h"
 #include "nn/eval.h"
+#include "nn/half_linear.h"
 #include "nn/model_forward.h"
 #include "nn/rotary.h"
 #include "support/fixtures.h"
 #include "support/tiny_models.h"
+#include "util/blas.h"
 #include "util/error.h"
 #include "util/fp16.h"
 
@@ -771,6 +777,112 @@ TEST(LazyEmbedding, RowsEqualEagerConversion) {
     const int32_t bad = static_cast<int32_t>(model.vocab());
     std::vector<float> x(static_cast<size_t>(d));
     EXPECT_THROW(model.embed(&bad, 1, x.data()), Error);
+  }
+}
+
+// ---- 16-bit output head (nn/half_linear.h): used from the mapping, never converted whole ----
+
+std::vector<float> normal_floats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& e : v) e = nd(rng);
+  return v;
+}
+
+// rows > 1: W converted tile by tile (blas::sgemm_nt_filled_b) gives the bits of one sgemm
+// over the whole converted matrix (shapes sgemm keeps whole and shapes it cuts into tiles).
+TEST(HalfLinear, ManyRowsBitIdenticalToConvertedSgemm) {
+  for (const DType dtype : {DType::F16, DType::BF16}) {
+    for (const int64_t n : {int64_t{1100}, int64_t{8192}}) {
+      for (const int64_t k : {int64_t{64}, int64_t{200}}) {
+        std::vector<uint16_t> bits(static_cast<size_t>(n * k));
+        const std::vector<float> src = normal_floats(bits.size(), static_cast<uint32_t>(n + k));
+        for (size_t i = 0; i < bits.size(); ++i)
+          bits[i] = dtype == DType::F16 ? f32_to_f16(src[i]) : f32_to_bf16(src[i]);
+        TensorInfo t;
+        t.name = "lm_head.weight";
+        t.dtype = dtype;
+        t.shape = {n, k};
+        t.data = reinterpret_cast<const std::byte*>(bits.data());
+        t.nbytes = bits.size() * 2;
+        const std::vector<float> wf = tensor_to_f32(t);
+        for (const int64_t rows : {int64_t{1}, int64_t{2}, int64_t{7}, int64_t{64}, int64_t{300}}) {
+          const std::vector<float> x = normal_floats(static_cast<size_t>(rows * k), 9);
+          std::vector<float> want(static_cast<size_t>(rows * n)), got(want.size(), -1.0f);
+          nn::linear_forward(x.data(), rows, wf.data(), nullptr, n, k, want.data());
+          nn::half_linear_forward(t, x.data(), rows, n, k, got.data());
+          const std::string what = std::string(dtype_name(dtype)) + " n " + std::to_string(n) +
+                                   " k " + std::to_string(k) + " rows " + std::to_string(rows);
+          if (rows > 1) {
+            ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float))) << what;
+          } else {
+            for (int64_t j = 0; j < n; ++j) {
+              double mag = 0.0;
+              for (int64_t c = 0; c < k; ++c) mag += std::abs(double{wf[j * k + c]} * x[c]);
+              ASSERT_NEAR(got[j], want[j], 2.0 * static_cast<double>(k) * 0x1p-24 * mag)
+                  << what << " row " << j;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// ModelForward keeps an F16 / BF16 head (untied lm_head or tied embedding) in the mapping: its
+// logits equal those of the same head converted to fp32 (the previous path, here through
+// set_head): decode within fp32 rounding, many rows bit for bit.
+TEST(HalfHead, LogitsEqualConvertedFp32Head) {
+  static constexpr int64_t kV = 1100;  // 3 conversion chunks, the last partial
+  auto widen = [](TinyModel m) {
+    m.config["vocab_size"] = kV;
+    for (TensorGen& t : m.tensors)
+      if (t.name == "model.embed_tokens.weight" || t.name == "lm_head.weight") t.shape[0] = kV;
+    return m;
+  };
+  struct Case {
+    TinyModel m;
+    DType dtype;
+    std::string head;
+  };
+  const Case cases[] = {
+      {widen(llama_like("llama", 48, 4, 2, 16, false, false, 1e4)), DType::F16, "lm_head.weight"},
+      {widen(llama_like("llama", 48, 4, 2, 16, false, false, 1e4)), DType::BF16, "lm_head.weight"},
+      {widen(llama_like("mistral", 32, 4, 1, 8, false, true, 1e6)), DType::F16,
+       "model.embed_tokens.weight"}};
+  for (const Case& c : cases) {
+    const fs::path dir = write_tiny(c.m, c.dtype, 11);
+    const ModelConfig cfg = ModelConfig::load(dir);
+    const TensorStore store = TensorStore::open(dir);
+    const ModelForward half(cfg, store);
+    ModelForward f32(cfg, store);
+    ASSERT_EQ(half.vocab(), kV);
+    const int64_t d = half.hidden();
+    f32.set_head(std::make_unique<nn::DenseLinear>(tensor_to_f32(store.get(c.head)),
+                                                   std::vector<float>{}, kV, d));
+    for (const int64_t rows : {int64_t{1}, int64_t{5}, int64_t{40}}) {
+      const std::vector<float> x = normal_floats(static_cast<size_t>(rows * d), 3);
+      std::vector<float> a(static_cast<size_t>(rows * kV)), b(a.size());
+      half.head(x.data(), rows, a.data());
+      f32.head(x.data(), rows, b.data());
+      if (rows > 1) {
+        ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)))
+            << dir << " rows " << rows;
+      } else {
+        float scale = 0.0f;
+        for (float v : b) scale = std::max(scale, std::abs(v));
+        ASSERT_GT(scale, 0.0f);
+        for (int64_t j = 0; j < kV; ++j)
+          ASSERT_NEAR(a[j], b[j], 1e-5 * scale) << dir << " logit " << j;
+      }
+    }
+    // The tied 16-bit embedding is still looked up exactly.
+    const std::vector<float> table = tensor_to_f32(store.get("model.embed_tokens.weight"));
+    const int32_t id = static_cast<int32_t>(kV - 1);
+    std::vector<float> e(static_cast<size_t>(d));
+    half.embed(&id, 1, e.data());
+    for (int64_t i = 0; i < d; ++i) ASSERT_EQ(e[i], table[id * d + i]);
   }
 }
 

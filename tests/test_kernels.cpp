@@ -13,12 +13,13 @@
 #include <random>
 #include <vector>
 
+#include "kernels/half_gemv.h"
 #include "kernels/quant_kernels.h"
 #include "kernels/quant_linear.h"
-#include "util/thread_pool.h"
 #include "quant/pack.h"
 #include "util/error.h"
 #include "util/fp16.h"
+#include "util/thread_pool.h"
 
 namespace gptq::kernels {
 namespace {
@@ -378,6 +379,123 @@ TEST(QuantLinear, RejectsBadInput) {
   bad = p;
   bad.scales[0] = 0x7c00;  // +inf
   EXPECT_THROW(QuantLinear{bad}, Error);
+}
+
+// ------------------------------------------------------------------ 16-bit GEMV (half_gemv.h)
+
+// W [n, k] as 16-bit values of N(0, 1) (a few exact zeros and tiny values), and its exact floats.
+struct HalfMatrix {
+  std::vector<uint16_t> bits;
+  std::vector<float> f;
+};
+
+HalfMatrix random_half(HalfType type, int64_t n, int64_t k, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  HalfMatrix m;
+  m.bits.resize(static_cast<size_t>(n * k));
+  m.f.resize(m.bits.size());
+  for (size_t i = 0; i < m.bits.size(); ++i) {
+    float v = nd(rng);
+    if (i % 97 == 5) v = 0.0f;
+    if (i % 89 == 3) v *= 1e-6f;  // binary16 subnormal
+    m.bits[i] = type == HalfType::kF16 ? f32_to_f16(v) : f32_to_bf16(v);
+    m.f[i] = type == HalfType::kF16 ? f16_to_f32(m.bits[i]) : bf16_to_f32(m.bits[i]);
+  }
+  return m;
+}
+
+// Checks y against the double-precision product of the exact weights. Bound: a float sum of
+// products accumulated along at most k + 8 rounded operations (FMAs, the two accumulators' add
+// and the lane reduction: log2(32) adds) errs by at most (k + 8) u sum |w x|, u = 2^-24.
+void expect_half_gemv_close(const HalfMatrix& m, const std::vector<float>& x,
+                            const std::vector<float>& y, int64_t n, int64_t k,
+                            const std::string& what) {
+  const double u = std::ldexp(1.0, -24);
+  for (int64_t r = 0; r < n; ++r) {
+    double ref = 0.0, mag = 0.0;
+    for (int64_t c = 0; c < k; ++c) {
+      const double p = static_cast<double>(m.f[r * k + c]) * x[c];
+      ref += p;
+      mag += std::abs(p);
+    }
+    const double bound = static_cast<double>(k + 8) * u * mag;
+    ASSERT_LE(std::abs(y[r] - ref), bound)
+        << what << " row " << r << " y " << y[r] << " ref " << ref;
+  }
+}
+
+TEST(HalfGemv, MatchesDoubleReferenceOddShapes) {
+  for (HalfType type : {HalfType::kF16, HalfType::kBF16}) {
+    for (int64_t n : {1, 3, 5, 37}) {
+      for (int64_t k : {1, 5, 15, 17, 33, 100, 1001}) {
+        const HalfMatrix m = random_half(type, n, k, static_cast<uint32_t>(n * 1000 + k));
+        const std::vector<float> x = random_x(1, k, static_cast<uint32_t>(k + 7));
+        std::vector<float> y(static_cast<size_t>(n), -1.0f);
+        half_gemv(type, m.bits.data(), n, k, x.data(), y.data());
+        expect_half_gemv_close(m, x, y, n, k,
+                               std::string(type == HalfType::kF16 ? "F16" : "BF16") + " n " +
+                                   std::to_string(n) + " k " + std::to_string(k));
+      }
+    }
+  }
+}
+
+// Any row grouping, any thread count and an odd address (safetensors data need not be 2-byte
+// aligned: it goes through the converting path) give the same bits.
+TEST(HalfGemv, BitIdenticalAcrossThreadsGroupingAndAlignment) {
+  const int64_t n = 1000, k = 333;  // 4 tasks of 256 rows, the last partial
+  for (HalfType type : {HalfType::kF16, HalfType::kBF16}) {
+    const HalfMatrix m = random_half(type, n, k, 77);
+    const std::vector<float> x = random_x(1, k, 78);
+    std::vector<float> first;
+    for (int threads : {1, 2, 3}) {
+      std::vector<float> y(static_cast<size_t>(n));
+      half_gemv(type, m.bits.data(), n, k, x.data(), y.data(), threads);
+      if (first.empty()) {
+        first = y;
+        expect_half_gemv_close(m, x, y, n, k, "threads 1");
+      } else {
+        ASSERT_EQ(0, std::memcmp(first.data(), y.data(), y.size() * sizeof(float)))
+            << "threads " << threads;
+      }
+    }
+    std::vector<float> y(static_cast<size_t>(n));
+    for (int64_t r0 = 0; r0 < n; r0 += 3)  // groups of 3: 1-row path and 4-row path mixed
+      half_gemv_rows(type, m.bits.data(), k, x.data(), r0, std::min(n, r0 + 3), y.data() + r0);
+    ASSERT_EQ(0, std::memcmp(first.data(), y.data(), y.size() * sizeof(float))) << "grouping";
+    std::vector<uint8_t> odd(m.bits.size() * 2 + 1);
+    std::memcpy(odd.data() + 1, m.bits.data(), m.bits.size() * 2);
+    std::fill(y.begin(), y.end(), 0.0f);
+    half_gemv(type, odd.data() + 1, n, k, x.data(), y.data(), 2);
+    ASSERT_EQ(0, std::memcmp(first.data(), y.data(), y.size() * sizeof(float))) << "odd address";
+  }
+}
+
+TEST(HalfGemv, EverySupportedTarget) {
+  const int64_t mask = hwy::SupportedTargets() & compiled_targets();
+  int tested = 0;
+  for (int64_t t = mask; t != 0; t &= t - 1) {
+    hwy::SetSupportedTargetsForTest(t & -t);
+    for (HalfType type : {HalfType::kF16, HalfType::kBF16}) {
+      const int64_t n = 9, k = 77;
+      const HalfMatrix m = random_half(type, n, k, 5);
+      const std::vector<float> x = random_x(1, k, 6);
+      std::vector<float> y(static_cast<size_t>(n));
+      half_gemv(type, m.bits.data(), n, k, x.data(), y.data(), 1);
+      expect_half_gemv_close(m, x, y, n, k, hwy::TargetName(t & -t));
+      std::vector<uint8_t> odd(m.bits.size() * 2 + 1);  // the converting path: the same bits
+      std::memcpy(odd.data() + 1, m.bits.data(), m.bits.size() * 2);
+      std::vector<float> y_odd(static_cast<size_t>(n));
+      half_gemv(type, odd.data() + 1, n, k, x.data(), y_odd.data(), 1);
+      ASSERT_EQ(0, std::memcmp(y.data(), y_odd.data(), y.size() * sizeof(float)))
+          << hwy::TargetName(t & -t);
+    }
+    std::printf("[ info ] half_gemv checked with target %s enabled\n", hwy::TargetName(t & -t));
+    ++tested;
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  EXPECT_GT(tested, 0);
 }
 
 TEST(ThreadPool, RunsEveryIndexOnce) {

@@ -8,6 +8,7 @@
 #include "model/convert.h"
 #include "model/model_validation.h"
 #include "nn/dense_linear.h"
+#include "nn/half_linear.h"
 #include "nn/norm.h"
 #include "nn/weight_loader.h"
 #include "util/error.h"
@@ -37,14 +38,17 @@ ModelForward::ModelForward(const ModelConfig& config, const TensorStore& store,
   const ModelLayout names = model_layout(
       config_, [&](const std::string& n) { return nn::find_param(store, n) != nullptr; });
   vocab_ = hp.vocab;
-  // Only a tied head needs the whole table in fp32; otherwise rows are converted at lookup.
+  // Only a tied fp32 head needs the whole table in fp32; otherwise rows are converted at lookup
+  // (and a 16-bit tied head is multiplied from the mapping).
   const TensorInfo& embed =
       nn::check_param(store, names.embed + ".weight", {vocab_, hp.hidden}, "token embedding");
-  if (hp.tie_word_embeddings) {
+  if (hp.tie_word_embeddings && !nn::is_half_tensor(embed)) {
     embed_ = FloatBuffer(static_cast<size_t>(vocab_ * hp.hidden));
     tensor_to_f32(embed, embed_.data());
-  } else
+  } else {
     embed_src_ = &embed;
+    if (hp.tie_word_embeddings) head16_ = &embed;
+  }
   if (!names.pos_embed.empty()) {
     pos_rows_ = hp.max_positions + hp.pos_offset;
     pos_embed_ = nn::load_param(store, names.pos_embed + ".weight", {pos_rows_, hp.hidden},
@@ -60,8 +64,12 @@ ModelForward::ModelForward(const ModelConfig& config, const TensorStore& store,
   const std::string head_name = names.lm_head + ".weight";
   if (!hp.tie_word_embeddings && !names.lm_head.empty() && nn::find_param(store, head_name)) {
     const TensorInfo& head = nn::check_param(store, head_name, {vocab_, hp.hidden}, "LM head");
-    lm_head_ = FloatBuffer(static_cast<size_t>(vocab_ * hp.hidden));
-    tensor_to_f32(head, lm_head_.data());
+    if (nn::is_half_tensor(head)) {
+      head16_ = &head;
+    } else {
+      lm_head_ = FloatBuffer(static_cast<size_t>(vocab_ * hp.hidden));
+      tensor_to_f32(head, lm_head_.data());
+    }
   }
 
   if (options.load_blocks) {
@@ -116,6 +124,8 @@ void ModelForward::head(const float* x, int64_t rows, float* logits) const {
   final_norm_->norm.apply(x, rows, normed.data());
   if (head_op_) {
     head_op_->forward(normed.data(), rows, logits);
+  } else if (head16_) {
+    nn::half_linear_forward(*head16_, normed.data(), rows, vocab_, d, logits);
   } else {
     if (lm_head_.empty() && !config_.hp.tie_word_embeddings)
       fail(
@@ -164,6 +174,7 @@ void ModelForward::set_head(std::unique_ptr<LinearOp> head) {
     fail("set_head: the output head must map {} features to {} logits", hidden(), vocab_);
   head_op_ = std::move(head);
   lm_head_ = FloatBuffer();
+  head16_ = nullptr;
 }
 
 void ModelForward::set_block_provider(BlockProvider provider) {

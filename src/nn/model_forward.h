@@ -33,8 +33,9 @@ using BlockProvider = std::function<std::unique_ptr<BlockForward>(int64_t index)
 class ModelForward {
  public:
   // Reads the embeddings, final norm and head (and the blocks if options.load_blocks). `store`
-  // must outlive the object: an untied token embedding is read from its mapping at lookup, and
-  // blocks built on demand by the default provider are read from it.
+  // must outlive the object: an untied (or 16-bit) token embedding is read from its mapping at
+  // lookup, an F16 / BF16 head at every head() call, and blocks built on demand by the default
+  // provider are read from it.
   ModelForward(const ModelConfig& config, const TensorStore& store,
                const ModelForwardOptions& options = {});
   ~ModelForward();
@@ -93,13 +94,17 @@ class ModelForward {
   std::string block_name_;
   int64_t vocab_ = 0;
   int64_t pos_rows_ = 0;
-  // [vocab, hidden] in fp32 when the head is tied to it; an untied embedding stays in the mapping
-  // (embed_src_) and a token's row is converted when embed() looks it up (not at load).
+  // [vocab, hidden] in fp32 when the head is tied to it and stored in fp32 (or F64); otherwise
+  // the embedding stays in the mapping (embed_src_) and a token's row is converted when embed()
+  // looks it up (not at load).
   FloatBuffer embed_;
   const TensorInfo* embed_src_ = nullptr;
-  std::vector<float> pos_embed_;       // [max_positions + pos_offset, hidden] or empty
-  FloatBuffer lm_head_;                // [vocab, hidden]; empty when tied to embed_
-  std::unique_ptr<LinearOp> head_op_;  // replaces lm_head_ / embed_ when set
+  std::vector<float> pos_embed_;  // [max_positions + pos_offset, hidden] or empty
+  FloatBuffer lm_head_;           // [vocab, hidden]: an untied F32 (or F64) head; else empty
+  // An F16 / BF16 head (untied lm_head, or the tied embedding) used from the mapping
+  // (nn/half_linear.h); lm_head_ and embed_ are then empty.
+  const TensorInfo* head16_ = nullptr;
+  std::unique_ptr<LinearOp> head_op_;  // replaces lm_head_ / embed_ / head16_ when set
   struct FinalNorm;
   std::unique_ptr<FinalNorm> final_norm_;
   std::vector<std::unique_ptr<BlockForward>> blocks_;

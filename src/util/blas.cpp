@@ -95,6 +95,43 @@ void sgemm(CBLAS_ORDER o, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int
   });
 }
 
+void sgemm_nt_filled_b(int64_t m, int64_t n, int64_t k, const float* a,
+                       const std::function<void(int64_t, int64_t, float*)>& fill_b, float* c) {
+  use_serial_blas();
+  if (m <= 0 || n <= 0) return;
+  // The calls of sgemm above for these operands, with B's rows [j0, j0 + nj) at buf.
+  auto call = [&](int64_t i0, int64_t mi, int64_t j0, int64_t nj, const float* buf) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(mi),
+                static_cast<blasint>(nj), static_cast<blasint>(k), 1.0f, a + i0 * k,
+                static_cast<blasint>(k), buf, static_cast<blasint>(k), 0.0f, c + i0 * n + j0,
+                static_cast<blasint>(n));
+  };
+  if (static_cast<double>(m) * static_cast<double>(n) *
+          static_cast<double>(std::max<int64_t>(k, 1)) <
+      kMinSplitWork) {
+    std::vector<float> buf(static_cast<size_t>(n * k));
+    fill_b(0, n, buf.data());
+    call(0, m, 0, n, buf.data());
+    return;
+  }
+  // Column tile jt (B's rows [jt * tile, ...)) is filled into the buffer of slot jt % slots and
+  // multiplied by every row tile of A there.
+  const int64_t tile = gemm_tile(m, n), tm = tiles_of(m, tile), tn = tiles_of(n, tile);
+  const int64_t slots = std::min<int64_t>(tn, compute_threads());
+  std::vector<float> bufs(static_cast<size_t>(slots * tile * k));
+  parallel_for(slots, [&](int64_t s) {
+    float* buf = bufs.data() + s * tile * k;
+    for (int64_t jt = s; jt < tn; jt += slots) {
+      const int64_t j0 = jt * tile, nj = std::min(tile, n - j0);
+      fill_b(j0, nj, buf);
+      for (int64_t it = 0; it < tm; ++it) {
+        const int64_t i0 = it * tile;
+        call(i0, std::min(tile, m - i0), j0, nj, buf);
+      }
+    }
+  });
+}
+
 void ssyrk(CBLAS_ORDER o, CBLAS_UPLO uplo, CBLAS_TRANSPOSE trans, int64_t n, int64_t k, float alpha,
            const float* a, int64_t lda, float beta, float* c, int64_t ldc) {
   use_serial_blas();

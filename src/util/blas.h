@@ -17,6 +17,7 @@
 #include <cblas.h>
 
 #include <cstdint>
+#include <functional>
 
 namespace gptq::blas {
 
@@ -31,6 +32,15 @@ void ssyrk(CBLAS_ORDER order, CBLAS_UPLO uplo, CBLAS_TRANSPOSE trans, int64_t n,
 void strsm(CBLAS_ORDER order, CBLAS_SIDE side, CBLAS_UPLO uplo, CBLAS_TRANSPOSE trans,
            CBLAS_DIAG diag, int64_t m, int64_t n, float alpha, const float* a, int64_t lda,
            float* b, int64_t ldb);
+// C [m, n] = A [m, k] B^T (row-major, lda = ldb = k, ldc = n; alpha 1, beta 0) for a B [n, k] that
+// is not in memory as fp32: fill_b(j0, nj, buf) writes its rows [j0, j0 + nj) into buf (nj * k
+// floats) when they are needed (e.g. converted from 16-bit storage). The tiles and BLAS calls are
+// exactly those of sgemm(RowMajor, NoTrans, Trans, m, n, k, 1, A, k, B, k, 0, C, n), so the result
+// is the same bit for bit; B is filled one column tile (at most 512 rows) at a time per thread,
+// or whole for a problem that sgemm does not split (then n k < 2^21 / m floats).
+void sgemm_nt_filled_b(int64_t m, int64_t n, int64_t k, const float* a,
+                       const std::function<void(int64_t j0, int64_t nj, float* buf)>& fill_b,
+                       float* c);
 // y = alpha op(A) x + beta y, A [m, n] (unit strides).
 void sgemv(CBLAS_ORDER order, CBLAS_TRANSPOSE trans, int64_t m, int64_t n, float alpha,
            const float* a, int64_t lda, const float* x, float beta, float* y);
