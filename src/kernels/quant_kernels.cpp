@@ -11,6 +11,10 @@
 #include <cstring>
 #include <utility>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 // Also compile the AVX3_DL target (AVX-512 VNNI/VBMI: Ice Lake, Zen 4) for the int8 GEMV.
 #ifndef HWY_WANT_AVX3_DL
 #define HWY_WANT_AVX3_DL
@@ -57,6 +61,25 @@ struct ScratchHeader {
 //   b = 4:    per 8-position word: even positions (low nibbles) then odd ones (high nibbles)
 //   b = 2, 3: per 16-position word: variant v = pos % 4 (bits [2v, 2v+2) of every byte), then
 //             byte i = (pos % 16) / 4
+// Whether the GEMV prefetches with the T0 hint far ahead (Intel) rather than non-temporally near
+// (the Zen 4 setting): see PrefetchNta / PrefetchT0.
+inline bool prefer_t0_prefetch() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool intel = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
+    char vendor[13] = {};
+    std::memcpy(vendor, &b, 4);
+    std::memcpy(vendor + 4, &d, 4);
+    std::memcpy(vendor + 8, &c, 4);
+    return std::strcmp(vendor, "GenuineIntel") == 0;
+  }();
+  return intel;
+#else
+  return false;
+#endif
+}
+
 [[maybe_unused]] inline int xq_slot(int bits, int pos) {
   if (bits == 8) return pos;
   if (bits == 4) return (pos / 8) * 8 + (pos % 2) * 4 + (pos % 8) / 2;
@@ -140,20 +163,31 @@ HWY_INLINE void LoadWords(const uint8_t* block, size_t v, VU* words) {
 
 // ----------------------------------------------------------------------------------- GEMV
 
-// The GEMVs stream each tile once: software prefetch kPrefetchBytes ahead of every part of the
-// stream being read (a group's parameters, each block: 64 * bits bytes, so PrefetchAhead<2>
-// covers the 128 parameter bytes), non-temporal (prefetchnta). Measured on Zen 4 (one core, 11008 x
-// 4096 4-bit, cold): 20% faster than the hardware prefetchers alone; T0/T1 hints and other
-// distances do worse.
-constexpr int64_t kPrefetchBytes = 1024;
+// The GEMVs stream each tile once: software prefetch a fixed distance ahead of every part of the
+// stream being read (a group's parameters, each block: 64 * bits bytes, so PrefetchAhead<2, Pf>
+// covers the 128 parameter bytes). The best distance and hint depend on the core:
+//   Zen 4 (one core, 11008 x 4096 4-bit, cold): 1024 bytes non-temporal is 20% faster than the
+//     hardware prefetchers alone; T0/T1 hints and other distances do worse.
+//   Sapphire Rapids (2 cores, the same layer cold, bench_kernels BM_QuantGemv): non-temporal at
+//     1024-8192 bytes 12-15 GB/s, none 12-14 GB/s; T0 4096 bytes ahead 19-24 GB/s (memory
+//     roofline 34 GB/s).
+// PrefetchT0 on Intel, PrefetchNta elsewhere (prefer_t0_prefetch()).
+struct PrefetchNta {
+  static constexpr int64_t kBytes = 1024;
+  static constexpr int kLocality = 0;
+};
+struct PrefetchT0 {
+  static constexpr int64_t kBytes = 4096;
+  static constexpr int kLocality = 3;
+};
 
-template <int kBits>
+template <int kBits, class Pf>
 HWY_INLINE void PrefetchAhead(const uint8_t* block) {
   for (int64_t o = 0; o < kBits * kWordBytes; o += 64) {
 #if HWY_COMPILER_GCC || HWY_COMPILER_CLANG
-    __builtin_prefetch(block + kPrefetchBytes + o, 0, 0);
+    __builtin_prefetch(block + Pf::kBytes + o, 0, Pf::kLocality);
 #else
-    hwy::Prefetch(block + kPrefetchBytes + o);
+    hwy::Prefetch(block + Pf::kBytes + o);
 #endif
   }
 }
@@ -170,7 +204,7 @@ HWY_INLINE void GemvBlock(const VU* words, const float* HWY_RESTRICT x, VF* d) {
 }
 
 // Vector v of one tile: sum over groups of S * (D_g - ZF * X_g).
-template <int kBits>
+template <int kBits, class Pf>
 HWY_INLINE VF GemvTileVector(const TileStream& w, const uint8_t* HWY_RESTRICT tile, size_t v,
                              const float* HWY_RESTRICT x, const float* HWY_RESTRICT xsum) {
   const DF df;
@@ -178,7 +212,7 @@ HWY_INLINE VF GemvTileVector(const TileStream& w, const uint8_t* HWY_RESTRICT ti
   const uint8_t* p = tile;
   for (int64_t g = 0; g < w.groups; ++g) {
     const float* params = reinterpret_cast<const float*>(p);
-    if (v == 0) PrefetchAhead<2>(p);  // the group's 128 parameter bytes
+    if (v == 0) PrefetchAhead<2, Pf>(p);  // the group's 128 parameter bytes
     p += kParamBytes;
     const int64_t b0 = w.group_blocks[g], b1 = w.group_blocks[g + 1];
     if (b0 == b1) continue;
@@ -187,7 +221,7 @@ HWY_INLINE VF GemvTileVector(const TileStream& w, const uint8_t* HWY_RESTRICT ti
     const float* xb = x + b0 * kBlock;
     for (int64_t b = b0; b < b1; ++b) {
       VU words[kBits];
-      if (v == 0) PrefetchAhead<kBits>(p);
+      if (v == 0) PrefetchAhead<kBits, Pf>(p);
       LoadWords<kBits>(p, v, words);
       GemvBlock<kBits, 0>(words, xb, d);
       p += kBits * kWordBytes;
@@ -289,7 +323,7 @@ HWY_INLINE void GemvBlockInt8(const uint8_t* HWY_RESTRICT block, const int8_t* H
   }
 }
 
-template <int kBits>
+template <int kBits, class Pf>
 HWY_INLINE VF GemvTileInt8(const TileStream& w, const uint8_t* HWY_RESTRICT tile,
                            const float* HWY_RESTRICT xsum, const float* HWY_RESTRICT segscale,
                            const int8_t* HWY_RESTRICT xq) {
@@ -300,7 +334,7 @@ HWY_INLINE VF GemvTileInt8(const TileStream& w, const uint8_t* HWY_RESTRICT tile
   int64_t seg = 0;
   for (int64_t g = 0; g < w.groups; ++g) {
     const float* params = reinterpret_cast<const float*>(p);
-    PrefetchAhead<2>(p);  // the group's 128 parameter bytes
+    PrefetchAhead<2, Pf>(p);  // the group's 128 parameter bytes
     p += kParamBytes;
     const int64_t b0 = w.group_blocks[g], b1 = w.group_blocks[g + 1];
     if (b0 == b1) continue;
@@ -310,7 +344,7 @@ HWY_INLINE VF GemvTileInt8(const TileStream& w, const uint8_t* HWY_RESTRICT tile
       VI a[6];
       for (auto& e : a) e = hn::Zero(di);
       for (int64_t b = sb; b < se; ++b) {
-        PrefetchAhead<kBits>(p);
+        PrefetchAhead<kBits, Pf>(p);
         GemvBlockInt8<kBits>(p, xq + b * kBlock, w.kp, a);
         p += kBits * kWordBytes;
       }
@@ -327,7 +361,7 @@ HWY_INLINE VF GemvTileInt8(const TileStream& w, const uint8_t* HWY_RESTRICT tile
 }
 #endif  // GPTQ_INT8_GEMV
 
-template <int kBits>
+template <int kBits, class Pf>
 void GemvTilesT(const TileStream& w, const uint8_t* HWY_RESTRICT scratch,
                 const float* HWY_RESTRICT bias, int64_t t0, int64_t t1, float* HWY_RESTRICT y) {
   const ScratchLayout lay(w);
@@ -340,7 +374,7 @@ void GemvTilesT(const TileStream& w, const uint8_t* HWY_RESTRICT scratch,
     const float* segscale = reinterpret_cast<const float*>(scratch + lay.segscale);
     const int8_t* xq = reinterpret_cast<const int8_t*>(scratch + lay.xq);
     for (int64_t t = t0; t < t1; ++t) {
-      StoreRows(GemvTileInt8<kBits>(w, w.data + t * w.tile_bytes, xsum, segscale, xq), bias,
+      StoreRows(GemvTileInt8<kBits, Pf>(w, w.data + t * w.tile_bytes, xsum, segscale, xq), bias,
                 t * kTileRows, w.n, y);
     }
     return;
@@ -351,22 +385,34 @@ void GemvTilesT(const TileStream& w, const uint8_t* HWY_RESTRICT scratch,
     for (size_t v = 0; v < kNV; ++v) {
       const int64_t n0 = t * kTileRows + static_cast<int64_t>(v * kL);
       if (n0 >= w.n) break;
-      StoreRows(GemvTileVector<kBits>(w, tile, v, x, xsum), bias, n0, w.n, y);
+      StoreRows(GemvTileVector<kBits, Pf>(w, tile, v, x, xsum), bias, n0, w.n, y);
     }
   }
 }
 
 void GemvTiles(const TileStream& w, const uint8_t* scratch, const float* bias, int64_t t0,
                int64_t t1, float* y) {
+  if (prefer_t0_prefetch()) {
+    switch (w.bits) {
+      case 2:
+        return GemvTilesT<2, PrefetchT0>(w, scratch, bias, t0, t1, y);
+      case 3:
+        return GemvTilesT<3, PrefetchT0>(w, scratch, bias, t0, t1, y);
+      case 4:
+        return GemvTilesT<4, PrefetchT0>(w, scratch, bias, t0, t1, y);
+      default:
+        return GemvTilesT<8, PrefetchT0>(w, scratch, bias, t0, t1, y);
+    }
+  }
   switch (w.bits) {
     case 2:
-      return GemvTilesT<2>(w, scratch, bias, t0, t1, y);
+      return GemvTilesT<2, PrefetchNta>(w, scratch, bias, t0, t1, y);
     case 3:
-      return GemvTilesT<3>(w, scratch, bias, t0, t1, y);
+      return GemvTilesT<3, PrefetchNta>(w, scratch, bias, t0, t1, y);
     case 4:
-      return GemvTilesT<4>(w, scratch, bias, t0, t1, y);
+      return GemvTilesT<4, PrefetchNta>(w, scratch, bias, t0, t1, y);
     default:
-      return GemvTilesT<8>(w, scratch, bias, t0, t1, y);
+      return GemvTilesT<8, PrefetchNta>(w, scratch, bias, t0, t1, y);
   }
 }
 
