@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  prefer_mapped_large_allocations();  // as `gptq quantize` does
+  if (!malloc_default) prefer_mapped_large_allocations();  // as `gptq quantize` does
   const int threads = compute_threads();
   const double sgemm_before = sgemm_gflops(seqlen, inter, hidden);
   QuantizeOptions o;
