@@ -2,7 +2,7 @@
 // F16) quantized at 4-bit g128 with 32 x 512 calibration tokens. Reports wall time, peak RSS and
 // the achieved GFLOP/s next to OpenBLAS sgemm GFLOP/s measured in the same run.
 //   bench_quantize [--hidden 2048] [--blocks 8] [--nsamples 32] [--seqlen 512] [--keep DIR]
-//                  [--intermediate N] [--vocab 4096] [--batch-rows 2048]
+//                  [--intermediate N] [--vocab 4096] [--batch-rows 2048] [--malloc-default 1]
 //                  [--write-only 1]  (only write DIR/model, DIR/calib.json)
 // The sgemm baseline ([seqlen, hidden] x [hidden, intermediate], the forward's typical GEMM) is the
 // best of 5 calls before the run and 5 after it: the higher of the two is the ratio's reference.
@@ -91,6 +91,7 @@ int main(int argc, char** argv) {
   std::string keep;
   bool write_only = false;  // only write the checkpoint and calib.json into --keep
                             // (scripts/bench_larger_than_memory.sh)
+  bool malloc_default = false;  // glibc's dynamic mmap threshold (the RSS its heap keeps: README)
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--hidden")
@@ -109,6 +110,8 @@ int main(int argc, char** argv) {
       vocab = std::stoll(argv[i + 1]);
     else if (a == "--batch-rows")
       batch_rows = std::stoll(argv[i + 1]);
+    else if (a == "--malloc-default")
+      malloc_default = std::string(argv[i + 1]) == "1";
     else if (a == "--write-only")
       write_only = std::string(argv[i + 1]) == "1";
   }

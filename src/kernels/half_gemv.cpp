@@ -25,12 +25,7 @@ namespace kernels {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// As util/fp16.cpp: Highway's f16 promotion is exact only where it maps to F16C.
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2 && !defined(HWY_DISABLE_F16C)
-constexpr bool kNativeF16 = true;
-#else
-constexpr bool kNativeF16 = false;
-#endif
+#include "util/hwy_native_f16.h"  // NOLINT(build/include): per target
 
 using DF = hn::ScalableTag<float>;
 using DU32 = hn::RebindToUnsigned<DF>;

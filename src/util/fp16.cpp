@@ -17,12 +17,7 @@ namespace gptq {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// Highway's own f16 conversions are exact only where they map to F16C (x86 AVX2 and better).
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2 && !defined(HWY_DISABLE_F16C)
-constexpr bool kNativeF16 = true;
-#else
-constexpr bool kNativeF16 = false;
-#endif
+#include "util/hwy_native_f16.h"  // NOLINT(build/include): per target
 
 using DF = hn::ScalableTag<float>;
 using DU32 = hn::RebindToUnsigned<DF>;
