@@ -390,30 +390,25 @@ void GemvTilesT(const TileStream& w, const uint8_t* HWY_RESTRICT scratch,
   }
 }
 
-void GemvTiles(const TileStream& w, const uint8_t* scratch, const float* bias, int64_t t0,
-               int64_t t1, float* y) {
-  if (prefer_t0_prefetch()) {
-    switch (w.bits) {
-      case 2:
-        return GemvTilesT<2, PrefetchT0>(w, scratch, bias, t0, t1, y);
-      case 3:
-        return GemvTilesT<3, PrefetchT0>(w, scratch, bias, t0, t1, y);
-      case 4:
-        return GemvTilesT<4, PrefetchT0>(w, scratch, bias, t0, t1, y);
-      default:
-        return GemvTilesT<8, PrefetchT0>(w, scratch, bias, t0, t1, y);
-    }
-  }
+template <class Pf>
+void GemvTilesWith(const TileStream& w, const uint8_t* scratch, const float* bias, int64_t t0,
+                   int64_t t1, float* y) {
   switch (w.bits) {
     case 2:
-      return GemvTilesT<2, PrefetchNta>(w, scratch, bias, t0, t1, y);
+      return GemvTilesT<2, Pf>(w, scratch, bias, t0, t1, y);
     case 3:
-      return GemvTilesT<3, PrefetchNta>(w, scratch, bias, t0, t1, y);
+      return GemvTilesT<3, Pf>(w, scratch, bias, t0, t1, y);
     case 4:
-      return GemvTilesT<4, PrefetchNta>(w, scratch, bias, t0, t1, y);
+      return GemvTilesT<4, Pf>(w, scratch, bias, t0, t1, y);
     default:
-      return GemvTilesT<8, PrefetchNta>(w, scratch, bias, t0, t1, y);
+      return GemvTilesT<8, Pf>(w, scratch, bias, t0, t1, y);
   }
+}
+
+void GemvTiles(const TileStream& w, const uint8_t* scratch, const float* bias, int64_t t0,
+               int64_t t1, float* y) {
+  if (prefer_t0_prefetch()) return GemvTilesWith<PrefetchT0>(w, scratch, bias, t0, t1, y);
+  GemvTilesWith<PrefetchNta>(w, scratch, bias, t0, t1, y);
 }
 
 // x in the kernel order, group sums (double accumulation: they are subtracted from the dot

@@ -309,12 +309,14 @@ struct BlockForward::Impl {
   }
 
   void check_segments(const SequenceState& s) const {
+    if (s.segments.empty()) return;
     int64_t sum = 0;
+    bool positive = true;
     for (const int64_t len : s.segments) {
-      if (len <= 0) sum = -1;
-      if (sum >= 0) sum += len;
+      positive = positive && len > 0;
+      sum += len;
     }
-    if (!s.segments.empty() && sum != s.tokens)
+    if (!positive || sum != s.tokens)
       fail_code(ExitCode::kInternal,
                 "block {}: the state's sequences ({}) do not add up to its {} tokens", index,
                 fmt::join(s.segments, ", "), s.tokens);
@@ -698,37 +700,33 @@ void BlockForward::compute_stage(LinearGroup g, SequenceState& st, const Capture
         if (sink) sink("shared_mid", st.h.data(), t, hp.shared_intermediate);
         return;
       }
-      std::vector<float>& first = sc.a;
+      // The new state.h [T, inter]: gate(h) (plain: fc1(h)) is written straight into it, one
+      // [T, inter] scratch fewer while the stage runs.
+      std::vector<float> mid;
       if (m.arch->mlp == MlpType::kGated) {
         std::vector<float>& up = sc.b;
         if (m.has(Role::kGateUp)) {
           // Phi-3: [gate | up] = gate_up(h), gate = first half of each row.
           m.apply(Role::kGateUp, st.h.data(), t, sc.q);
           const int64_t inter = hp.intermediate;
-          first.resize(static_cast<size_t>(t * inter));
+          mid.resize(static_cast<size_t>(t * inter));
           up.resize(static_cast<size_t>(t * inter));
           for (int64_t r = 0; r < t; ++r) {
             const float* row = sc.q.data() + r * 2 * inter;
-            std::copy(row, row + inter, first.data() + r * inter);
+            std::copy(row, row + inter, mid.data() + r * inter);
             std::copy(row + inter, row + 2 * inter, up.data() + r * inter);
           }
         } else {
-          // gate(h) straight into the new state.h (one [T, inter] scratch fewer while it runs).
-          std::vector<float> mid;
           m.apply(Role::kGate, st.h.data(), t, mid);
           m.apply(Role::kUp, st.h.data(), t, up);
-          nn::gated_activation_inplace(hp.act, mid.data(), up.data(),
-                                       static_cast<int64_t>(mid.size()));
-          st.h = std::move(mid);
-          return;
         }
-        nn::gated_activation_inplace(hp.act, first.data(), up.data(),
-                                     static_cast<int64_t>(first.size()));
+        nn::gated_activation_inplace(hp.act, mid.data(), up.data(),
+                                     static_cast<int64_t>(mid.size()));
       } else {
-        m.apply(Role::kUp, st.h.data(), t, first);
-        nn::activation_inplace(hp.act, first.data(), static_cast<int64_t>(first.size()));
+        m.apply(Role::kUp, st.h.data(), t, mid);
+        nn::activation_inplace(hp.act, mid.data(), static_cast<int64_t>(mid.size()));
       }
-      st.h.swap(first);
+      st.h = std::move(mid);
       return;
     }
   }

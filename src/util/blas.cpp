@@ -39,6 +39,13 @@ int64_t op_col(CBLAS_ORDER o, CBLAS_TRANSPOSE t, int64_t c, int64_t ld) {
   return t == CblasNoTrans ? at(o, 0, c, ld) : at(o, c, 0, ld);
 }
 
+// Whether sgemm runs an [m, n] x k product as one BLAS call (too little work to share).
+bool gemm_unsplit(int64_t m, int64_t n, int64_t k) {
+  return static_cast<double>(m) * static_cast<double>(n) *
+             static_cast<double>(std::max<int64_t>(k, 1)) <
+         kMinSplitWork;
+}
+
 // The gemm tile edge for an [m, n] output: large tiles (less packing per flop) when there are
 // enough of them to share among threads, smaller ones for small outputs.
 int64_t gemm_tile(int64_t m, int64_t n) {
@@ -82,9 +89,7 @@ void sgemm(CBLAS_ORDER o, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int
                 static_cast<blasint>(lda), b + op_col(o, tb, j0, ldb), static_cast<blasint>(ldb),
                 beta, c + at(o, i0, j0, ldc), static_cast<blasint>(ldc));
   };
-  if (static_cast<double>(m) * static_cast<double>(n) *
-          static_cast<double>(std::max<int64_t>(k, 1)) <
-      kMinSplitWork) {
+  if (gemm_unsplit(m, n, k)) {
     call(0, m, 0, n);
     return;
   }
@@ -106,9 +111,7 @@ void sgemm_nt_filled_b(int64_t m, int64_t n, int64_t k, const float* a,
                 static_cast<blasint>(k), buf, static_cast<blasint>(k), 0.0f, c + i0 * n + j0,
                 static_cast<blasint>(n));
   };
-  if (static_cast<double>(m) * static_cast<double>(n) *
-          static_cast<double>(std::max<int64_t>(k, 1)) <
-      kMinSplitWork) {
+  if (gemm_unsplit(m, n, k)) {
     std::vector<float> buf(static_cast<size_t>(n * k));
     fill_b(0, n, buf.data());
     call(0, m, 0, n, buf.data());
