@@ -2,8 +2,13 @@
 //   BM_GptqSolve/N/K     solver for [N, K] = [4096, 4096] and [4096, 11008], group 128, vs
 //                        potrf + potri + potrf + one N x K x K sgemm, all on the same cores
 //                        (counter `ratio` = solve / baseline, target <= 1.5)
-//   BM_HessianAccumulate 16k tokens x K = 4096 through HessianAccumulator::add (SYRK), GFLOP/s
-//                        vs sgemm of the same product (counter `ratio`)
+//   BM_InverseCholesky/K the solver's factor U (H^-1 = U^T U) of a K x K Hessian, K = 2048, 5504,
+//                        11008, vs OpenBLAS threaded potrf + trtri, the same 2/3 K^3 flops
+//                        (counter `ratio` = ours / baseline), and the reference's potrf + potri +
+//                        potrf (`vs_reference_order`)
+//   BM_HessianAccumulate/K/rows  16k tokens x K through HessianAccumulator::add (SYRK) in calls of
+//                        `rows` rows, GFLOP/s vs sgemm of the same product on the same cores
+//                        (counter `ratio` = sgemm time / accumulate time)
 //   BM_PackLinear        pack_linear of a 4096 x 11008 layer (4-bit, group 128): throughput in
 //                        bytes of the fp32 weight it encodes, vs memcpy of those bytes
 // Run: build-quant/bench_gptq --benchmark_counters_tabular=true   (about 1 minute on 2 cores)
@@ -139,18 +144,68 @@ BENCHMARK(BM_GptqSolve)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 
+// The factor U of the damped Hessian (quant/cholesky.cpp) against OpenBLAS on all cores doing the
+// same flops (potrf + trtri) and the reference's order (potrf + potri + potrf). Arg: K.
+void BM_InverseCholesky(benchmark::State& state) {
+  const int64_t k = state.range(0);
+  const std::vector<float>& h = hessian_for(k);
+  std::vector<float> damped = h;
+  double mean = 0;
+  for (int64_t i = 0; i < k; ++i) mean += h[i * k + i];
+  for (int64_t i = 0; i < k; ++i) damped[i * k + i] += static_cast<float>(0.01 * mean / k);
+  std::vector<float> a(k * k);
+  double ours = 0, same_flops = 0, reference = 0;
+  const lapack_int nk = static_cast<lapack_int>(k);
+  for (auto _ : state) {
+    a = damped;
+    auto t0 = Clock::now();
+    if (gptq::inverse_cholesky_upper(a.data(), k) != 0) state.SkipWithError("factor failed");
+    const double s = seconds_since(t0);
+    state.SetIterationTime(s);
+    ours += s;
+    const OpenBlasThreads threads(gptq::compute_threads());
+    a = damped;
+    t0 = Clock::now();
+    lapack_int info = LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'L', nk, a.data(), nk);
+    info |= LAPACKE_strtri_work(LAPACK_COL_MAJOR, 'L', 'N', nk, a.data(), nk);
+    same_flops += seconds_since(t0);
+    a = damped;
+    t0 = Clock::now();
+    info |= LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'L', nk, a.data(), nk);
+    info |= LAPACKE_spotri_work(LAPACK_COL_MAJOR, 'L', nk, a.data(), nk);
+    info |= LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'L', nk, a.data(), nk);
+    reference += seconds_since(t0);
+    if (info != 0) state.SkipWithError("baseline factorization failed");
+  }
+  const double it = static_cast<double>(state.iterations());
+  state.counters["ours_s"] = ours / it;
+  state.counters["gflops"] = (2.0 / 3.0) * double(k) * k * k / (ours / it) / 1e9;
+  state.counters["potrf_trtri_s"] = same_flops / it;
+  state.counters["ratio"] = ours / same_flops;
+  state.counters["vs_reference_order"] = ours / reference;
+}
+BENCHMARK(BM_InverseCholesky)
+    ->Arg(2048)
+    ->Arg(5504)
+    ->Arg(11008)
+    ->Iterations(2)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Args: K, rows per add() call (the pipeline's calibration batch).
 void BM_HessianAccumulate(benchmark::State& state) {
-  const int64_t k = 4096, tokens = 16384, chunk = 4096;
+  const int64_t k = state.range(0), tokens = 16384, chunk = state.range(1);
   const std::vector<float> x = make_inputs(tokens, k, 3);
   std::vector<float> c(k * k);
   double t_acc = 0, t_gemm = 0;
   for (auto _ : state) {
     auto t0 = Clock::now();
     gptq::HessianAccumulator acc(k);
-    for (int64_t t = 0; t < tokens; t += chunk) acc.add(x.data() + t * k, chunk, chunk / 2048);
+    for (int64_t t = 0; t < tokens; t += chunk) acc.add(x.data() + t * k, chunk, std::max<int64_t>(1, chunk / 512));
     std::vector<float> h = acc.finalize();
     const double a = seconds_since(t0);
     benchmark::DoNotOptimize(h.data());
+    const OpenBlasThreads threads(gptq::compute_threads());
     t0 = Clock::now();
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(k),
                 static_cast<blasint>(k), static_cast<blasint>(tokens), 1.0f, x.data(),
@@ -169,7 +224,11 @@ void BM_HessianAccumulate(benchmark::State& state) {
   state.counters["sgemm_GFLOPs"] = flops / t_gemm * 1e-9;
   state.counters["ratio"] = t_gemm / t_acc;
 }
-BENCHMARK(BM_HessianAccumulate)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_HessianAccumulate)
+    ->Args({4096, 4096})
+    ->Args({2048, 2048})
+    ->Args({5504, 2048})
+    ->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 void BM_PackLinear(benchmark::State& state) {
   const int64_t k = 4096, n = 11008, gs = 128, groups = k / gs;

@@ -92,7 +92,9 @@ TEST(Blas, SgemmTilesEqualReference) {
 }
 
 TEST(Blas, SsyrkTilesEqualReference) {
-  const int64_t n = 600, k = 20;  // 3 x 3 tiles, 6 in a triangle
+  // Tile edges by size (blas.cpp syrk_tile): 600 -> 128 (5 x 5, a short last tile), 1300 -> 256
+  // (6 x 6, last 20), 2600 -> 512 (6 x 6, last 40).
+  for (const auto& [n, k] : {std::pair<int64_t, int64_t>{600, 20}, {1300, 3}, {2600, 2}})
   for (CBLAS_ORDER o : kOrders)
     for (CBLAS_TRANSPOSE t : kTrans)
       for (CBLAS_UPLO uplo : {CblasUpper, CblasLower}) {
@@ -115,7 +117,7 @@ TEST(Blas, SsyrkTilesEqualReference) {
                 ref += 1.5 * op(a, o, t, i, p, lda) * op(a, o, t, j, p, lda);
             worst = std::max(worst, std::abs(ref - at(c, o, i, j, n)));
           }
-        EXPECT_LT(worst, 1e-4) << o << " " << t << " " << uplo;
+        EXPECT_LT(worst, 1e-4) << n << " " << o << " " << t << " " << uplo;
       }
 }
 

@@ -10,6 +10,7 @@
 #include "quant/gptq.h"
 #include "support/reference_gptq.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace gptq {
 namespace {
@@ -318,6 +319,47 @@ TEST(InverseCholesky, UpperFactorOfTheInverse) {
   }
   std::vector<float> bad = {1, 2, 2, 1};
   EXPECT_NE(inverse_cholesky_upper(bad.data(), 2), 0);
+}
+
+TEST(InverseCholesky, ManyBlocksThreadIndependentAndNamesTheFailingColumn) {
+  // K = 300: blocks of 128, 128 and 44, so the triangular inverse's GEMM + TRSM tasks and the
+  // short last block all run; U^T U H = I, and the bytes are the same with 1, 2 or 3 threads.
+  const int64_t k = 300;
+  Layer l = make_layer(1, k, 1200, {}, 33);
+  double mean = 0;  // damped by 1% of the mean diagonal, as the solver does
+  for (int64_t i = 0; i < k; ++i) mean += l.h[i * k + i] / k;
+  for (int64_t i = 0; i < k; ++i) l.h[i * k + i] += static_cast<float>(0.01 * mean);
+  std::vector<float> first;
+  for (int threads : {1, 2, 3}) {
+    const ComputeThreadsScope scope(threads);
+    std::vector<float> a = l.h;
+    ASSERT_EQ(inverse_cholesky_upper(a.data(), k), 0);
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < i; ++j) a[i * k + j] = 0.0f;  // the undefined strict lower part
+    if (first.empty()) {
+      first = a;
+    } else {
+      EXPECT_EQ(first, a) << threads << " threads";
+    }
+  }
+  std::vector<double> hinv(k * k, 0.0);  // U^T U
+  for (int64_t q = 0; q < k; ++q)
+    for (int64_t i = q; i < k; ++i)
+      for (int64_t p = q; p < k; ++p) hinv[i * k + p] += double(first[q * k + i]) * first[q * k + p];
+  double worst = 0;
+  for (int64_t i = 0; i < k; ++i) {
+    for (int64_t j = 0; j < k; ++j) {
+      double s = 0;
+      for (int64_t p = 0; p < k; ++p) s += hinv[i * k + p] * l.h[p * k + j];
+      worst = std::max(worst, std::fabs(s - (i == j ? 1.0 : 0.0)));
+    }
+  }
+  EXPECT_LT(worst, 2e-3);
+  // Not positive definite at column 201 (1-based) of H: reported as that column, although the
+  // factorization runs on the reversed matrix.
+  std::vector<float> bad(k * k, 0.0f);
+  for (int64_t i = 0; i < k; ++i) bad[i * k + i] = i == 200 ? -1.0f : 1.0f;
+  EXPECT_EQ(inverse_cholesky_upper(bad.data(), k), 201);
 }
 
 TEST(Permutation, ActOrderIsStableDescending) {

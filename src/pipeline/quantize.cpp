@@ -492,9 +492,10 @@ dist::Bytes QuantizeRun::solve_matrix(const SolveJob& job) {
                                    static_cast<int64_t>(calib_.size()), lqc, layer.name)
                    : rtn_quantize(w.data(), n, k, lqc);
   }();
-  // Cholesky K^3/3, inverse (trsm + syrk) 2K^3, Cholesky K^3/3; error feedback 2NK^2 / 2.
+  // The factor (quant/cholesky.cpp): Cholesky K^3/3 + triangular inverse K^3/3; error feedback
+  // 2NK^2 / 2 (the updates touch the columns after the current one).
   const double flops =
-      hessian ? (8.0 / 3.0) * static_cast<double>(k) * k * k + static_cast<double>(n) * k * k : 0.0;
+      hessian ? (2.0 / 3.0) * static_cast<double>(k) * k * k + static_cast<double>(n) * k * k : 0.0;
   const StageClock::Stage stage("pack");
   const PackedLinear p = [&] {
     try {

@@ -95,9 +95,10 @@ std::vector<int32_t> gar_permutation(const float* diag, int64_t k, int64_t group
 
 // Upper Cholesky factor of the inverse (spec 2.4): `a` [k, k] full symmetric positive definite
 // (row-major, damping already added) is overwritten so that its upper triangle holds U with
-// H^-1 = U^T U (the strict lower triangle is left undefined). Blocked Cholesky -> inverse ->
-// Cholesky with a fixed blocking (results independent of the thread count; see cholesky.cpp).
-// Returns 0 on success, otherwise the 1-based column where a factorization broke down.
+// H^-1 = U^T U (the strict lower triangle is left undefined). Blocked Cholesky of the reversed
+// matrix, then a triangular inverse, with a fixed blocking (results independent of the thread
+// count; see cholesky.cpp). Returns 0 on success, otherwise the 1-based column of H where the
+// factorization broke down.
 int64_t inverse_cholesky_upper(float* a, int64_t k);
 
 // Round half to even without a libm call, so loops over it vectorise: adding and subtracting

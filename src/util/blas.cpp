@@ -17,7 +17,6 @@ namespace {
 // Tile edges (rows / columns of the output) and the work below which a call stays whole: constants,
 // or functions of the shape alone, never of the thread count.
 constexpr int64_t kTile = 256;
-constexpr int64_t kSyrkTile = 128;  // a triangle has fewer tiles: smaller ones keep threads busy
 constexpr double kMinSplitWork = double{1 << 21};  // multiply-adds
 
 // Offset of element (i, j) of a stored matrix.
@@ -51,6 +50,16 @@ bool gemm_unsplit(int64_t m, int64_t n, int64_t k) {
 int64_t gemm_tile(int64_t m, int64_t n) {
   for (const int64_t t : {512, 256})
     if (tiles_of(m, t) * tiles_of(n, t) >= 16) return t;
+  return 128;
+}
+
+// The syrk tile edge for an [n, n] triangle, by the same rule: 512 (packing ~30% of a 128 tile's
+// time at the Hessians' shapes, bench_gptq BM_HessianAccumulate) when the triangle has 16 tiles.
+int64_t syrk_tile(int64_t n) {
+  for (const int64_t t : {512, 256}) {
+    const int64_t nt = tiles_of(n, t);
+    if (nt * (nt + 1) / 2 >= 16) return t;
+  }
   return 128;
 }
 
@@ -148,14 +157,14 @@ void ssyrk(CBLAS_ORDER o, CBLAS_UPLO uplo, CBLAS_TRANSPOSE trans, int64_t n, int
   }
   // Tiles of the triangle: (i, j) with j >= i (upper) or j <= i (lower); diagonal tiles by syrk,
   // the others by gemm: C_ij = alpha op(A)_i op(A)_j^T + beta C_ij.
-  const int64_t nt = tiles_of(n, kSyrkTile);
+  const int64_t tile = syrk_tile(n), nt = tiles_of(n, tile);
   std::vector<std::pair<int64_t, int64_t>> tiles;
   for (int64_t i = 0; i < nt; ++i)
     for (int64_t j = 0; j < nt; ++j)
       if (uplo == CblasUpper ? j >= i : j <= i) tiles.emplace_back(i, j);
   parallel_for(static_cast<int64_t>(tiles.size()), [&](int64_t t) {
-    const int64_t i0 = tiles[t].first * kSyrkTile, j0 = tiles[t].second * kSyrkTile;
-    const int64_t ni = std::min(kSyrkTile, n - i0), nj = std::min(kSyrkTile, n - j0);
+    const int64_t i0 = tiles[t].first * tile, j0 = tiles[t].second * tile;
+    const int64_t ni = std::min(tile, n - i0), nj = std::min(tile, n - j0);
     if (i0 == j0) {
       cblas_ssyrk(o, uplo, trans, static_cast<blasint>(ni), static_cast<blasint>(k), alpha,
                   a + op_row(o, trans, i0, lda), static_cast<blasint>(lda), beta,
