@@ -4,7 +4,8 @@
 //   BM_MemoryBandwidth     streaming SIMD sum over 1 GiB (all threads): the DRAM roofline
 //   BM_QuantGemv/N/K/bits/group/act/cold      batch 1, ours
 //   BM_Sgemv/N/K/cold                         batch 1, OpenBLAS fp32 on the dequantized matrix
-//   BM_QuantGemm/N/K/rows/path/cold           batch > 1, ours (path 0 fused, 1 dequant+sgemm)
+//   BM_QuantGemm/N/K/rows/path/cold           batch > 1, ours (path 0 fused, 1 dequant+sgemm,
+//                                             2 int8 activations: VNNI, llama.cpp-style)
 //   BM_Sgemm/N/K/rows/cold                    batch > 1, OpenBLAS fp32
 //   BM_HalfHeadGemv/N/K/bf16                  decode over a 16-bit LM head (kernels/half_gemv.h)
 //                                             against OpenBLAS sgemv over its fp32 conversion,
@@ -114,7 +115,9 @@ void BM_QuantGemv(benchmark::State& state) {
 void BM_QuantGemm(benchmark::State& state) {
   const kb::LayerSpec s{state.range(0), state.range(1)};
   const int64_t rows = state.range(2);
-  const GemmPath path = state.range(3) == 0 ? GemmPath::kFused : GemmPath::kDequantSgemm;
+  const GemmPath path = state.range(3) == 0   ? GemmPath::kFused
+                        : state.range(3) == 1 ? GemmPath::kDequantSgemm
+                                              : GemmPath::kInt8;
   QuantSet& set = quant_set(s, state.range(4) != 0);
   const std::vector<float> x = kb::random_activations(rows, s.k, 3);
   std::vector<float> y(rows * s.n);
@@ -213,7 +216,7 @@ void register_all() {
           ->Args({n, k, 4, 128, 0, cold})
           ->Unit(benchmark::kMicrosecond)
           ->UseRealTime();
-      for (int path : {0, 1}) {
+      for (int path : {0, 1, 2}) {
         benchmark::RegisterBenchmark("BM_QuantGemm", BM_QuantGemm)
             ->Args({n, k, 16, path, cold})
             ->Unit(benchmark::kMicrosecond)

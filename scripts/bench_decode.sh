@@ -8,9 +8,11 @@
 #   3. gptq export-gguf DIR/gptq DIR/q4_0.gguf (the exact Q4_0 map of the checkpoint) and, where the
 #      installed gptq has it, gptq export-gguf --from-float DIR/model DIR/q4_k.gguf --type q4_k;
 #   4. llama.cpp: tests/llama_cpp/decode_bench.mjs per GGUF (load, 16-token prefill, greedy decode);
-#   5. gptq.cpp: gptq generate DIR/gptq --json (its load_seconds, prefill and decode timings);
+#   5. gptq.cpp: gptq generate DIR/gptq --json (its load_seconds, prefill and decode timings), and
+#      again with --int8-activations (prefill with int8 activations, as llama.cpp; decode unchanged);
 #   6. one table: load s/GB, prefill-16 tokens/s and GFLOP/s, decode tokens/s, min/median/max over
-#      --reps runs (a warm-up run first, not counted) and the ratio of the medians gptq/llama.cpp.
+#      --reps runs (a warm-up run first, not counted) and the ratio of the medians gptq/llama.cpp
+#      (also for the int8-activations run).
 # Prefill GFLOP/s = 2 * (parameters of the block linears) * 16 / prefill seconds (the output head,
 # evaluated for the last prompt token only on both sides, is left out). Timings only: no assertion.
 #
@@ -114,6 +116,11 @@ for ((r = 0; r <= REPS; ++r)); do
   "$GPTQ" generate "$DIR/gptq" --prompt "$PROMPT" --max-new-tokens "$TOKENS" --temperature 0 \
     --threads "$THREADS" --json >"$DIR/gptq_$r.json"
 done
+echo "bench_decode: gptq generate --int8-activations ($REPS runs + 1 warm-up)" >&2
+for ((r = 0; r <= REPS; ++r)); do
+  "$GPTQ" generate "$DIR/gptq" --prompt "$PROMPT" --max-new-tokens "$TOKENS" --temperature 0 \
+    --threads "$THREADS" --int8-activations --json >"$DIR/gptq8_$r.json"
+done
 
 python3 - "$DIR" "$REPS" "$HIDDEN" "$INTER" "$BLOCKS" "$VOCAB" "$TOKENS" "$THREADS" "$Q4K_NOTE" "${GGUFS[@]}" <<'EOF'
 import json, os, statistics, sys
@@ -132,7 +139,8 @@ def fail(msg):
 
 rows = {}  # engine -> {metric: [values]}
 runs = [json.load(open(os.path.join(d, f"gptq_{r}.json"))) for r in range(1, reps + 1)]
-for r in runs:
+runs8 = [json.load(open(os.path.join(d, f"gptq8_{r}.json"))) for r in range(1, reps + 1)]
+for r in runs + runs8:
     if r["prompt_tokens"] != 16 or r["generated_tokens"] != tokens:
         fail(f"gptq generate: {r['prompt_tokens']} prompt tokens, {r['generated_tokens']} generated (want 16, {tokens})")
 gb = size_gb(os.path.join(d, "gptq"))
@@ -143,6 +151,11 @@ rows["gptq.cpp"] = {
     "prefill-16 tok/s": [16 / r["prefill_seconds"] for r in runs],
     "prefill-16 GFLOP/s": [2 * params * 16 / r["prefill_seconds"] / 1e9 for r in runs],
     "decode tok/s": [r["decode_steps"] / r["decode_seconds"] for r in runs],
+}
+rows8 = {
+    "prefill-16 tok/s": [16 / r["prefill_seconds"] for r in runs8],
+    "prefill-16 GFLOP/s": [2 * params * 16 / r["prefill_seconds"] / 1e9 for r in runs8],
+    "decode tok/s": [r["decode_steps"] / r["decode_seconds"] for r in runs8],
 }
 sizes = {"gptq.cpp": gb}
 info = []
@@ -177,14 +190,21 @@ for line in info:
 if note:
     print(note)
 print()
-hdr = f"{'metric':<20} {'engine':<16} {'min':>10} {'median':>10} {'max':>10} {'gptq/llama (median)':>20}"
+hdr = (f"{'metric':<20} {'engine':<16} {'min':>10} {'median':>10} {'max':>10} {'gptq/llama (median)':>20}"
+       f" {'int8/llama':>11}")
 print(hdr)
 print("-" * len(hdr))
 for metric in ["load s", "load s/GB", "prefill-16 tok/s", "prefill-16 GFLOP/s", "decode tok/s"]:
     ours = statistics.median(rows["gptq.cpp"][metric])
-    for i, (engine, m) in enumerate(rows.items()):
+    ours8 = statistics.median(rows8[metric]) if metric in rows8 else None
+    table = list(rows.items())
+    if ours8 is not None:
+        table.insert(1, ("gptq.cpp int8", rows8))
+    for i, (engine, m) in enumerate(table):
         v = m[metric]
         med = statistics.median(v)
-        ratio = "" if engine == "gptq.cpp" else f"{ours / med:.2f}" + (" (lower=better)" if metric.startswith("load") else "")
-        print(f"{metric if i == 0 else '':<20} {engine:<16} {min(v):>10.3f} {med:>10.3f} {max(v):>10.3f} {ratio:>20}")
+        llama = engine.startswith("llama.cpp")
+        ratio = f"{ours / med:.2f}" + (" (lower=better)" if metric.startswith("load") else "") if llama else ""
+        ratio8 = f"{ours8 / med:.2f}" if llama and ours8 is not None else ""
+        print(f"{metric if i == 0 else '':<20} {engine:<16} {min(v):>10.3f} {med:>10.3f} {max(v):>10.3f} {ratio:>20} {ratio8:>11}")
 EOF

@@ -598,6 +598,12 @@ std::vector<CliCase> cases() {
                                          (e.dir / "missing.txt").string()};
        },
        4, {"missing.txt"}},
+      {"EvalDequantizedAndInt8", [](Env&) {
+         return std::vector<std::string>{"eval", fixture_model("tiny-llama").string(), "--text",
+                                         fixture_data("eval.txt").string(), "--dequantized",
+                                         "--int8-activations"};
+       },
+       2, {"--dequantized", "--int8-activations", "exclude each other"}},
       {"EvalSeqlen1", [](Env&) {
          return std::vector<std::string>{"eval", fixture_model("tiny-llama").string(), "--text",
                                          fixture_data("eval.txt").string(), "--seqlen", "1"};

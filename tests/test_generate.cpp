@@ -22,6 +22,7 @@
 #include "nn/kv_cache.h"
 #include "nn/model_forward.h"
 #include "nn/sampler.h"
+#include "kernels/quant_kernels.h"
 #include "pipeline/quantize.h"
 #include "support/family_models.h"
 #include "support/fixtures.h"
@@ -214,6 +215,48 @@ TEST(IncrementalQuantized, KernelDecodeMatchesFullForward) {
                 backend == LinearBackend::kKernel ? "kernels" : "dequantized", err);
     EXPECT_LE(err, 1e-4);
   }
+}
+
+// Int8 activations (LoadParams::int8_activations): batches of rows through the int8 GEMM, close
+// to the exact kernels (8-bit activation rounding), one row (decode) exactly as before.
+TEST(IncrementalQuantized, Int8ActivationsCloseToExactAndDecodeUnchanged) {
+  const auto exact = load_model(quantized_tiny_llama(), LinearBackend::kKernel);
+  const auto int8 = load_model(quantized_tiny_llama(), LinearBackend::kKernelInt8);
+  const std::vector<int32_t> ids = eval_ids("tiny-llama", 48);
+  const std::vector<float> a = exact->model->logits(ids), b = int8->model->logits(ids);
+  ASSERT_EQ(a.size(), b.size());
+  const int64_t vocab = exact->model->vocab();
+  double kl = 0.0, worst = 0.0;
+  int top1 = 0;
+  for (size_t t = 0; t < ids.size(); ++t) {
+    const float* p = a.data() + t * vocab;
+    const float* q = b.data() + t * vocab;
+    const float pm = *std::max_element(p, p + vocab), qm = *std::max_element(q, q + vocab);
+    double zp = 0.0, zq = 0.0;
+    for (int64_t v = 0; v < vocab; ++v) {
+      zp += std::exp(double(p[v]) - pm);
+      zq += std::exp(double(q[v]) - qm);
+      worst = std::max(worst, std::abs(double(p[v]) - q[v]));
+    }
+    for (int64_t v = 0; v < vocab; ++v) {
+      const double lp = p[v] - pm - std::log(zp), lq = q[v] - qm - std::log(zq);
+      kl += std::exp(lp) * (lp - lq);
+    }
+    top1 += std::max_element(p, p + vocab) - p == std::max_element(q, q + vocab) - q;
+  }
+  kl /= static_cast<double>(ids.size());
+  std::printf("[ int8 activations ] KL to exact %.3g, max |logit diff| %.3g, top-1 %d/%zu (%s)\n",
+              kl, worst, top1, ids.size(), kernels::dispatch_target_name());
+  EXPECT_LT(kl, 5e-3);
+  EXPECT_GE(top1, static_cast<int>(ids.size()) - 3);
+  if (std::string(kernels::dispatch_target_name()) == "AVX3_DL") {
+    EXPECT_GT(worst, 0.0);  // the int8 GEMM ran
+  } else {
+    EXPECT_EQ(a, b);  // no VNNI: the exact kernels
+  }
+  // One row (decode) takes the exact GEMV either way.
+  const std::vector<int32_t> one(ids.begin(), ids.begin() + 1);
+  EXPECT_EQ(exact->model->logits(one), int8->model->logits(one));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -103,6 +103,27 @@ double rel_error(const std::vector<float>& y, const std::vector<double>& ref) {
 
 constexpr double kTol = 1e-5;
 
+// Int8 activations: each x is replaced by s q with |x - s q| <= s / 2 = max|x| / 254 of its
+// segment (<= the row's max), so |y - ref| <= sum_k |W[n, k]| max_k |x[r, k]| / 254 (+ fp32
+// rounding) for every output.
+bool within_int8_rounding(const std::vector<float>& y, const std::vector<double>& ref,
+                          const std::vector<float>& w, const std::vector<float>& x, int64_t rows,
+                          int64_t n, int64_t k) {
+  double scale = 0.0;
+  for (double v : ref) scale = std::max(scale, std::abs(v));
+  for (int64_t r = 0; r < rows; ++r) {
+    double xmax = 0.0;
+    for (int64_t i = 0; i < k; ++i) xmax = std::max(xmax, std::abs(double(x[r * k + i])));
+    for (int64_t j = 0; j < n; ++j) {
+      double wabs = 0.0;
+      for (int64_t i = 0; i < k; ++i) wabs += std::abs(double(w[j * k + i]));
+      const double bound = wabs * xmax / 254.0 * 1.001 + kTol * scale;
+      if (std::abs(double(y[r * n + j]) - ref[r * n + j]) > bound) return false;
+    }
+  }
+  return true;
+}
+
 // Runs every batch size and GEMM path of one case; returns the worst relative error.
 double check_case(const Case& c, uint32_t seed, const QuantLinearOptions& opt = {}) {
   std::vector<float> bias;
@@ -123,6 +144,20 @@ double check_case(const Case& c, uint32_t seed, const QuantLinearOptions& opt = 
       EXPECT_LT(e, kTol) << describe(c) << " rows=" << rows
                          << (path == GemmPath::kFused ? " fused" : " dequant+sgemm");
       worst = std::max(worst, e);
+    }
+    if (rows > 1) {
+      // Int8 activations (a no-op fallback to the fused GEMM without VNNI): within the 8-bit
+      // rounding of x; exact where every activation is +-127 (each segment's scale is then 1, the
+      // int32 dot products are the whole sum), which pins the byte slots, zeros and groups.
+      std::vector<float> y(rows * c.n);
+      ql.forward(x.data(), rows, y.data(), GemmPath::kInt8);
+      EXPECT_TRUE(within_int8_rounding(y, ref, w, x, rows, c.n, c.k))
+          << describe(c) << " rows=" << rows << " int8";
+      std::vector<float> xs(x.size());
+      for (size_t i = 0; i < x.size(); ++i) xs[i] = x[i] < 0 ? -127.0f : 127.0f;
+      ql.forward(xs.data(), rows, y.data(), GemmPath::kInt8);
+      EXPECT_LT(rel_error(y, reference(w, bias, xs, rows, c.n, c.k)), kTol)
+          << describe(c) << " rows=" << rows << " int8 exact";
     }
   }
   return worst;

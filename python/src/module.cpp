@@ -368,12 +368,14 @@ PYBIND11_MODULE(_core, m) {
 
   m.def(
       "load",
-      [](const std::string& model, bool dequantized, int threads) {
+      [](const std::string& model, bool dequantized, int threads, bool int8_activations) {
         gptq::LoadParams p;
         p.dequantized = dequantized;
         p.threads = threads;
+        p.int8_activations = int8_activations;
         PyCallbacks cbs;
         return without_gil(cbs, [&] { return gptq::load(model, p); });
       },
-      py::arg("model"), py::arg("dequantized") = false, py::arg("threads") = 0);
+      py::arg("model"), py::arg("dequantized") = false, py::arg("threads") = 0,
+      py::arg("int8_activations") = false);
 }

@@ -103,3 +103,19 @@ def test_token_ids_need_no_tokenizer(tmp_path, quantized_llama, eval_ids):
     assert model.perplexity(ids, seqlen=SEQLEN) == out["ppl"]
     with pytest.raises(gptqcpp.GPTQError, match="tokenizer"):
         model.tokenize("In the beginning")
+
+
+def test_int8_activations_close_to_exact(quantized_llama, eval_ids):
+    """int8_activations=True: a sequence's logits within the 8-bit activation rounding of the exact
+    kernels (the same argmax almost everywhere); one token (the decode path) unchanged; it excludes
+    dequantized=True."""
+    ids = eval_ids[:SEQLEN]
+    exact = gptqcpp.load_quantized_model(quantized_llama)
+    int8 = gptqcpp.load_quantized_model(quantized_llama, int8_activations=True)
+    a, b = exact.logits(ids), int8.logits(ids)
+    assert a.shape == b.shape
+    assert np.abs(a - b).max() < 0.1 * np.abs(a).max()
+    assert (a.argmax(axis=1) == b.argmax(axis=1)).mean() >= 0.9
+    assert np.array_equal(exact.logits(ids[:1]), int8.logits(ids[:1]))
+    with pytest.raises(gptqcpp.UsageError):
+        gptqcpp.load_quantized_model(quantized_llama, dequantized=True, int8_activations=True)

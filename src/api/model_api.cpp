@@ -61,9 +61,13 @@ Model load(const std::string& model, const LoadParams& params) {
     const ComputeThreadsScope threads(params.threads);
     auto impl = std::make_unique<Model::Impl>();
     impl->threads = params.threads;
-    impl->loaded =
-        load_model(resolve_model_path(model),
-                   params.dequantized ? LinearBackend::kDequantized : LinearBackend::kKernel);
+    if (params.dequantized && params.int8_activations)
+      fail_code(ExitCode::kUsage,
+                "--dequantized and --int8-activations exclude each other (the first is fp32 BLAS)");
+    const LinearBackend backend = params.dequantized        ? LinearBackend::kDequantized
+                                  : params.int8_activations ? LinearBackend::kKernelInt8
+                                                            : LinearBackend::kKernel;
+    impl->loaded = load_model(resolve_model_path(model), backend);
     impl->info = describe(*impl->loaded);
     return Model(std::move(impl));
   });

@@ -17,7 +17,9 @@ std::unique_ptr<LinearOp> make_quant_linear(const QuantizedLayerData& d, LinearB
       kernels::describe_packed(d.packed, d.scales.data(), d.bias.empty() ? nullptr : d.bias.data());
   if (d.qweight_mapped)
     desc.qweight = d.qweight_mapped;  // repacked into tiles straight from the mapping
-  return std::make_unique<kernels::QuantLinear>(desc);
+  kernels::QuantLinearOptions options;
+  if (backend == LinearBackend::kKernelInt8) options.gemm_path = kernels::GemmPath::kInt8;
+  return std::make_unique<kernels::QuantLinear>(desc, options);
 }
 
 }  // namespace

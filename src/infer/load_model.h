@@ -18,6 +18,7 @@ namespace gptq {
 enum class LinearBackend {
   kKernel,       // QuantLinear CPU kernels (fused dequantize + multiply)
   kDequantized,  // dequantize to fp32 once and use dense sgemm (reference)
+  kKernelInt8,   // QuantLinear with int8 activations for rows > 1 (kernels::GemmPath::kInt8)
 };
 
 struct LoadedModel {

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -54,6 +55,33 @@ struct ScratchLayout {
 struct ScratchHeader {
   int64_t target;
   int64_t has_int8;
+};
+
+// Int8 GEMM scratch (gemm_int8_prepare -> gemm_int8_tiles), rows padded to kInt8Rows (padding
+// rows are zeros), every part 64-byte aligned:
+//   header   int64 target, int64 usable (0: the caller takes the float GEMM)
+//   xsum     float [rows][groups]  X_g of each row (float, as the GEMV)
+//   segscale float [rows][segs]    s * 2^-b per row and segment (s = max|x| / 127 of the segment)
+//   xq       int8 [rows][kp]       round(x / s), bytes in the xq_slot order
+constexpr int64_t kInt8Rows = 8;  // activation rows per pass of the int8 GEMM
+
+inline int64_t segments_of(const TileStream& w) {
+  int64_t segs = 0;
+  for (int64_t g = 0; g < w.groups; ++g)
+    segs += (w.group_blocks[g + 1] - w.group_blocks[g] + kSegBlocks - 1) / kSegBlocks;
+  return segs;
+}
+
+struct Int8GemmLayout {
+  int64_t rows, segs;
+  size_t xsum, segscale, xq, bytes;
+  Int8GemmLayout(const TileStream& w, int64_t nrows)
+      : rows((nrows + kInt8Rows - 1) / kInt8Rows * kInt8Rows), segs(segments_of(w)) {
+    xsum = 64;
+    segscale = xsum + align64(static_cast<size_t>(rows * w.groups) * sizeof(float));
+    xq = segscale + align64(static_cast<size_t>(rows * segs) * sizeof(float));
+    bytes = xq + align64(static_cast<size_t>(rows * w.kp));
+  }
 };
 
 // Byte slot of block position pos in an int8 plane (the order the int8 kernels consume):
@@ -284,30 +312,28 @@ HWY_INLINE void StaticFor(F&& f) {
   }
 }
 
-// One block (32 positions) of 16 rows: codes unpacked to bytes, three vpdpbusd per 4 positions
-// (one per x plane). Two accumulator banks (6 chains) hide the vpdpbusd latency.
-template <int kBits>
-HWY_INLINE void GemvBlockInt8(const uint8_t* HWY_RESTRICT block, const int8_t* HWY_RESTRICT xq,
-                              int64_t plane, VI* a) {
+// The codes of one block (32 positions) of 16 rows as bytes, four positions per 32-bit lane:
+// f(codes, slot, bank) for each group of 4 positions, slot = its first byte in the xq_slot order,
+// bank = 0 / 1 alternating (two accumulator banks hide the vpdpbusd latency).
+template <int kBits, class F>
+HWY_INLINE void ForEachCodeBytes(const uint8_t* HWY_RESTRICT block, F&& f) {
   const DU du;
   const uint32_t* wp = reinterpret_cast<const uint32_t*>(block);
   if constexpr (kBits == 8) {
-    StaticFor<0, 8>(
-        [&](auto w) { Dot3(a, w % 2, hn::Load(du, wp + w * kTileRows), xq, plane, w * 4); });
+    StaticFor<0, 8>([&](auto w) { f(hn::Load(du, wp + w * kTileRows), w * 4, w % 2); });
   } else if constexpr (kBits == 4) {
     const VU m = hn::Set(du, 0x0F0F0F0Fu);
     StaticFor<0, 4>([&](auto w) {
       const VU word = hn::Load(du, wp + w * kTileRows);
-      Dot3(a, 0, hn::And(word, m), xq, plane, w * 8);
-      Dot3(a, 1, hn::And(hn::ShiftRight<4>(word), m), xq, plane, w * 8 + 4);
+      f(hn::And(word, m), w * 8, 0);
+      f(hn::And(hn::ShiftRight<4>(word), m), w * 8 + 4, 1);
     });
   } else if constexpr (kBits == 2) {
     const VU m = hn::Set(du, 0x03030303u);
     StaticFor<0, 2>([&](auto w) {
       const VU word = hn::Load(du, wp + w * kTileRows);
-      StaticFor<0, 4>([&](auto v) {
-        Dot3(a, v % 2, hn::And(ShiftBy<-2 * v>(word), m), xq, plane, w * 16 + v * 4);
-      });
+      StaticFor<0, 4>(
+          [&](auto v) { f(hn::And(ShiftBy<-2 * v>(word), m), w * 16 + v * 4, v % 2); });
     });
   } else {  // 3: low 2 bits as b = 2, bit 2 from the plane word shifted into bit 2 of each byte
     const VU m = hn::Set(du, 0x03030303u), m2 = hn::Set(du, 0x04040404u);
@@ -317,10 +343,18 @@ HWY_INLINE void GemvBlockInt8(const uint8_t* HWY_RESTRICT block, const int8_t* H
       StaticFor<0, 4>([&](auto v) {
         const VU codes =
             hn::OrAnd(hn::And(ShiftBy<-2 * v>(word), m), ShiftBy<2 - 4 * w - v>(hi), m2);
-        Dot3(a, v % 2, codes, xq, plane, w * 16 + v * 4);
+        f(codes, w * 16 + v * 4, v % 2);
       });
     });
   }
+}
+
+// One block of 16 rows for the GEMV: three vpdpbusd per 4 positions (one per x plane).
+template <int kBits>
+HWY_INLINE void GemvBlockInt8(const uint8_t* HWY_RESTRICT block, const int8_t* HWY_RESTRICT xq,
+                              int64_t plane, VI* a) {
+  ForEachCodeBytes<kBits>(block,
+                          [&](VU codes, int slot, int bank) { Dot3(a, bank, codes, xq, plane, slot); });
 }
 
 template <int kBits, class Pf>
@@ -359,7 +393,135 @@ HWY_INLINE VF GemvTileInt8(const TileStream& w, const uint8_t* HWY_RESTRICT tile
   }
   return acc;
 }
+
+// Int8 GEMM: kInt8Rows activation rows x one 16-row tile, one vpdpbusd per 4 positions and row
+// (x as one int8 plane per segment: llama.cpp's q8 activations, not the GEMV's exact planes).
+template <int kBits>
+HWY_INLINE void GemmPassInt8(const TileStream& w, const uint8_t* HWY_RESTRICT tile,
+                             const Int8GemmLayout& lay, const uint8_t* HWY_RESTRICT scratch,
+                             int64_t r0, VF* acc) {
+  const DF df;
+  const DI di;
+  const int8_t* xq = reinterpret_cast<const int8_t*>(scratch + lay.xq) + r0 * w.kp;
+  const float* segscale = reinterpret_cast<const float*>(scratch + lay.segscale) + r0 * lay.segs;
+  const float* xsum = reinterpret_cast<const float*>(scratch + lay.xsum) + r0 * w.groups;
+  for (int r = 0; r < kInt8Rows; ++r) acc[r] = hn::Zero(df);
+  const uint8_t* p = tile;
+  int64_t seg = 0;
+  for (int64_t g = 0; g < w.groups; ++g) {
+    const float* params = reinterpret_cast<const float*>(p);
+    p += kParamBytes;
+    const int64_t b0 = w.group_blocks[g], b1 = w.group_blocks[g + 1];
+    if (b0 == b1) continue;
+    VF dq[kInt8Rows];  // 2^-b sum_k q_k x_k over the group, per row
+    for (auto& e : dq) e = hn::Zero(df);
+    for (int64_t sb = b0; sb < b1; sb += kSegBlocks, ++seg) {
+      const int64_t se = std::min(sb + kSegBlocks, b1);
+      VI a[kInt8Rows];
+      for (auto& e : a) e = hn::Zero(di);
+      for (int64_t b = sb; b < se; ++b) {
+        const int8_t* xb = xq + b * kBlock;
+        ForEachCodeBytes<kBits>(p, [&](VU codes, int slot, int) {
+          HWY_UNROLL(8)
+          for (int r = 0; r < kInt8Rows; ++r) a[r] = Dot4(a[r], codes, xb + r * w.kp + slot);
+        });
+        p += kBits * kWordBytes;
+      }
+      for (int r = 0; r < kInt8Rows; ++r)
+        dq[r] = hn::MulAdd(hn::ConvertTo(df, a[r]), hn::Set(df, segscale[r * lay.segs + seg]), dq[r]);
+    }
+    const VF sc = hn::Load(df, params);
+    const VF zq = hn::Sub(hn::Load(df, params + kTileRows), hn::Set(df, 1.0f));  // z / 2^b
+    for (int r = 0; r < kInt8Rows; ++r)
+      acc[r] = hn::MulAdd(sc, hn::NegMulAdd(zq, hn::Set(df, xsum[r * w.groups + g]), dq[r]), acc[r]);
+  }
+}
+
+template <int kBits>
+void GemmInt8TilesT(const TileStream& w, const uint8_t* HWY_RESTRICT scratch, int64_t rows,
+                    const float* HWY_RESTRICT bias, int64_t t0, int64_t t1, float* HWY_RESTRICT y,
+                    int64_t ldy) {
+  const Int8GemmLayout lay(w, rows);
+  for (int64_t t = t0; t < t1; ++t) {
+    const uint8_t* tile = w.data + t * w.tile_bytes;
+    for (int64_t r0 = 0; r0 < rows; r0 += kInt8Rows) {
+      VF acc[kInt8Rows];
+      GemmPassInt8<kBits>(w, tile, lay, scratch, r0, acc);
+      const int64_t m = std::min(kInt8Rows, rows - r0);
+      for (int64_t r = 0; r < m; ++r) StoreRows(acc[r], bias, t * kTileRows, w.n, y + (r0 + r) * ldy);
+    }
+  }
+}
 #endif  // GPTQ_INT8_GEMV
+
+// Int8 GEMM over the tiles [t0, t1) from a scratch of gemm_int8_prepare (usable on this target).
+void GemmInt8Tiles(const TileStream& w, const uint8_t* scratch, int64_t rows, const float* bias,
+                   int64_t t0, int64_t t1, float* y, int64_t ldy) {
+#ifdef GPTQ_INT8_GEMV
+  switch (w.bits) {
+    case 2:
+      return GemmInt8TilesT<2>(w, scratch, rows, bias, t0, t1, y, ldy);
+    case 3:
+      return GemmInt8TilesT<3>(w, scratch, rows, bias, t0, t1, y, ldy);
+    case 4:
+      return GemmInt8TilesT<4>(w, scratch, rows, bias, t0, t1, y, ldy);
+    default:
+      return GemmInt8TilesT<8>(w, scratch, rows, bias, t0, t1, y, ldy);
+  }
+#else
+  (void)w, (void)scratch, (void)rows, (void)bias, (void)t0, (void)t1, (void)y, (void)ldy;
+#endif
+}
+
+// Rows of x [rows, ldx] (input order) quantized per segment for the int8 GEMM. Returns whether the
+// int8 GEMM can run: on the AVX3_DL target only, with finite activations.
+bool GemmInt8Prepare(const TileStream& w, const int32_t* HWY_RESTRICT perm,
+                     const float* HWY_RESTRICT x, int64_t rows, int64_t ldx,
+                     uint8_t* HWY_RESTRICT scratch) {
+  const Int8GemmLayout lay(w, rows);
+  ScratchHeader h{HWY_TARGET, 0};
+#ifdef GPTQ_INT8_GEMV
+  h.has_int8 = 1;
+  float* xsum = reinterpret_cast<float*>(scratch + lay.xsum);
+  float* segscale = reinterpret_cast<float*>(scratch + lay.segscale);
+  int8_t* xq = reinterpret_cast<int8_t*>(scratch + lay.xq);
+  std::memset(scratch + lay.xsum, 0, lay.bytes - lay.xsum);  // padding rows and positions: 0
+  const float inv_two_b = 1.0f / static_cast<float>(1 << w.bits);
+  std::vector<float> xk(static_cast<size_t>(w.kp));
+  for (int64_t r = 0; r < rows && h.has_int8; ++r) {
+    const float* xr = x + r * ldx;
+    for (int64_t i = 0; i < w.kp; ++i) {
+      xk[i] = perm ? (perm[i] >= 0 ? xr[perm[i]] : 0.0f) : xr[i];
+      if (!std::isfinite(xk[i])) h.has_int8 = 0;  // inf/NaN: the float GEMM propagates them
+    }
+    int64_t seg = 0;
+    for (int64_t g = 0; g < w.groups; ++g) {
+      double sum = 0.0;
+      const int64_t gb1 = w.group_blocks[g + 1];
+      for (int64_t sb = w.group_blocks[g]; sb < gb1; sb += kSegBlocks, ++seg) {
+        const int64_t se = std::min(sb + kSegBlocks, gb1);
+        float amax = 0.0f;
+        for (int64_t i = sb * kBlock; i < se * kBlock; ++i) {
+          amax = std::max(amax, std::abs(xk[i]));
+          sum += xk[i];
+        }
+        const float s = amax > 0.0f ? amax / 127.0f : 1.0f;
+        const float inv = 1.0f / s;
+        segscale[r * lay.segs + seg] = s * inv_two_b;
+        for (int64_t b = sb; b < se; ++b)
+          for (int pos = 0; pos < kBlock; ++pos)
+            xq[r * w.kp + b * kBlock + xq_slot(w.bits, pos)] = static_cast<int8_t>(
+                std::nearbyint(std::clamp(xk[b * kBlock + pos] * inv, -127.0f, 127.0f)));
+      }
+      xsum[r * w.groups + g] = static_cast<float>(sum);
+    }
+  }
+#else
+  (void)perm, (void)x, (void)rows, (void)ldx, (void)lay;
+#endif
+  std::memcpy(scratch, &h, sizeof(h));
+  return h.has_int8 != 0;
+}
 
 template <int kBits, class Pf>
 void GemvTilesT(const TileStream& w, const uint8_t* HWY_RESTRICT scratch,
@@ -671,6 +833,8 @@ namespace gptq::kernels {
 HWY_EXPORT(GemvPrepare);
 HWY_EXPORT(GemvTiles);
 HWY_EXPORT(GemmTiles);
+HWY_EXPORT(GemmInt8Prepare);
+HWY_EXPORT(GemmInt8Tiles);
 HWY_EXPORT(DequantTiles);
 HWY_EXPORT(SumFloats);
 HWY_EXPORT(TargetNameHere);
@@ -691,6 +855,20 @@ void gemv_tiles(const TileStream& w, const uint8_t* scratch, const float* bias, 
 void gemm_tiles(const TileStream& w, const float* xt, int64_t rows, const float* bias, int64_t t0,
                 int64_t t1, float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(GemmTiles)(w, xt, rows, bias, t0, t1, y, ldy);
+}
+
+size_t gemm_int8_scratch_bytes(const TileStream& w, int64_t rows) {
+  return Int8GemmLayout(w, rows).bytes;
+}
+
+bool gemm_int8_prepare(const TileStream& w, const int32_t* perm, const float* x, int64_t rows,
+                       int64_t ldx, uint8_t* scratch) {
+  return HWY_DYNAMIC_DISPATCH(GemmInt8Prepare)(w, perm, x, rows, ldx, scratch);
+}
+
+void gemm_int8_tiles(const TileStream& w, const uint8_t* scratch, int64_t rows, const float* bias,
+                     int64_t t0, int64_t t1, float* y, int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(GemmInt8Tiles)(w, scratch, rows, bias, t0, t1, y, ldy);
 }
 
 void dequant_tiles(const TileStream& w, int64_t t0, int64_t t1, float* wt, int64_t ldw) {

@@ -87,6 +87,18 @@ void gemv_tiles(const TileStream& w, const uint8_t* scratch, const float* bias, 
 void gemm_tiles(const TileStream& w, const float* xt, int64_t rows, const float* bias, int64_t t0,
                 int64_t t1, float* y, int64_t ldy);
 
+// Int8 GEMM (AVX-512 VNNI; llama.cpp-style activations): each row of x [rows, ldx] (input order)
+// is quantized per segment (at most 4 blocks of one group) to int8 with scale max|x| / 127, and
+// y[r, n] = sum_g scale_gn (sum_seg s_seg sum_k q_k xq_k - z_gn X_g) (+ bias[n]) with exact
+// int32 dot products and the float group sums X_g. Relative error of an output ~ 2^-8 of the
+// segment maxima (the float GEMM is exact to fp32 rounding). prepare returns false where it
+// cannot run (no VNNI target, or a non-finite activation): then use gemm_tiles.
+size_t gemm_int8_scratch_bytes(const TileStream& w, int64_t rows);
+bool gemm_int8_prepare(const TileStream& w, const int32_t* perm, const float* x, int64_t rows,
+                       int64_t ldx, uint8_t* scratch);
+void gemm_int8_tiles(const TileStream& w, const uint8_t* scratch, int64_t rows, const float* bias,
+                     int64_t t0, int64_t t1, float* y, int64_t ldy);
+
 // Dequantizes the tiles [t0, t1) into wt [kp][ldw] (transposed: column (t - t0) * 16 + lane;
 // rows past n are written as zeros): wt[k][c] = W[t0 * 16 + c, k] in the kernel order.
 void dequant_tiles(const TileStream& w, int64_t t0, int64_t t1, float* wt, int64_t ldw);

@@ -31,7 +31,7 @@ int64_t ceil_div(int64_t a, int64_t b) {
 
 // Scratch buffers of the calling thread (forward is const and may run concurrently).
 std::vector<float>& scratch(int i) {
-  thread_local std::vector<float> bufs[3];
+  thread_local std::vector<float> bufs[4];
   return bufs[i];
 }
 
@@ -281,6 +281,7 @@ void QuantLinear::forward(const float* x, int64_t rows, float* y, GemmPath path)
     gemv(x, y, threads);
   } else if (path == GemmPath::kDequantSgemm) {
     gemm_dequant_sgemm(x, rows, y, threads);
+  } else if (path == GemmPath::kInt8 && gemm_int8(x, rows, y, threads)) {
   } else {
     gemm_fused(x, rows, y, threads);
   }
@@ -341,6 +342,22 @@ void QuantLinear::gemm_fused(const float* x, int64_t rows, float* y, int threads
   const int64_t n = n_;
   for_tiles(threads, tiles_, w.tile_bytes * rows,
             [&](int64_t t0, int64_t t1) { gemm_tiles(w, xtp, rows, bias, t0, t1, y, n); });
+}
+
+bool QuantLinear::gemm_int8(const float* x, int64_t rows, float* y, int threads) const {
+  std::vector<float>& buf = scratch(3);  // as bytes, 64-byte aligned below
+  const size_t need = gemm_int8_scratch_bytes(stream_, rows) + 64;
+  if (buf.size() * sizeof(float) < need) buf.resize(need / sizeof(float) + 1);
+  uint8_t* raw = reinterpret_cast<uint8_t*>(buf.data());
+  uint8_t* sc = raw + (64 - reinterpret_cast<uintptr_t>(raw) % 64) % 64;
+  if (!gemm_int8_prepare(stream_, identity_perm_ ? nullptr : perm_.data(), x, rows, k_, sc))
+    return false;
+  const float* bias = bias_.empty() ? nullptr : bias_.data();
+  const TileStream& w = stream_;
+  const int64_t n = n_;
+  for_tiles(threads, tiles_, w.tile_bytes * rows,
+            [&](int64_t t0, int64_t t1) { gemm_int8_tiles(w, sc, rows, bias, t0, t1, y, n); });
+  return true;
 }
 
 void QuantLinear::gemm_dequant_sgemm(const float* x, int64_t rows, float* y, int threads) const {

@@ -48,6 +48,8 @@ enum class GemmPath {
   kAuto,          // fused GEMM for rows > 1 (measured faster at every batch size tried)
   kFused,         // fused dequantize-and-multiply GEMM
   kDequantSgemm,  // dequantize panels of output rows to fp32, then cblas_sgemm
+  kInt8,          // rows > 1 with int8 activations (gemm_int8_tiles: AVX-512 VNNI, approximate as
+                  // llama.cpp's q8 activations); the fused GEMM where it cannot run
 };
 
 struct QuantLinearOptions {
@@ -91,6 +93,8 @@ class QuantLinear final : public LinearOp {
   void gemv(const float* x, float* y, int threads) const;
   void gemm_fused(const float* x, int64_t rows, float* y, int threads) const;
   void gemm_dequant_sgemm(const float* x, int64_t rows, float* y, int threads) const;
+  // False (nothing written) where the int8 GEMM cannot run.
+  bool gemm_int8(const float* x, int64_t rows, float* y, int threads) const;
 
   int bits_ = 4;
   int64_t k_ = 0, n_ = 0, groups_ = 0, tiles_ = 0;
