@@ -59,7 +59,6 @@ struct ScratchHeader {
 
 // Int8 GEMM scratch (gemm_int8_prepare -> gemm_int8_tiles), rows padded to kInt8Rows (padding
 // rows are zeros), every part 64-byte aligned:
-//   header   int64 target, int64 usable (0: the caller takes the float GEMM)
 //   xsum     float [rows][groups]  X_g of each row (float, as the GEMV)
 //   segscale float [rows][segs]    s * 2^-b per row and segment (s = max|x| / 127 of the segment)
 //   xq       int8 [rows][kp]       round(x / s), bytes in the xq_slot order
@@ -77,7 +76,7 @@ struct Int8GemmLayout {
   size_t xsum, segscale, xq, bytes;
   Int8GemmLayout(const TileStream& w, int64_t nrows)
       : rows((nrows + kInt8Rows - 1) / kInt8Rows * kInt8Rows), segs(segments_of(w)) {
-    xsum = 64;
+    xsum = 0;
     segscale = xsum + align64(static_cast<size_t>(rows * w.groups) * sizeof(float));
     xq = segscale + align64(static_cast<size_t>(rows * segs) * sizeof(float));
     bytes = xq + align64(static_cast<size_t>(rows * w.kp));
@@ -396,10 +395,13 @@ HWY_INLINE VF GemvTileInt8(const TileStream& w, const uint8_t* HWY_RESTRICT tile
 
 // Int8 GEMM: kInt8Rows activation rows x one 16-row tile, one vpdpbusd per 4 positions and row
 // (x as one int8 plane per segment: llama.cpp's q8 activations, not the GEMV's exact planes).
-template <int kBits>
+// The first pass over a tile (r0 = 0) prefetches it as the GEMV does (the weights stream from
+// memory once; later passes find them in cache).
+template <int kBits, class Pf>
 HWY_INLINE void GemmPassInt8(const TileStream& w, const uint8_t* HWY_RESTRICT tile,
                              const Int8GemmLayout& lay, const uint8_t* HWY_RESTRICT scratch,
                              int64_t r0, VF* acc) {
+  const bool prefetch = r0 == 0;
   const DF df;
   const DI di;
   const int8_t* xq = reinterpret_cast<const int8_t*>(scratch + lay.xq) + r0 * w.kp;
@@ -410,6 +412,7 @@ HWY_INLINE void GemmPassInt8(const TileStream& w, const uint8_t* HWY_RESTRICT ti
   int64_t seg = 0;
   for (int64_t g = 0; g < w.groups; ++g) {
     const float* params = reinterpret_cast<const float*>(p);
+    if (prefetch) PrefetchAhead<2, Pf>(p);
     p += kParamBytes;
     const int64_t b0 = w.group_blocks[g], b1 = w.group_blocks[g + 1];
     if (b0 == b1) continue;
@@ -421,6 +424,7 @@ HWY_INLINE void GemmPassInt8(const TileStream& w, const uint8_t* HWY_RESTRICT ti
       for (auto& e : a) e = hn::Zero(di);
       for (int64_t b = sb; b < se; ++b) {
         const int8_t* xb = xq + b * kBlock;
+        if (prefetch) PrefetchAhead<kBits, Pf>(p);
         ForEachCodeBytes<kBits>(p, [&](VU codes, int slot, int) {
           HWY_UNROLL(8)
           for (int r = 0; r < kInt8Rows; ++r) a[r] = Dot4(a[r], codes, xb + r * w.kp + slot);
@@ -437,7 +441,7 @@ HWY_INLINE void GemmPassInt8(const TileStream& w, const uint8_t* HWY_RESTRICT ti
   }
 }
 
-template <int kBits>
+template <int kBits, class Pf>
 void GemmInt8TilesT(const TileStream& w, const uint8_t* HWY_RESTRICT scratch, int64_t rows,
                     const float* HWY_RESTRICT bias, int64_t t0, int64_t t1, float* HWY_RESTRICT y,
                     int64_t ldy) {
@@ -446,7 +450,7 @@ void GemmInt8TilesT(const TileStream& w, const uint8_t* HWY_RESTRICT scratch, in
     const uint8_t* tile = w.data + t * w.tile_bytes;
     for (int64_t r0 = 0; r0 < rows; r0 += kInt8Rows) {
       VF acc[kInt8Rows];
-      GemmPassInt8<kBits>(w, tile, lay, scratch, r0, acc);
+      GemmPassInt8<kBits, Pf>(w, tile, lay, scratch, r0, acc);
       const int64_t m = std::min(kInt8Rows, rows - r0);
       for (int64_t r = 0; r < m; ++r) StoreRows(acc[r], bias, t * kTileRows, w.n, y + (r0 + r) * ldy);
     }
@@ -455,44 +459,55 @@ void GemmInt8TilesT(const TileStream& w, const uint8_t* HWY_RESTRICT scratch, in
 #endif  // GPTQ_INT8_GEMV
 
 // Int8 GEMM over the tiles [t0, t1) from a scratch of gemm_int8_prepare (usable on this target).
+#ifdef GPTQ_INT8_GEMV
+template <class Pf>
+void GemmInt8TilesWith(const TileStream& w, const uint8_t* scratch, int64_t rows,
+                       const float* bias, int64_t t0, int64_t t1, float* y, int64_t ldy) {
+  switch (w.bits) {
+    case 2:
+      return GemmInt8TilesT<2, Pf>(w, scratch, rows, bias, t0, t1, y, ldy);
+    case 3:
+      return GemmInt8TilesT<3, Pf>(w, scratch, rows, bias, t0, t1, y, ldy);
+    case 4:
+      return GemmInt8TilesT<4, Pf>(w, scratch, rows, bias, t0, t1, y, ldy);
+    default:
+      return GemmInt8TilesT<8, Pf>(w, scratch, rows, bias, t0, t1, y, ldy);
+  }
+}
+#endif
+
 void GemmInt8Tiles(const TileStream& w, const uint8_t* scratch, int64_t rows, const float* bias,
                    int64_t t0, int64_t t1, float* y, int64_t ldy) {
 #ifdef GPTQ_INT8_GEMV
-  switch (w.bits) {
-    case 2:
-      return GemmInt8TilesT<2>(w, scratch, rows, bias, t0, t1, y, ldy);
-    case 3:
-      return GemmInt8TilesT<3>(w, scratch, rows, bias, t0, t1, y, ldy);
-    case 4:
-      return GemmInt8TilesT<4>(w, scratch, rows, bias, t0, t1, y, ldy);
-    default:
-      return GemmInt8TilesT<8>(w, scratch, rows, bias, t0, t1, y, ldy);
-  }
+  if (prefer_t0_prefetch()) return GemmInt8TilesWith<PrefetchT0>(w, scratch, rows, bias, t0, t1, y, ldy);
+  GemmInt8TilesWith<PrefetchNta>(w, scratch, rows, bias, t0, t1, y, ldy);
 #else
   (void)w, (void)scratch, (void)rows, (void)bias, (void)t0, (void)t1, (void)y, (void)ldy;
 #endif
 }
 
-// Rows of x [rows, ldx] (input order) quantized per segment for the int8 GEMM. Returns whether the
-// int8 GEMM can run: on the AVX3_DL target only, with finite activations.
+// Rows [r0, r1) of x [rows, ldx] (input order) quantized per segment for the int8 GEMM; the call
+// that ends at `rows` also zeroes the padding rows. Returns whether the int8 GEMM can run: on the
+// AVX3_DL target only, with finite activations in these rows.
 bool GemmInt8Prepare(const TileStream& w, const int32_t* HWY_RESTRICT perm,
-                     const float* HWY_RESTRICT x, int64_t rows, int64_t ldx,
-                     uint8_t* HWY_RESTRICT scratch) {
-  const Int8GemmLayout lay(w, rows);
-  ScratchHeader h{HWY_TARGET, 0};
+                     const float* HWY_RESTRICT x, int64_t rows, int64_t ldx, int64_t r0,
+                     int64_t r1, uint8_t* HWY_RESTRICT scratch) {
 #ifdef GPTQ_INT8_GEMV
-  h.has_int8 = 1;
+  const Int8GemmLayout lay(w, rows);
   float* xsum = reinterpret_cast<float*>(scratch + lay.xsum);
   float* segscale = reinterpret_cast<float*>(scratch + lay.segscale);
   int8_t* xq = reinterpret_cast<int8_t*>(scratch + lay.xq);
-  std::memset(scratch + lay.xsum, 0, lay.bytes - lay.xsum);  // padding rows and positions: 0
+  const int64_t r_end = r1 == rows ? lay.rows : r1;  // padding rows: all zero
+  std::fill(xsum + r0 * w.groups, xsum + r_end * w.groups, 0.0f);
+  std::fill(segscale + r0 * lay.segs, segscale + r_end * lay.segs, 0.0f);
+  std::fill(xq + r0 * w.kp, xq + r_end * w.kp, int8_t{0});
   const float inv_two_b = 1.0f / static_cast<float>(1 << w.bits);
   std::vector<float> xk(static_cast<size_t>(w.kp));
-  for (int64_t r = 0; r < rows && h.has_int8; ++r) {
+  for (int64_t r = r0; r < r1; ++r) {
     const float* xr = x + r * ldx;
     for (int64_t i = 0; i < w.kp; ++i) {
       xk[i] = perm ? (perm[i] >= 0 ? xr[perm[i]] : 0.0f) : xr[i];
-      if (!std::isfinite(xk[i])) h.has_int8 = 0;  // inf/NaN: the float GEMM propagates them
+      if (!std::isfinite(xk[i])) return false;  // inf/NaN: the float GEMM propagates them
     }
     int64_t seg = 0;
     for (int64_t g = 0; g < w.groups; ++g) {
@@ -516,11 +531,11 @@ bool GemmInt8Prepare(const TileStream& w, const int32_t* HWY_RESTRICT perm,
       xsum[r * w.groups + g] = static_cast<float>(sum);
     }
   }
+  return true;
 #else
-  (void)perm, (void)x, (void)rows, (void)ldx, (void)lay;
+  (void)w, (void)perm, (void)x, (void)rows, (void)ldx, (void)r0, (void)r1, (void)scratch;
+  return false;
 #endif
-  std::memcpy(scratch, &h, sizeof(h));
-  return h.has_int8 != 0;
 }
 
 template <int kBits, class Pf>
@@ -862,8 +877,8 @@ size_t gemm_int8_scratch_bytes(const TileStream& w, int64_t rows) {
 }
 
 bool gemm_int8_prepare(const TileStream& w, const int32_t* perm, const float* x, int64_t rows,
-                       int64_t ldx, uint8_t* scratch) {
-  return HWY_DYNAMIC_DISPATCH(GemmInt8Prepare)(w, perm, x, rows, ldx, scratch);
+                       int64_t ldx, int64_t r0, int64_t r1, uint8_t* scratch) {
+  return HWY_DYNAMIC_DISPATCH(GemmInt8Prepare)(w, perm, x, rows, ldx, r0, r1, scratch);
 }
 
 void gemm_int8_tiles(const TileStream& w, const uint8_t* scratch, int64_t rows, const float* bias,

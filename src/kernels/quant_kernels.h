@@ -91,11 +91,13 @@ void gemm_tiles(const TileStream& w, const float* xt, int64_t rows, const float*
 // is quantized per segment (at most 4 blocks of one group) to int8 with scale max|x| / 127, and
 // y[r, n] = sum_g scale_gn (sum_seg s_seg sum_k q_k xq_k - z_gn X_g) (+ bias[n]) with exact
 // int32 dot products and the float group sums X_g. Relative error of an output ~ 2^-8 of the
-// segment maxima (the float GEMM is exact to fp32 rounding). prepare returns false where it
-// cannot run (no VNNI target, or a non-finite activation): then use gemm_tiles.
+// segment maxima (the float GEMM is exact to fp32 rounding). prepare fills the rows [r0, r1) of
+// the scratch (disjoint ranges may run on different threads; the range that ends at `rows` also
+// clears the padding) and returns false where the int8 GEMM cannot run (no VNNI target, or a
+// non-finite activation in these rows): then use gemm_tiles.
 size_t gemm_int8_scratch_bytes(const TileStream& w, int64_t rows);
 bool gemm_int8_prepare(const TileStream& w, const int32_t* perm, const float* x, int64_t rows,
-                       int64_t ldx, uint8_t* scratch);
+                       int64_t ldx, int64_t r0, int64_t r1, uint8_t* scratch);
 void gemm_int8_tiles(const TileStream& w, const uint8_t* scratch, int64_t rows, const float* bias,
                      int64_t t0, int64_t t1, float* y, int64_t ldy);
 

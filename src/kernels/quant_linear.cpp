@@ -350,8 +350,20 @@ bool QuantLinear::gemm_int8(const float* x, int64_t rows, float* y, int threads)
   if (buf.size() * sizeof(float) < need) buf.resize(need / sizeof(float) + 1);
   uint8_t* raw = reinterpret_cast<uint8_t*>(buf.data());
   uint8_t* sc = raw + (64 - reinterpret_cast<uintptr_t>(raw) % 64) % 64;
-  if (!gemm_int8_prepare(stream_, identity_perm_ ? nullptr : perm_.data(), x, rows, k_, sc))
-    return false;
+  // Rows quantized in parallel (each row by one thread: the same bytes for any thread count).
+  const int64_t row_tasks = std::min<int64_t>(rows, threads);
+  std::vector<char> ok(static_cast<size_t>(row_tasks), 0);
+  auto prepare = [&](int64_t i) {
+    ok[i] = gemm_int8_prepare(stream_, identity_perm_ ? nullptr : perm_.data(), x, rows, k_,
+                              split_begin(rows, row_tasks, i), split_begin(rows, row_tasks, i + 1),
+                              sc);
+  };
+  if (row_tasks <= 1) {
+    prepare(0);
+  } else {
+    parallel_for(row_tasks, prepare, threads);
+  }
+  if (std::find(ok.begin(), ok.end(), 0) != ok.end()) return false;
   const float* bias = bias_.empty() ? nullptr : bias_.data();
   const TileStream& w = stream_;
   const int64_t n = n_;
