@@ -201,7 +201,8 @@ void BM_HessianAccumulate(benchmark::State& state) {
   for (auto _ : state) {
     auto t0 = Clock::now();
     gptq::HessianAccumulator acc(k);
-    for (int64_t t = 0; t < tokens; t += chunk) acc.add(x.data() + t * k, chunk, std::max<int64_t>(1, chunk / 512));
+    for (int64_t t = 0; t < tokens; t += chunk)
+      acc.add(x.data() + t * k, chunk, std::max<int64_t>(1, chunk / 512));
     std::vector<float> h = acc.finalize();
     const double a = seconds_since(t0);
     benchmark::DoNotOptimize(h.data());
@@ -228,7 +229,9 @@ BENCHMARK(BM_HessianAccumulate)
     ->Args({4096, 4096})
     ->Args({2048, 2048})
     ->Args({5504, 2048})
-    ->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 void BM_PackLinear(benchmark::State& state) {
   const int64_t k = 4096, n = 11008, gs = 128, groups = k / gs;

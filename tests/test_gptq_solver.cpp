@@ -345,7 +345,8 @@ TEST(InverseCholesky, ManyBlocksThreadIndependentAndNamesTheFailingColumn) {
   std::vector<double> hinv(k * k, 0.0);  // U^T U
   for (int64_t q = 0; q < k; ++q)
     for (int64_t i = q; i < k; ++i)
-      for (int64_t p = q; p < k; ++p) hinv[i * k + p] += double(first[q * k + i]) * first[q * k + p];
+      for (int64_t p = q; p < k; ++p)
+        hinv[i * k + p] += double(first[q * k + i]) * first[q * k + p];
   double worst = 0;
   for (int64_t i = 0; i < k; ++i) {
     for (int64_t j = 0; j < k; ++j) {

@@ -43,9 +43,10 @@ Command add_eval(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--base", o->base, "Float model to compare with (KL divergence, top-1 agreement)");
   app->add_flag("--dequantized", o->dequantized, "Use dequantized fp32 weights instead of the QuantLinear kernels");
-  app->add_flag("--int8-activations", o->int8_activations,
-                "Batches of rows (prefill, eval windows) with int8 activations through the quantized "
-                "layers, as llama.cpp: ~2x faster, not fp32-exact (AVX-512 VNNI; else no effect)");
+  app->add_flag(
+      "--int8-activations", o->int8_activations,
+      "Batches of rows (prefill, eval windows) with int8 activations through the quantized "
+      "layers, as llama.cpp: ~2x faster, not fp32-exact (AVX-512 VNNI; else no effect)");
   app->add_option("--logits", o->logits, "Also write the model's logits of every window to this .npy file "
                   "(float32 [windows, seqlen, vocab])");
   app->add_option("--threads", o->threads, "Threads (0: all cores); the results do not depend on it")

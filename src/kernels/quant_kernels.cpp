@@ -331,8 +331,7 @@ HWY_INLINE void ForEachCodeBytes(const uint8_t* HWY_RESTRICT block, F&& f) {
     const VU m = hn::Set(du, 0x03030303u);
     StaticFor<0, 2>([&](auto w) {
       const VU word = hn::Load(du, wp + w * kTileRows);
-      StaticFor<0, 4>(
-          [&](auto v) { f(hn::And(ShiftBy<-2 * v>(word), m), w * 16 + v * 4, v % 2); });
+      StaticFor<0, 4>([&](auto v) { f(hn::And(ShiftBy<-2 * v>(word), m), w * 16 + v * 4, v % 2); });
     });
   } else {  // 3: low 2 bits as b = 2, bit 2 from the plane word shifted into bit 2 of each byte
     const VU m = hn::Set(du, 0x03030303u), m2 = hn::Set(du, 0x04040404u);
@@ -352,8 +351,8 @@ HWY_INLINE void ForEachCodeBytes(const uint8_t* HWY_RESTRICT block, F&& f) {
 template <int kBits>
 HWY_INLINE void GemvBlockInt8(const uint8_t* HWY_RESTRICT block, const int8_t* HWY_RESTRICT xq,
                               int64_t plane, VI* a) {
-  ForEachCodeBytes<kBits>(block,
-                          [&](VU codes, int slot, int bank) { Dot3(a, bank, codes, xq, plane, slot); });
+  ForEachCodeBytes<kBits>(
+      block, [&](VU codes, int slot, int bank) { Dot3(a, bank, codes, xq, plane, slot); });
 }
 
 template <int kBits, class Pf>
@@ -432,12 +431,14 @@ HWY_INLINE void GemmPassInt8(const TileStream& w, const uint8_t* HWY_RESTRICT ti
         p += kBits * kWordBytes;
       }
       for (int r = 0; r < kInt8Rows; ++r)
-        dq[r] = hn::MulAdd(hn::ConvertTo(df, a[r]), hn::Set(df, segscale[r * lay.segs + seg]), dq[r]);
+        dq[r] =
+            hn::MulAdd(hn::ConvertTo(df, a[r]), hn::Set(df, segscale[r * lay.segs + seg]), dq[r]);
     }
     const VF sc = hn::Load(df, params);
     const VF zq = hn::Sub(hn::Load(df, params + kTileRows), hn::Set(df, 1.0f));  // z / 2^b
     for (int r = 0; r < kInt8Rows; ++r)
-      acc[r] = hn::MulAdd(sc, hn::NegMulAdd(zq, hn::Set(df, xsum[r * w.groups + g]), dq[r]), acc[r]);
+      acc[r] =
+          hn::MulAdd(sc, hn::NegMulAdd(zq, hn::Set(df, xsum[r * w.groups + g]), dq[r]), acc[r]);
   }
 }
 
@@ -452,7 +453,8 @@ void GemmInt8TilesT(const TileStream& w, const uint8_t* HWY_RESTRICT scratch, in
       VF acc[kInt8Rows];
       GemmPassInt8<kBits, Pf>(w, tile, lay, scratch, r0, acc);
       const int64_t m = std::min(kInt8Rows, rows - r0);
-      for (int64_t r = 0; r < m; ++r) StoreRows(acc[r], bias, t * kTileRows, w.n, y + (r0 + r) * ldy);
+      for (int64_t r = 0; r < m; ++r)
+        StoreRows(acc[r], bias, t * kTileRows, w.n, y + (r0 + r) * ldy);
     }
   }
 }
@@ -461,8 +463,8 @@ void GemmInt8TilesT(const TileStream& w, const uint8_t* HWY_RESTRICT scratch, in
 // Int8 GEMM over the tiles [t0, t1) from a scratch of gemm_int8_prepare (usable on this target).
 #ifdef GPTQ_INT8_GEMV
 template <class Pf>
-void GemmInt8TilesWith(const TileStream& w, const uint8_t* scratch, int64_t rows,
-                       const float* bias, int64_t t0, int64_t t1, float* y, int64_t ldy) {
+void GemmInt8TilesWith(const TileStream& w, const uint8_t* scratch, int64_t rows, const float* bias,
+                       int64_t t0, int64_t t1, float* y, int64_t ldy) {
   switch (w.bits) {
     case 2:
       return GemmInt8TilesT<2, Pf>(w, scratch, rows, bias, t0, t1, y, ldy);
@@ -479,7 +481,8 @@ void GemmInt8TilesWith(const TileStream& w, const uint8_t* scratch, int64_t rows
 void GemmInt8Tiles(const TileStream& w, const uint8_t* scratch, int64_t rows, const float* bias,
                    int64_t t0, int64_t t1, float* y, int64_t ldy) {
 #ifdef GPTQ_INT8_GEMV
-  if (prefer_t0_prefetch()) return GemmInt8TilesWith<PrefetchT0>(w, scratch, rows, bias, t0, t1, y, ldy);
+  if (prefer_t0_prefetch())
+    return GemmInt8TilesWith<PrefetchT0>(w, scratch, rows, bias, t0, t1, y, ldy);
   GemmInt8TilesWith<PrefetchNta>(w, scratch, rows, bias, t0, t1, y, ldy);
 #else
   (void)w, (void)scratch, (void)rows, (void)bias, (void)t0, (void)t1, (void)y, (void)ldy;
@@ -490,8 +493,8 @@ void GemmInt8Tiles(const TileStream& w, const uint8_t* scratch, int64_t rows, co
 // that ends at `rows` also zeroes the padding rows. Returns whether the int8 GEMM can run: on the
 // AVX3_DL target only, with finite activations in these rows.
 bool GemmInt8Prepare(const TileStream& w, const int32_t* HWY_RESTRICT perm,
-                     const float* HWY_RESTRICT x, int64_t rows, int64_t ldx, int64_t r0,
-                     int64_t r1, uint8_t* HWY_RESTRICT scratch) {
+                     const float* HWY_RESTRICT x, int64_t rows, int64_t ldx, int64_t r0, int64_t r1,
+                     uint8_t* HWY_RESTRICT scratch) {
 #ifdef GPTQ_INT8_GEMV
   const Int8GemmLayout lay(w, rows);
   float* xsum = reinterpret_cast<float*>(scratch + lay.xsum);
@@ -520,8 +523,10 @@ bool GemmInt8Prepare(const TileStream& w, const int32_t* HWY_RESTRICT perm,
           amax = std::max(amax, std::abs(xk[i]));
           sum += xk[i];
         }
-        const float s = amax > 0.0f ? amax / 127.0f : 1.0f;
-        const float inv = 1.0f / s;
+        // A segment whose max is below kTiny is taken as 0 (error < kTiny |W|; 1 / s stays finite).
+        constexpr float kTiny = 1e-30f;
+        const float s = amax >= kTiny ? amax / 127.0f : 1.0f;
+        const float inv = amax >= kTiny ? 1.0f / s : 0.0f;
         segscale[r * lay.segs + seg] = s * inv_two_b;
         for (int64_t b = sb; b < se; ++b)
           for (int pos = 0; pos < kBlock; ++pos)

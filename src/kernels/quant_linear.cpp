@@ -354,9 +354,9 @@ bool QuantLinear::gemm_int8(const float* x, int64_t rows, float* y, int threads)
   const int64_t row_tasks = std::min<int64_t>(rows, threads);
   std::vector<char> ok(static_cast<size_t>(row_tasks), 0);
   auto prepare = [&](int64_t i) {
-    ok[i] = gemm_int8_prepare(stream_, identity_perm_ ? nullptr : perm_.data(), x, rows, k_,
-                              split_begin(rows, row_tasks, i), split_begin(rows, row_tasks, i + 1),
-                              sc);
+    ok[i] =
+        gemm_int8_prepare(stream_, identity_perm_ ? nullptr : perm_.data(), x, rows, k_,
+                          split_begin(rows, row_tasks, i), split_begin(rows, row_tasks, i + 1), sc);
   };
   if (row_tasks <= 1) {
     prepare(0);

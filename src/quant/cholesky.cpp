@@ -93,8 +93,8 @@ int64_t lower_inverse_into_upper(float* a, int64_t k) {
     const int64_t rest = k - j1;
     if (rest == 0) return;
     float* y2 = a + j1 * k + j0;  // [jb, rest], ld k
-    blas::sgemm(CblasColMajor, CblasTrans, CblasTrans, jb, rest, jb, -1.0f, t, jb,
-                a + j0 * k + j1, k, 0.0f, y2, k);
+    blas::sgemm(CblasColMajor, CblasTrans, CblasTrans, jb, rest, jb, -1.0f, t, jb, a + j0 * k + j1,
+                k, 0.0f, y2, k);
     blas::strsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, jb, rest, 1.0f,
                 a + j1 * k + j1, k, y2, k);
   });
