@@ -251,6 +251,31 @@ TEST(QuantLinear, NonFiniteAndTinyActivations) {
     ql.forward(x.data(), rows, y.data());
     EXPECT_LT(rel_error(y, reference(w, {}, x, rows, c.n, c.k)), 1e-4);
   }
+  // The int8 GEMM: non-finite x falls back to the float GEMM (every output non-finite); a segment
+  // below 1e-30 counts as 0 (finite outputs within 1e-30 sum |W|); 1e-20 is within the 8-bit
+  // rounding.
+  const int64_t rows = 3;
+  for (float bad : {std::nanf(""), INFINITY}) {
+    std::vector<float> x = random_x(rows, c.k, 9);
+    x[3] = bad;
+    std::vector<float> y(rows * c.n);
+    ql.forward(x.data(), rows, y.data(), GemmPath::kInt8);
+    for (int64_t j = 0; j < c.n; ++j) EXPECT_FALSE(std::isfinite(y[j])) << j;
+  }
+  for (float scale : {1e-40f, 1e-20f}) {  // 1e-40: subnormal x, 1 / (max / 127) = inf
+    std::vector<float> x = random_x(rows, c.k, 10);
+    for (auto& v : x) v *= scale;
+    for (size_t i = 0; i < x.size(); i += 5) x[i] = 0.0f;  // 0 * (1 / s) must not be NaN
+    std::vector<float> y(rows * c.n);
+    ql.forward(x.data(), rows, y.data(), GemmPath::kInt8);
+    const std::vector<double> ref = reference(w, {}, x, rows, c.n, c.k);
+    for (float v : y) ASSERT_TRUE(std::isfinite(v)) << scale;
+    if (scale < 1e-30f) {
+      for (size_t i = 0; i < y.size(); ++i) EXPECT_LE(std::abs(double(y[i]) - ref[i]), 1e-27);
+    } else {
+      EXPECT_TRUE(within_int8_rounding(y, ref, w, x, rows, c.n, c.k)) << scale;
+    }
+  }
 }
 
 TEST(QuantLinear, UnalignedShapes) {
