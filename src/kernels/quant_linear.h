@@ -9,7 +9,8 @@
 //   rows == 1: a fused dequantize-and-multiply GEMV (per-group sums: the inner loop is one FMA
 //              per code and 16 rows),
 //   rows > 1:  a fused GEMM that forms each 16-row weight vector once and uses it for up to 16
-//              activation rows (or, with GemmPath::kDequantSgemm, dequantized panels + sgemm),
+//              activation rows (or, with GemmPath::kDequantSgemm, dequantized panels + sgemm;
+//              with GemmPath::kInt8, int8 activations and VNNI dot products, not fp32-exact),
 // multi-threaded over output tiles with a persistent pool. Results are deterministic and do
 // not depend on the thread count.
 #pragma once
