@@ -63,7 +63,9 @@ Model load(const std::string& model, const LoadParams& params) {
     impl->threads = params.threads;
     if (params.dequantized && params.int8_activations)
       fail_code(ExitCode::kUsage,
-                "--dequantized and --int8-activations exclude each other (the first is fp32 BLAS)");
+                "--dequantized and --int8-activations exclude each other: choose --dequantized for "
+                "the fp32 reference weights or --int8-activations for the faster approximate "
+                "kernels");
     const LinearBackend backend = params.dequantized        ? LinearBackend::kDequantized
                                   : params.int8_activations ? LinearBackend::kKernelInt8
                                                             : LinearBackend::kKernel;

@@ -31,8 +31,17 @@ int64_t ceil_div(int64_t a, int64_t b) {
 
 // Scratch buffers of the calling thread (forward is const and may run concurrently).
 std::vector<float>& scratch(int i) {
-  thread_local std::vector<float> bufs[4];
+  thread_local std::vector<float> bufs[3];
   return bufs[i];
+}
+
+// A 64-byte aligned byte scratch of the calling thread, at least `bytes` long (slot 0: the GEMV's
+// prepared activations, 1: the int8 GEMM's).
+uint8_t* aligned_scratch(int slot, size_t bytes) {
+  thread_local std::vector<uint8_t> bufs[2];
+  std::vector<uint8_t>& b = bufs[slot];
+  if (b.size() < bytes + 64) b.resize(bytes + 64);
+  return b.data() + (64 - reinterpret_cast<uintptr_t>(b.data()) % 64) % 64;
 }
 
 }  // namespace
@@ -281,9 +290,8 @@ void QuantLinear::forward(const float* x, int64_t rows, float* y, GemmPath path)
     gemv(x, y, threads);
   } else if (path == GemmPath::kDequantSgemm) {
     gemm_dequant_sgemm(x, rows, y, threads);
-  } else if (path == GemmPath::kInt8 && gemm_int8(x, rows, y, threads)) {
-  } else {
-    gemm_fused(x, rows, y, threads);
+  } else if (path != GemmPath::kInt8 || !gemm_int8(x, rows, y, threads)) {
+    gemm_fused(x, rows, y, threads);  // also where the int8 GEMM cannot run
   }
 }
 
@@ -306,12 +314,7 @@ void for_tiles(int threads, int64_t tiles, int64_t bytes_per_tile,
 }  // namespace
 
 void QuantLinear::gemv(const float* x, float* y, int threads) const {
-  // Scratch of the calling thread (forward is const and may run concurrently), 64-byte aligned.
-  thread_local std::vector<uint8_t> scratch_bytes;
-  const size_t need = gemv_scratch_bytes(stream_) + 64;
-  if (scratch_bytes.size() < need) scratch_bytes.resize(need);
-  uint8_t* scratch =
-      scratch_bytes.data() + (64 - reinterpret_cast<uintptr_t>(scratch_bytes.data()) % 64) % 64;
+  uint8_t* scratch = aligned_scratch(0, gemv_scratch_bytes(stream_));
   gemv_prepare(stream_, identity_perm_ ? nullptr : perm_.data(), x, scratch);
   const float* bias = bias_.empty() ? nullptr : bias_.data();
   const TileStream& w = stream_;
@@ -345,11 +348,7 @@ void QuantLinear::gemm_fused(const float* x, int64_t rows, float* y, int threads
 }
 
 bool QuantLinear::gemm_int8(const float* x, int64_t rows, float* y, int threads) const {
-  std::vector<float>& buf = scratch(3);  // as bytes, 64-byte aligned below
-  const size_t need = gemm_int8_scratch_bytes(stream_, rows) + 64;
-  if (buf.size() * sizeof(float) < need) buf.resize(need / sizeof(float) + 1);
-  uint8_t* raw = reinterpret_cast<uint8_t*>(buf.data());
-  uint8_t* sc = raw + (64 - reinterpret_cast<uintptr_t>(raw) % 64) % 64;
+  uint8_t* sc = aligned_scratch(1, gemm_int8_scratch_bytes(stream_, rows));
   // Rows quantized in parallel (each row by one thread: the same bytes for any thread count).
   const int64_t row_tasks = std::min<int64_t>(rows, threads);
   std::vector<char> ok(static_cast<size_t>(row_tasks), 0);
