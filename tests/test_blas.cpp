@@ -1,6 +1,6 @@
-// util/blas.h and util/thread_pool.h: the tiled BLAS routines equal a double-precision reference
-// (every order, transpose, triangle and side), give the same bits for every thread count on
-// shapes that are cut into several tiles, and the compute-thread scopes nest.
+// util/blas.h, util/transpose.h and util/thread_pool.h: the tiled BLAS routines equal a
+// double-precision reference (every order, transpose, triangle and side), give the same bits for
+// every thread count on shapes that are cut into several tiles, and the compute-thread scopes nest.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,6 +16,7 @@
 #include "util/blas.h"
 #include "util/blas_kernels.h"
 #include "util/thread_pool.h"
+#include "util/transpose.h"
 
 namespace gptq {
 namespace {
@@ -249,6 +250,33 @@ TEST(BlasKernels, BestSetForThisCpu) {
       worst = std::max(worst, std::abs(ref - c[static_cast<size_t>(i * n + j)]));
     }
   EXPECT_LT(worst, 1e-4);
+}
+
+// Every transpose kernel this CPU runs moves each element to its place, on shapes with full
+// register blocks, edges on both sides and leading dimensions wider than the matrix; the elements
+// of dst outside the matrix keep their value.
+TEST(Transpose, EveryKernelMovesEveryElementAndNothingElse) {
+  struct Shape {
+    int64_t rows, cols;
+  };
+  const Shape shapes[] = {{1, 1}, {7, 9}, {8, 8}, {16, 16}, {17, 33}, {37, 70}, {64, 128}, {48, 5}};
+  for (const auto kernel : {TransposeKernel::kAuto, TransposeKernel::kAvx512,
+                            TransposeKernel::kAvx2, TransposeKernel::kPlain}) {
+    if (!transpose_kernel_supported(kernel)) continue;
+    for (const auto [rows, cols] : shapes) {
+      const int64_t lds = cols + 3, ldd = rows + 5;
+      std::vector<float> src(static_cast<size_t>(rows * lds));
+      for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<float>(i) + 0.25f;
+      std::vector<float> dst(static_cast<size_t>(cols * ldd), -1.0f);
+      transpose_f32(src.data(), lds, dst.data(), ldd, rows, cols, kernel);
+      for (int64_t c = 0; c < cols; ++c)
+        for (int64_t r = 0; r < ldd; ++r) {
+          const float want = r < rows ? src[r * lds + c] : -1.0f;
+          ASSERT_EQ(dst[c * ldd + r], want) << "kernel " << static_cast<int>(kernel) << " shape "
+                                            << rows << "x" << cols << " at r " << r << " c " << c;
+        }
+    }
+  }
 }
 
 }  // namespace

@@ -212,6 +212,73 @@ TEST(GptqSolver, ResultIsDeterministicAndThreadIndependent) {
   EXPECT_GE(double(same) / double(70 * l.k), 0.999);
 }
 
+// Linears reading the same inputs share one factor: each layer solved with it equals the layer
+// solved alone, in every order mode (with a dead column); same_factor tells the settings that
+// change the factor from those that do not.
+TEST(GptqSolver, SharedFactorGivesEachLayerItsOwnSolution) {
+  const Layer l = make_layer(96, 160, 480, {7}, 11);
+  std::mt19937 rng(12);
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  std::vector<float> w2(static_cast<size_t>(70 * l.k));
+  for (auto& v : w2) v = normal(rng);
+  for (int mode = 0; mode < 3; ++mode) {
+    QuantConfig cfg;
+    cfg.group_size = 32;
+    cfg.desc_act = mode == 1;
+    cfg.act_group_aware = mode == 2;
+    const GptqFactor f = gptq_factor(l.h.data(), l.k, cfg, "qkv");
+    EXPECT_EQ(f.permuted, mode != 0);
+    ASSERT_EQ(f.dead, std::vector<int32_t>{7});
+    for (const auto& [w, n] :
+         {std::pair<const float*, int64_t>{l.w.data(), l.n}, {w2.data(), 70}}) {
+      const GptqResult alone = gptq_quantize(w, n, l.k, l.h.data(), l.nseq, cfg, "x");
+      const GptqResult shared = gptq_quantize(w, n, l.k, f, l.nseq, cfg, "x");
+      EXPECT_EQ(shared.codes, alone.codes) << "mode " << mode << " n " << n;
+      EXPECT_EQ(shared.scales, alone.scales);
+      EXPECT_EQ(shared.zeros, alone.zeros);
+      EXPECT_EQ(shared.g_idx, alone.g_idx);
+      EXPECT_EQ(shared.dequant, alone.dequant);
+      EXPECT_EQ(shared.loss, alone.loss);
+      EXPECT_EQ(shared.dead_columns, 1);
+    }
+  }
+  QuantConfig base;
+  QuantConfig other = base;
+  other.bits = 3;
+  other.sym = !base.sym;
+  other.group_size = 64;
+  other.static_groups = true;
+  EXPECT_TRUE(same_factor(base, other));  // grids and groups: not the factor
+  other = base;
+  other.damp_percent = 0.05;
+  EXPECT_FALSE(same_factor(base, other));
+  other = base;
+  other.damp_auto_increment = 0.01;
+  EXPECT_FALSE(same_factor(base, other));
+  other = base;
+  other.desc_act = true;
+  EXPECT_FALSE(same_factor(base, other));
+  QuantConfig gar = base;
+  gar.act_group_aware = true;
+  EXPECT_FALSE(same_factor(base, gar));
+  other = gar;
+  other.group_size = 64;  // GAR orders whole groups
+  EXPECT_FALSE(same_factor(gar, other));
+  QuantConfig act = base;
+  act.desc_act = true;
+  other = act;
+  other.group_size = 64;  // act-order does not look at groups
+  EXPECT_TRUE(same_factor(act, other));
+  // A factor of another size is refused, naming the layer.
+  const GptqFactor small = gptq_factor(l.h.data(), 1, base, "tiny");
+  try {
+    gptq_quantize(l.w.data(), l.n, l.k, small, l.nseq, base, "model.layers.0.self_attn.k_proj");
+    FAIL() << "expected a size error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.layers.0.self_attn.k_proj"), std::string::npos);
+  }
+}
+
 TEST(GptqSolver, CholeskyFailureIsReportedOrDampingEscalates) {
   // Indefinite: the 2x2 block [[1, 1.2], [1.2, 1]] has eigenvalue -0.2; mean(diag) = 1.
   const int64_t k = 4;

@@ -39,20 +39,28 @@ void offset_causal_softmax_inplace(float* s, int64_t rows, int64_t past, int64_t
 void cached_causal_attention(const AttentionShape& shape, const HeadsView& q, const HeadsView& k,
                              const HeadsView& v, int64_t past, int64_t tokens, float* out,
                              std::vector<float>& scores) {
-  const int64_t t = tokens, n = past + tokens, d = shape.head_dim;
+  const int64_t t = tokens, d = shape.head_dim;
   const int64_t group = shape.heads / shape.kv_heads;  // query heads per kv head
   const int64_t out_stride = shape.heads * d;
+  // Queries go kQueryChunk at a time: a chunk ending at query i1 needs the keys up to past + i1
+  // only, so the products skip (most of) the masked upper triangle. Each score is the same dot
+  // product as over all keys, and the dropped columns of P are exact zeros.
+  constexpr int64_t kQueryChunk = 128;
   // One query head: its scores and output columns are its own, so heads run in parallel.
   auto head = [&](int64_t h, std::vector<float>& s) {
     const int64_t g = h / group;
-    s.resize(static_cast<size_t>(t * n));
-    // S = scale * Q_h K_g^T  [t, n]
-    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t, n, d, shape.scale, q.head(h), q.row_stride, k.head(g),
-                k.row_stride, 0.0f, s.data(), n);
-    offset_causal_softmax_inplace(s.data(), t, past, shape.window, shape.softcap);
-    // O_h = P V_g  [t, d], written into the head's columns of out.
-    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, t, d, n, 1.0f, s.data(), n, v.head(g), v.row_stride, 0.0f,
-                out + h * d, out_stride);
+    s.resize(static_cast<size_t>(std::min(t, kQueryChunk) * (past + t)));
+    for (int64_t i0 = 0; i0 < t; i0 += kQueryChunk) {
+      const int64_t c = std::min(kQueryChunk, t - i0), n = past + i0 + c;
+      // S = scale * Q_h[i0:i0+c] K_g[0:n]^T  [c, n]
+      blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c, n, d, shape.scale,
+                  q.head(h) + i0 * q.row_stride, q.row_stride, k.head(g), k.row_stride, 0.0f,
+                  s.data(), n);
+      offset_causal_softmax_inplace(s.data(), c, past + i0, shape.window, shape.softcap);
+      // O_h[i0:i0+c] = P V_g[0:n]  [c, d], written into the head's columns of out.
+      blas::sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c, d, n, 1.0f, s.data(), n, v.head(g),
+                  v.row_stride, 0.0f, out + i0 * out_stride + h * d, out_stride);
+    }
   };
   if (compute_threads() == 1) {
     for (int64_t h = 0; h < shape.heads; ++h) head(h, scores);

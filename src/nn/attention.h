@@ -28,7 +28,7 @@ struct AttentionShape {
   int64_t window = 0;   // > 0: query at position p sees keys p - window + 1 .. p (sliding window)
 };
 
-// out [T, heads * head_dim]; `scores` is scratch, resized to T * T.
+// out [T, heads * head_dim]; `scores` is scratch (as cached_causal_attention with past = 0).
 void causal_attention(const AttentionShape& shape, const HeadsView& q, const HeadsView& k,
                       const HeadsView& v, int64_t tokens, float* out, std::vector<float>& scores);
 
@@ -42,8 +42,8 @@ inline bool attends(int64_t q, int64_t k, int64_t window) {
 // Incremental (KV-cached) form: `tokens` new queries at positions past..past+tokens-1 attend to
 // the keys / values of positions 0..past+tokens-1 (k and v hold all of them, the new ones
 // included, e.g. views of a KV cache): query i sees positions 0..past+i. past = 0 is
-// causal_attention. out [tokens, heads * head_dim]; `scores` is scratch, resized to
-// tokens * (past + tokens).
+// causal_attention. out [tokens, heads * head_dim]; `scores` is scratch, resized to at most
+// 128 * (past + tokens) (queries go in chunks of 128 rows, each against the keys it can see).
 void cached_causal_attention(const AttentionShape& shape, const HeadsView& q, const HeadsView& k,
                              const HeadsView& v, int64_t past, int64_t tokens, float* out,
                              std::vector<float>& scores);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "calib/tokenizer.h"
@@ -190,10 +191,18 @@ class QuantizeRun {
     BlockForward* bf = nullptr;                  // the dequantized weight goes back into it
     const std::vector<float>* weight = nullptr;  // when there is no block (the head)
   };
+  // A factor of one Hessian that a process's jobs share (q/k/v, gate/up: the same inputs, the
+  // same settings): made by the first of them, dropped after the last.
+  struct SharedFactor {
+    const std::vector<float>* hessian = nullptr;
+    QuantConfig cfg;
+    size_t last_job = 0;
+    std::optional<GptqFactor> factor;
+  };
   // Solves the jobs round-robin over the processes, then applies every solution in job order on
   // every process (recorded in state_.layers).
   void solve_layers(const std::vector<SolveJob>& jobs);
-  dist::Bytes solve_matrix(const SolveJob& job);
+  dist::Bytes solve_matrix(const SolveJob& job, SharedFactor* shared);
   nlohmann::json apply_solution(const SolveJob& job, const dist::Bytes& solution);
   // This process's sequences' Hessians of one stage, summed over every process (chunk order).
   std::map<std::string, HessianAccumulator> reduce_hessians(dist::ChunkedHessians& h) {
@@ -429,9 +438,28 @@ void QuantizeRun::solve_layers(const std::vector<SolveJob>& jobs) {
   std::vector<dist::Bytes> solutions(jobs.size());
   const int64_t first = solves_;
   solves_ += static_cast<int64_t>(jobs.size());
-  for (size_t i = 0; i < jobs.size(); ++i)
-    if ((first + static_cast<int64_t>(i)) % comm_.size() == comm_.rank())
-      solutions[i] = solve_matrix(jobs[i]);
+  auto mine = [&](size_t i) {
+    return (first + static_cast<int64_t>(i)) % comm_.size() == comm_.rank();
+  };
+  std::vector<SharedFactor> shared;
+  std::vector<int> shared_of(jobs.size(), -1);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!mine(i) || !jobs[i].hessian) continue;
+    const QuantConfig c = dynamic_.resolve(jobs[i].layer->name, qc_);
+    size_t s = 0;
+    while (s < shared.size() &&
+           !(shared[s].hessian == jobs[i].hessian && same_factor(shared[s].cfg, c)))
+      ++s;
+    if (s == shared.size()) shared.push_back({jobs[i].hessian, c, i, std::nullopt});
+    shared[s].last_job = i;
+    shared_of[i] = static_cast<int>(s);
+  }
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!mine(i)) continue;
+    SharedFactor* sf = shared_of[i] >= 0 ? &shared[static_cast<size_t>(shared_of[i])] : nullptr;
+    solutions[i] = solve_matrix(jobs[i], sf);
+    if (sf && sf->last_job == i) sf->factor.reset();
+  }
   for (size_t i = 0; i < jobs.size(); ++i) {
     const int owner = static_cast<int>((first + static_cast<int64_t>(i)) % comm_.size());
     if (comm_.size() > 1) {
@@ -478,24 +506,28 @@ void QuantizeRun::quantize_lm_head() {
 }
 
 // The solution of one layer (packed tensors and its record), as bytes that can go to other
-// processes.
-dist::Bytes QuantizeRun::solve_matrix(const SolveJob& job) {
+// processes. With a Hessian, `shared` holds (or receives) its factor.
+dist::Bytes QuantizeRun::solve_matrix(const SolveJob& job, SharedFactor* shared) {
   Stopwatch sw;
   const QuantLayer& layer = *job.layer;
   const std::vector<float>& w = job.bf ? job.bf->weight(layer.local_name) : *job.weight;
   const std::vector<float>* hessian = job.hessian;
   const int64_t n = layer.out_features, k = layer.in_features;
   const QuantConfig lqc = dynamic_.resolve(layer.name, qc_);  // this layer's settings
+  double flops = 0;
   const GptqResult r = [&] {
     const StageClock::Stage stage("solve");
-    return hessian ? gptq_quantize(w.data(), n, k, hessian->data(),
-                                   static_cast<int64_t>(calib_.size()), lqc, layer.name)
-                   : rtn_quantize(w.data(), n, k, lqc);
+    if (!hessian) return rtn_quantize(w.data(), n, k, lqc);
+    if (!shared->factor) {
+      shared->factor = gptq_factor(hessian->data(), k, lqc, layer.name);
+      // quant/cholesky.cpp: Cholesky K^3/3 + triangular inverse K^3/3.
+      flops += (2.0 / 3.0) * static_cast<double>(k) * k * k;
+    }
+    // Error feedback: 2NK^2 / 2 (the updates touch the columns after the current one).
+    flops += static_cast<double>(n) * k * k;
+    return gptq_quantize(w.data(), n, k, *shared->factor, static_cast<int64_t>(calib_.size()), lqc,
+                         layer.name);
   }();
-  // The factor (quant/cholesky.cpp): Cholesky K^3/3 + triangular inverse K^3/3; error feedback
-  // 2NK^2 / 2 (the updates touch the columns after the current one).
-  const double flops =
-      hessian ? (2.0 / 3.0) * static_cast<double>(k) * k * k + static_cast<double>(n) * k * k : 0.0;
   const StageClock::Stage stage("pack");
   const PackedLinear p = [&] {
     try {

@@ -75,8 +75,31 @@ struct GptqResult {
   int dead_columns = 0;        // columns with diag(H) == 0
 };
 
-// Solves GPTQ for one layer. `h` [K, K] is the finalized Hessian (copied, not modified);
-// `nsamples` only scales the reported loss. `layer` names the layer in error messages.
+// What the solver takes from the Hessian alone: the processing order and the upper factor U of
+// the damped, permuted H^-1. Linears that read the same inputs (q/k/v, gate/up) share one.
+struct GptqFactor {
+  int64_t k = 0;
+  std::vector<int32_t> perm;  // processing position -> original column
+  bool permuted = false;      // perm is not the identity
+  std::vector<int32_t> dead;  // columns with diag(H) == 0 (their weights are zeroed)
+  std::vector<float> u;       // [K, K] upper factor in processing order
+  double damp = 0;            // damp_percent finally used
+  int damp_retries = 0;
+};
+
+// The factor of the finalized Hessian `h` [K, K] (not modified) under cfg's damping and order.
+// `layer` names the layer(s) in error messages.
+GptqFactor gptq_factor(const float* h, int64_t k, const QuantConfig& cfg, const std::string& layer);
+
+// Whether two layers' settings give the same factor of the same Hessian.
+bool same_factor(const QuantConfig& a, const QuantConfig& b);
+
+// Solves GPTQ for one layer with a factor of its Hessian made under the same settings
+// (same_factor). `nsamples` only scales the reported loss. `layer` names the layer in errors.
+GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const GptqFactor& factor,
+                         int64_t nsamples, const QuantConfig& cfg, const std::string& layer);
+
+// As above, factoring `h` [K, K] (the finalized Hessian, copied, not modified) first.
 GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const float* h, int64_t nsamples,
                          const QuantConfig& cfg, const std::string& layer);
 

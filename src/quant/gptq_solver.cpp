@@ -27,6 +27,7 @@
 #include "util/blas.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
+#include "util/transpose.h"
 
 namespace gptq {
 namespace {
@@ -95,6 +96,45 @@ template <int P>
   }
 }
 
+// One column of the tile: codes (as floats), dequantized values and the scaled errors (w - q) / d.
+// Restrict pointers and selects only on the clamps let the loop vectorise on every target. The
+// rounding adds and subtracts 1.5 * 2^23 without round_half_even's |v| < 2^22 test: beyond that
+// bound the result is still beyond +-2^21, and with 0 <= zero <= maxq < 2^21 the clamp gives the
+// same code (infinities and NaN too: NaN lands on 0 either way).
+[[gnu::always_inline]] inline void quantize_column(const float* __restrict w,
+                                                   const float* __restrict scale,
+                                                   const float* __restrict zero, float maxq,
+                                                   float d, float* __restrict code,
+                                                   float* __restrict deq, float* __restrict err,
+                                                   int64_t rows) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float x = w[r];
+    constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
+    float q = ((x / scale[r] + kMagic) - kMagic) + zero[r];
+    q = q >= 0.f ? q : 0.f;
+    q = q <= maxq ? q : maxq;
+    code[r] = q;
+    const float dq = scale[r] * (q - zero[r]);
+    deq[r] = dq;
+    err[r] = (x - dq) / d;
+  }
+}
+
+// Sum of x[r]^2 in kLanes interleaved partial sums, added in lane order: a fixed order that any
+// vector width computes alike (a single running sum would keep the loop scalar).
+[[gnu::always_inline]] inline float sum_of_squares(const float* __restrict x, int64_t rows) {
+  constexpr int64_t kLanes = 16;
+  float part[kLanes] = {};
+  int64_t r = 0;
+  for (; r + kLanes <= rows; r += kLanes) {
+    for (int64_t l = 0; l < kLanes; ++l) part[l] += x[r + l] * x[r + l];
+  }
+  for (int64_t l = 0; r + l < rows; ++l) part[l] += x[r + l] * x[r + l];
+  float s = 0.0f;
+  for (float p : part) s += p;
+  return s;
+}
+
 // Everything the in-block work of one row tile needs (shared, read-only except the outputs that
 // belong to the tile's rows).
 struct Problem {
@@ -104,6 +144,7 @@ struct Problem {
   float* w = nullptr;                // [N, K] working weights, processing order
   const float* u = nullptr;          // [K, K] upper factor, processing order
   const int32_t* perm = nullptr;     // processing position -> original column
+  bool permuted = false;             // perm is not the identity
   const float* row_scale = nullptr;  // [N] whole-row grid (group_size == -1)
   const float* row_zero = nullptr;
   const float* static_scale = nullptr;  // [G, N] static groups, original group order
@@ -116,8 +157,8 @@ struct Problem {
 };
 
 struct Scratch {
-  std::vector<float> w1t, et, qt;  // [B, R] each
-  std::vector<uint8_t> ct;         // [B, R]
+  std::vector<float> w1t, et, qt, ct;  // [B, R] each; ct holds the codes as floats
+  std::vector<float> rows_out;         // [R, B]: a transposed output
 };
 
 // The calling thread's scratch, with room for `tile` elements per buffer.
@@ -128,6 +169,7 @@ Scratch& thread_scratch(size_t tile) {
     s.et.resize(tile);
     s.qt.resize(tile);
     s.ct.resize(tile);
+    s.rows_out.resize(tile);
   }
   return s;
 }
@@ -150,13 +192,10 @@ GPTQ_TARGET_CLONES double solve_block_tile(const Problem& pb, int64_t i1, int64_
   float* w1t = s.w1t.data();
   float* et = s.et.data();
   float* qt = s.qt.data();
-  uint8_t* ct = s.ct.data();
+  float* ct = s.ct.data();
 
   // W1T[j][r] = W[r0 + r, i1 + j]
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* src = pb.w + (r0 + r) * k + i1;
-    for (int64_t j = 0; j < bw; ++j) w1t[j * ld + r] = src[j];
-  }
+  transpose_f32(pb.w + r0 * k + i1, k, w1t, ld, rows, bw);
 
   double loss = 0.0;
   const float maxqf = static_cast<float>(pb.maxq);
@@ -189,21 +228,9 @@ GPTQ_TARGET_CLONES double solve_block_tile(const Problem& pb, int64_t i1, int64_
       float* wi = w1t + i * ld;
       float* ei = et + i * ld;
       float* qi = qt + i * ld;
-      uint8_t* ci = ct + i * ld;
-      float lsum = 0.0f;
-      for (int64_t r = 0; r < rows; ++r) {
-        const float x = wi[r];
-        float q = round_half_even(x / scale[r]) + zero[r];
-        q = q >= 0.f ? q : 0.f;
-        q = q <= maxqf ? q : maxqf;
-        ci[r] = static_cast<uint8_t>(q);
-        const float deq = scale[r] * (q - zero[r]);
-        qi[r] = deq;
-        const float e = (x - deq) / d;
-        ei[r] = e;
-        lsum += e * e;  // (w - q)^2 / d^2, halved below
-      }
-      loss += 0.5 * static_cast<double>(lsum);
+      float* ci = ct + i * ld;
+      quantize_column(wi, scale, zero, maxqf, d, ci, qi, ei, rows);
+      loss += 0.5 * static_cast<double>(sum_of_squares(ei, rows));  // (w - q)^2 / d^2, halved
       // Rank-1 update of the remaining columns of the panel.
       for (int64_t j = i + 1; j < p1; ++j) {
         const float uij = pb.u[c * k + i1 + j];
@@ -220,14 +247,25 @@ GPTQ_TARGET_CLONES double solve_block_tile(const Problem& pb, int64_t i1, int64_
     }
   }
 
-  // Outputs in original column order; errors for the lazy update.
+  // Outputs in original column order, each through a row-major tile; errors for the lazy update.
+  float* out = s.rows_out.data();  // out[r * bw + i]
+  transpose_f32(qt, ld, out, bw, bw, rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* drow = pb.deq + (r0 + r) * k;
+    if (!pb.permuted) {
+      std::memcpy(drow + i1, out + r * bw, static_cast<size_t>(bw) * sizeof(float));
+    } else {
+      for (int64_t i = 0; i < bw; ++i) drow[pb.perm[i1 + i]] = out[r * bw + i];
+    }
+  }
+  transpose_f32(ct, ld, out, bw, bw, rows);
   for (int64_t r = 0; r < rows; ++r) {
     uint8_t* crow = pb.codes + (r0 + r) * k;
-    float* drow = pb.deq + (r0 + r) * k;
-    for (int64_t i = 0; i < bw; ++i) {
-      const int64_t col = pb.perm[i1 + i];
-      crow[col] = ct[i * ld + r];
-      drow[col] = qt[i * ld + r];
+    const float* src = out + r * bw;
+    if (!pb.permuted) {
+      for (int64_t i = 0; i < bw; ++i) crow[i1 + i] = static_cast<uint8_t>(src[i]);
+    } else {
+      for (int64_t i = 0; i < bw; ++i) crow[pb.perm[i1 + i]] = static_cast<uint8_t>(src[i]);
     }
   }
   for (int64_t i = 0; i < bw; ++i) {
@@ -236,26 +274,116 @@ GPTQ_TARGET_CLONES double solve_block_tile(const Problem& pb, int64_t i1, int64_
   return loss;
 }
 
-}  // namespace
-
-GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const float* h, int64_t nsamples,
-                         const QuantConfig& cfg, const std::string& layer) {
-  cfg.validate();
-  if (n <= 0 || k <= 0) {
-    fail_code(ExitCode::kInternal, "layer {}: bad weight shape [{}, {}]", layer, n, k);
-  }
+void check_weight_finite(const float* w, int64_t n, int64_t k, const std::string& layer) {
   if (int64_t i = first_non_finite(w, n * k); i >= 0) {
     fail_code(ExitCode::kBadInput,
               "layer {}: weight holds a non-finite value ({}) at [{}, {}]; the checkpoint is "
               "damaged or was saved after a diverged run",
               layer, w[i], i / k, i % k);
   }
+}
+
+}  // namespace
+
+GptqFactor gptq_factor(const float* h, int64_t k, const QuantConfig& cfg,
+                       const std::string& layer) {
+  cfg.validate();
+  if (k <= 0) fail_code(ExitCode::kInternal, "layer {}: bad Hessian size {}", layer, k);
   if (int64_t i = first_non_finite(h, k * k); i >= 0) {
     fail_code(ExitCode::kNumerical,
               "layer {}: Hessian holds a non-finite value ({}) at [{}, {}]: the layer inputs "
               "overflowed; check the float model on the calibration data (or use fp32/bf16)",
               layer, h[i], i / k, i % k);
   }
+  const int64_t gs = cfg.group_size > 0 ? cfg.group_size : k;
+  GptqFactor f;
+  f.k = k;
+
+  // Dead columns (no calibration signal): H[d, d] = 1 (and W[:, d] = 0 in the solve).
+  std::vector<float> diag(static_cast<size_t>(k));
+  for (int64_t c = 0; c < k; ++c) {
+    diag[c] = h[c * k + c];
+    if (diag[c] == 0.0f) {
+      f.dead.push_back(static_cast<int32_t>(c));
+      diag[c] = 1.0f;
+    }
+  }
+
+  // Processing order.
+  if (cfg.desc_act) {
+    f.perm = act_order_permutation(diag.data(), k);
+    f.permuted = true;
+  } else if (cfg.act_group_aware) {
+    f.perm = gar_permutation(diag.data(), k, gs);
+    f.permuted = true;
+  } else {
+    f.perm.resize(static_cast<size_t>(k));
+    for (int64_t c = 0; c < k; ++c) f.perm[c] = static_cast<int32_t>(c);
+  }
+  const std::vector<int32_t>& perm = f.perm;
+
+  // Damped Hessian in processing order -> U. On failure, optionally raise damping and retry.
+  f.u.resize(static_cast<size_t>(k * k));
+  double diag_sum = 0.0;
+  for (int64_t c = 0; c < k; ++c) diag_sum += diag[c];
+  const double diag_mean = diag_sum / static_cast<double>(k);
+  double damp_percent = cfg.damp_percent;
+  for (int attempt = 0;; ++attempt) {
+    const float damp = static_cast<float>(damp_percent * diag_mean);
+    const int64_t kc = (k + kTileRows - 1) / kTileRows;
+    parallel_for(kc, [&](int64_t t) {
+      const int64_t i0 = t * kTileRows, i1 = std::min(k, i0 + kTileRows);
+      for (int64_t i = i0; i < i1; ++i) {
+        const float* src = h + static_cast<int64_t>(perm[i]) * k;
+        float* dst = f.u.data() + i * k;
+        if (f.permuted) {
+          for (int64_t j = 0; j < k; ++j) dst[j] = src[perm[j]];
+        } else {
+          std::memcpy(dst, src, static_cast<size_t>(k) * sizeof(float));
+        }
+        dst[i] = diag[perm[i]] + damp;  // dead columns: 1 + damp
+      }
+    });
+    const int64_t bad = inverse_cholesky_upper(f.u.data(), k);
+    if (bad == 0) break;
+    const double next = damp_percent + cfg.damp_auto_increment;
+    if (cfg.damp_auto_increment <= 0.0 || !(next < 1.0)) {
+      fail_code(ExitCode::kNumerical,
+                "layer {}: Cholesky factorization of the damped Hessian failed (not positive "
+                "definite at column {} of {}, damp {:.4g}{}). Use a larger --damp, enable "
+                "--damp-auto-increment, or feed more (and more varied) calibration data",
+                layer, bad, k, damp_percent,
+                attempt > 0 ? fmt::format(" after {} increments", attempt) : std::string());
+    }
+    damp_percent = next;
+    f.damp_retries = attempt + 1;
+  }
+  f.damp = damp_percent;
+  return f;
+}
+
+bool same_factor(const QuantConfig& a, const QuantConfig& b) {
+  if (a.damp_percent != b.damp_percent || a.damp_auto_increment != b.damp_auto_increment ||
+      a.desc_act != b.desc_act)
+    return false;
+  if (a.desc_act) return true;
+  if (a.act_group_aware != b.act_group_aware) return false;
+  return !a.act_group_aware || a.group_size == b.group_size;
+}
+
+GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const float* h, int64_t nsamples,
+                         const QuantConfig& cfg, const std::string& layer) {
+  return gptq_quantize(w, n, k, gptq_factor(h, k, cfg, layer), nsamples, cfg, layer);
+}
+
+GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const GptqFactor& factor,
+                         int64_t nsamples, const QuantConfig& cfg, const std::string& layer) {
+  cfg.validate();
+  if (n <= 0 || k <= 0 || factor.k != k) {
+    fail_code(ExitCode::kInternal, "layer {}: bad weight shape [{}, {}] (factor of size {})", layer,
+              n, k, factor.k);
+  }
+  check_weight_finite(w, n, k, layer);
   const bool grouped = cfg.group_size > 0;
   const int64_t gs = grouped ? cfg.group_size : k;
   const int64_t groups = (k + gs - 1) / gs;
@@ -264,6 +392,9 @@ GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const float* h, i
   res.n = n;
   res.k = k;
   res.groups = groups;
+  res.damp = factor.damp;
+  res.damp_retries = factor.damp_retries;
+  res.dead_columns = static_cast<int>(factor.dead.size());
 
   std::vector<float> wk(w, w + n * k);  // working copy
   const int64_t row_chunks = (n + kTileRows - 1) / kTileRows;
@@ -283,20 +414,10 @@ GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const float* h, i
     });
   }
 
-  // Dead columns (no calibration signal): H[d, d] = 1 and W[:, d] = 0.
-  std::vector<float> diag(static_cast<size_t>(k));
-  std::vector<int32_t> dead;
-  for (int64_t c = 0; c < k; ++c) {
-    diag[c] = h[c * k + c];
-    if (diag[c] == 0.0f) {
-      dead.push_back(static_cast<int32_t>(c));
-      diag[c] = 1.0f;
-    }
-  }
-  res.dead_columns = static_cast<int>(dead.size());
-  if (!dead.empty()) {
+  // Dead columns: W[:, d] = 0.
+  if (!factor.dead.empty()) {
     for (int64_t r = 0; r < n; ++r) {
-      for (int32_t c : dead) wk[r * k + c] = 0.0f;
+      for (int32_t c : factor.dead) wk[r * k + c] = 0.0f;
     }
   }
 
@@ -315,18 +436,8 @@ GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const float* h, i
   }
 
   // Processing order.
-  std::vector<int32_t> perm;
-  bool permuted = false;
-  if (cfg.desc_act) {
-    perm = act_order_permutation(diag.data(), k);
-    permuted = true;
-  } else if (cfg.act_group_aware) {
-    perm = gar_permutation(diag.data(), k, gs);
-    permuted = true;
-  } else {
-    perm.resize(static_cast<size_t>(k));
-    for (int64_t c = 0; c < k; ++c) perm[c] = static_cast<int32_t>(c);
-  }
+  const std::vector<int32_t>& perm = factor.perm;
+  const bool permuted = factor.permuted;
   if (permuted) {
     std::vector<float> wp(static_cast<size_t>(n * k));
     parallel_for(row_chunks, [&](int64_t t) {
@@ -337,44 +448,7 @@ GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const float* h, i
     });
     wk.swap(wp);
   }
-
-  // Damped Hessian in processing order -> U. On failure, optionally raise damping and retry.
-  std::vector<float> u(static_cast<size_t>(k * k));
-  double diag_sum = 0.0;
-  for (int64_t c = 0; c < k; ++c) diag_sum += diag[c];
-  const double diag_mean = diag_sum / static_cast<double>(k);
-  double damp_percent = cfg.damp_percent;
-  for (int attempt = 0;; ++attempt) {
-    const float damp = static_cast<float>(damp_percent * diag_mean);
-    const int64_t kc = (k + kTileRows - 1) / kTileRows;
-    parallel_for(kc, [&](int64_t t) {
-      const int64_t i0 = t * kTileRows, i1 = std::min(k, i0 + kTileRows);
-      for (int64_t i = i0; i < i1; ++i) {
-        const float* src = h + static_cast<int64_t>(perm[i]) * k;
-        float* dst = u.data() + i * k;
-        if (permuted) {
-          for (int64_t j = 0; j < k; ++j) dst[j] = src[perm[j]];
-        } else {
-          std::memcpy(dst, src, static_cast<size_t>(k) * sizeof(float));
-        }
-        dst[i] = diag[perm[i]] + damp;  // dead columns: 1 + damp
-      }
-    });
-    const int64_t bad = inverse_cholesky_upper(u.data(), k);
-    if (bad == 0) break;
-    const double next = damp_percent + cfg.damp_auto_increment;
-    if (cfg.damp_auto_increment <= 0.0 || !(next < 1.0)) {
-      fail_code(ExitCode::kNumerical,
-                "layer {}: Cholesky factorization of the damped Hessian failed (not positive "
-                "definite at column {} of {}, damp {:.4g}{}). Use a larger --damp, enable "
-                "--damp-auto-increment, or feed more (and more varied) calibration data",
-                layer, bad, k, damp_percent,
-                attempt > 0 ? fmt::format(" after {} increments", attempt) : std::string());
-    }
-    damp_percent = next;
-    res.damp_retries = attempt + 1;
-  }
-  res.damp = damp_percent;
+  const std::vector<float>& u = factor.u;
 
   // Main loop.
   res.codes.resize(static_cast<size_t>(n * k));
@@ -395,6 +469,7 @@ GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const float* h, i
   pb.w = wk.data();
   pb.u = u.data();
   pb.perm = perm.data();
+  pb.permuted = permuted;
   pb.row_scale = row_scale.data();
   pb.row_zero = row_zero.data();
   pb.static_scale = static_scale.data();
