@@ -389,10 +389,11 @@ TEST(InverseCholesky, UpperFactorOfTheInverse) {
 }
 
 TEST(InverseCholesky, ManyBlocksThreadIndependentAndNamesTheFailingColumn) {
-  // K = 300: blocks of 128, 128 and 44, so the triangular inverse's GEMM + TRSM tasks and the
-  // short last block all run; U^T U H = I, and the bytes are the same with 1, 2 or 3 threads.
-  const int64_t k = 300;
-  Layer l = make_layer(1, k, 1200, {}, 33);
+  // K = 600: panels of 256, 256 and 88 (each diagonal block factored 64 columns at a time), so
+  // the Cholesky's nested panels, the triangular inverse's GEMM + TRSM tasks and the short last
+  // block all run; U^T U H = I, and the bytes are the same with 1, 2 or 3 threads.
+  const int64_t k = 600;
+  Layer l = make_layer(1, k, 2400, {}, 33);
   double mean = 0;  // damped by 1% of the mean diagonal, as the solver does
   for (int64_t i = 0; i < k; ++i) mean += l.h[i * k + i] / k;
   for (int64_t i = 0; i < k; ++i) l.h[i * k + i] += static_cast<float>(0.01 * mean);
@@ -423,11 +424,13 @@ TEST(InverseCholesky, ManyBlocksThreadIndependentAndNamesTheFailingColumn) {
     }
   }
   EXPECT_LT(worst, 2e-3);
-  // Not positive definite at column 201 (1-based) of H: reported as that column, although the
-  // factorization runs on the reversed matrix.
-  std::vector<float> bad(k * k, 0.0f);
-  for (int64_t i = 0; i < k; ++i) bad[i * k + i] = i == 200 ? -1.0f : 1.0f;
-  EXPECT_EQ(inverse_cholesky_upper(bad.data(), k), 201);
+  // Not positive definite at column c (1-based) of H: reported as that column, although the
+  // factorization runs on the reversed matrix (in the first, a middle and the last panel).
+  for (const int64_t c : {600, 301, 201, 1}) {
+    std::vector<float> bad(k * k, 0.0f);
+    for (int64_t i = 0; i < k; ++i) bad[i * k + i] = i == c - 1 ? -1.0f : 1.0f;
+    EXPECT_EQ(inverse_cholesky_upper(bad.data(), k), c);
+  }
 }
 
 TEST(Permutation, ActOrderIsStableDescending) {

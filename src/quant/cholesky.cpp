@@ -28,7 +28,11 @@ namespace gptq {
 
 namespace {
 
-constexpr int64_t kBlock = 128;
+// Panel widths: the Cholesky's trailing updates are rank-kPanel SYRKs (wider panels read and write
+// the trailing matrix fewer times); a panel's diagonal block is factored with kInnerPanel columns
+// at a time; the inverse's row blocks are kPanel tall.
+constexpr int64_t kPanel = 256;
+constexpr int64_t kInnerPanel = 64;
 
 // Unblocked lower Cholesky of an n x n column-major block (leading dimension lda), left-looking:
 // column j -= L[j, p] * column p for p < j in order, then scaled by 1 / sqrt(pivot).
@@ -50,38 +54,41 @@ int64_t cholesky_unblocked(float* a, int64_t n, int64_t lda) {
   return 0;
 }
 
-// Blocked right-looking lower Cholesky (column-major, n x n): per 128-column panel, factor the
-// diagonal block, solve the panel below it (trsm), update the trailing matrix (syrk).
-int64_t cholesky_lower(float* a, int64_t n) {
-  for (int64_t j = 0; j < n; j += kBlock) {
-    const int64_t jb = std::min(kBlock, n - j);
-    float* a11 = a + j * n + j;
-    if (const int64_t info = cholesky_unblocked(a11, jb, n)) return j + info;
+// Blocked right-looking lower Cholesky (column-major, n x n, leading dimension lda): per panel of
+// `panel` columns, factor the diagonal block (itself blocked, kInnerPanel), solve the panel below
+// it (trsm), update the trailing matrix (syrk).
+int64_t cholesky_lower(float* a, int64_t n, int64_t lda, int64_t panel) {
+  for (int64_t j = 0; j < n; j += panel) {
+    const int64_t jb = std::min(panel, n - j);
+    float* a11 = a + j * lda + j;
+    const int64_t info = panel > kInnerPanel ? cholesky_lower(a11, jb, lda, kInnerPanel)
+                                             : cholesky_unblocked(a11, jb, lda);
+    if (info) return j + info;
     const int64_t rest = n - j - jb;
     if (rest == 0) break;
     float* a21 = a11 + jb;
     blas::strsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, rest, jb, 1.0f,
-                a11, n, a21, n);
-    float* a22 = a + (j + jb) * n + j + jb;
-    blas::ssyrk(CblasColMajor, CblasLower, CblasNoTrans, rest, jb, -1.0f, a21, n, 1.0f, a22, n);
+                a11, lda, a21, lda);
+    float* a22 = a + (j + jb) * lda + j + jb;
+    blas::ssyrk(CblasColMajor, CblasLower, CblasNoTrans, rest, jb, -1.0f, a21, lda, 1.0f, a22, lda);
   }
   return 0;
 }
 
 // X = L^-1 for the lower factor L of step 1 (column-major), written as X^T into the upper
-// triangle, with no k x k scratch. Row block J = [j0, j0 + jb) of X^T solves
+// triangle, with no k x k scratch. Row block J = [j0, j0 + jb) (kPanel rows) of X^T solves
 //   [Y1 Y2] [A11^T A21^T; 0 A22^T] = [I 0]   (A = L[j0:, j0:] = [A11 0; A21 A22]):
 //   Y1 = A11^-T (a jb x jb inverse), Y2 A22^T = -Y1 A21^T (a GEMM and a triangular solve).
 // Y2 lies strictly above the diagonal and each block reads only L below it, so the blocks are
 // independent tasks on the pool, each one serial BLAS sequence (bits independent of the thread
 // count); the Y1 blocks, which overlap L's diagonal blocks, go into place after all tasks.
 int64_t lower_inverse_into_upper(float* a, int64_t k) {
-  const int64_t blocks = (k + kBlock - 1) / kBlock;
-  std::vector<float> diag_inv(static_cast<size_t>(blocks * kBlock * kBlock), 0.0f);
+  const int64_t blocks = (k + kPanel - 1) / kPanel;
+  std::vector<float> diag_inv(static_cast<size_t>(blocks * kPanel * kPanel), 0.0f);
   std::vector<int64_t> failed(static_cast<size_t>(blocks), 0);
   parallel_for(blocks, [&](int64_t b) {  // block 0 (the most work) is claimed first
-    const int64_t j0 = b * kBlock, jb = std::min(kBlock, k - j0), j1 = j0 + jb;
-    float* t = diag_inv.data() + b * kBlock * kBlock;  // A11^-1, lower, column-major, ld jb
+    const int64_t j0 = b * kPanel, jb = std::min(kPanel, k - j0), j1 = j0 + jb;
+    float* t = diag_inv.data() + b * kPanel * kPanel;  // A11^-1, lower, column-major, ld jb
     for (int64_t c = 0; c < jb; ++c) {
       for (int64_t r = c; r < jb; ++r) t[c * jb + r] = a[(j0 + c) * k + j0 + r];
     }
@@ -102,8 +109,8 @@ int64_t lower_inverse_into_upper(float* a, int64_t k) {
     if (f) return f;
   }
   for (int64_t b = 0; b < blocks; ++b) {  // Y1 = (A11^-1)^T into the diagonal block's upper part
-    const int64_t j0 = b * kBlock, jb = std::min(kBlock, k - j0);
-    const float* t = diag_inv.data() + b * kBlock * kBlock;
+    const int64_t j0 = b * kPanel, jb = std::min(kPanel, k - j0);
+    const float* t = diag_inv.data() + b * kPanel * kPanel;
     for (int64_t c = 0; c < jb; ++c) {
       for (int64_t r = 0; r <= c; ++r) a[(j0 + c) * k + j0 + r] = t[r * jb + c];
     }
@@ -123,7 +130,7 @@ int64_t inverse_cholesky_upper(float* a, int64_t k) {
   const int64_t kk = k * k;
   std::reverse(a, a + kk);
   // 1) J H J = L L^T: L in the lower triangle, column-major.
-  if (const int64_t info = cholesky_lower(a, k)) return k + 1 - info;  // column of H
+  if (const int64_t info = cholesky_lower(a, k, k, kPanel)) return k + 1 - info;  // column of H
   // 2) X = L^-1, stored as X^T in the upper triangle (column-major), which step 1 left free.
   if (const int64_t info = lower_inverse_into_upper(a, k)) return k + 1 - info;
   // 3) Column-major X^T is row-major X; U = J X J is then its reversal, row-major upper.
