@@ -1,6 +1,7 @@
 #include "nn/activation.h"
 
 #include "nn/vec_math.h"
+#include "util/thread_pool.h"
 
 namespace gptq::nn {
 
@@ -13,9 +14,9 @@ template <typename F>
 void map_gated(float* g, const float* u, int64_t n, F f) {
   for (int64_t i = 0; i < n; ++i) g[i] = f(g[i]) * u[i];
 }
-}  // namespace
+constexpr int64_t kElementsPerTask = 1 << 14;  // element-wise: ranges run in parallel
 
-void activation_inplace(Activation act, float* x, int64_t n) {
+void activation_range(Activation act, float* x, int64_t n) {
   switch (act) {
     case Activation::kSilu:
       return map_inplace(x, n, silu);
@@ -28,7 +29,7 @@ void activation_inplace(Activation act, float* x, int64_t n) {
   }
 }
 
-void gated_activation_inplace(Activation act, float* gate, const float* up, int64_t n) {
+void gated_activation_range(Activation act, float* gate, const float* up, int64_t n) {
   switch (act) {
     case Activation::kSilu:
       return silu_mul_inplace(gate, up, n);  // vectorised
@@ -39,6 +40,19 @@ void gated_activation_inplace(Activation act, float* gate, const float* up, int6
     case Activation::kRelu:
       return map_gated(gate, up, n, relu);
   }
+}
+
+}  // namespace
+
+void activation_inplace(Activation act, float* x, int64_t n) {
+  parallel_ranges(n, kElementsPerTask,
+                  [&](int64_t i0, int64_t i1) { activation_range(act, x + i0, i1 - i0); });
+}
+
+void gated_activation_inplace(Activation act, float* gate, const float* up, int64_t n) {
+  parallel_ranges(n, kElementsPerTask, [&](int64_t i0, int64_t i1) {
+    gated_activation_range(act, gate + i0, up + i0, i1 - i0);
+  });
 }
 
 }  // namespace gptq::nn

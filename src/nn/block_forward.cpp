@@ -18,10 +18,20 @@
 #include "nn/rotary.h"
 #include "nn/weight_loader.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace gptq {
 
 namespace {
+
+constexpr int64_t kElementsPerTask = 1 << 15;  // element-wise loops: ranges run in parallel
+
+// dst[i] += src[i] (the residual adds).
+void add_into(float* dst, const float* src, int64_t n) {
+  parallel_ranges(n, kElementsPerTask, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) dst[i] += src[i];
+  });
+}
 
 // What a linear computes inside the block (from the BlockLayout names).
 enum class Role {
@@ -662,7 +672,7 @@ void BlockForward::compute_stage(LinearGroup g, SequenceState& st, const Capture
       if (hp.parallel_residual) {
         st.aux.swap(a);  // added in finish(): x + attn(ln1(x)) + mlp(ln2(x))
       } else {
-        for (size_t i = 0; i < st.resid.size(); ++i) st.resid[i] += a[i];
+        add_into(st.resid.data(), a.data(), static_cast<int64_t>(st.resid.size()));
       }
       st.h.resize(static_cast<size_t>(t * hidden));
       m.mlp_norm.apply(st.resid.data(), t, st.h.data());
@@ -749,7 +759,7 @@ void BlockForward::finish(SequenceState& st) const {
           out[r * hidden + i] += st.moe->shared_scale[static_cast<size_t>(r)] * y[r * hidden + i];
     }
     if (m.mlp_out_norm) m.mlp_out_norm->apply(out.data(), st.tokens, out.data());
-    for (size_t i = 0; i < st.resid.size(); ++i) st.resid[i] += out[i];
+    add_into(st.resid.data(), out.data(), static_cast<int64_t>(st.resid.size()));
     return;
   }
   m.check_state(st, st.h, m.hp.intermediate, "state.h (MLP hidden)");
@@ -760,9 +770,11 @@ void BlockForward::finish(SequenceState& st) const {
   const size_t n = st.resid.size();
   if (m.hp.parallel_residual) {
     m.check_state(st, st.aux, m.hp.hidden, "state.aux (attention output)");
-    for (size_t i = 0; i < n; ++i) st.resid[i] = (out[i] + st.aux[i]) + st.resid[i];
+    parallel_ranges(static_cast<int64_t>(n), kElementsPerTask, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) st.resid[i] = (out[i] + st.aux[i]) + st.resid[i];
+    });
   } else {
-    for (size_t i = 0; i < n; ++i) st.resid[i] += out[i];
+    add_into(st.resid.data(), out.data(), static_cast<int64_t>(n));
   }
 }
 

@@ -5,6 +5,7 @@
 #include <numbers>
 
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace gptq::nn {
 
@@ -137,31 +138,34 @@ void RotaryTable::angles(int64_t p, float* c, float* s) const {
 void RotaryTable::apply(float* x, int64_t tokens, int64_t heads, int64_t row_stride,
                         int64_t head_stride, int64_t pos0) const {
   const int64_t half = rot_dims_ / 2;
-  std::vector<float> extra_cos, extra_sin;  // positions beyond the table (rare)
-  for (int64_t t = 0; t < tokens; ++t) {
-    const int64_t p = pos0 + t;
-    const float* c;
-    const float* s;
-    if (p < positions_) {
-      c = cos_.data() + p * half;
-      s = sin_.data() + p * half;
-    } else {
-      extra_cos.resize(half);
-      extra_sin.resize(half);
-      angles(p, extra_cos.data(), extra_sin.data());
-      c = extra_cos.data();
-      s = extra_sin.data();
-    }
-    float* row = x + t * row_stride;
-    for (int64_t h = 0; h < heads; ++h) {
-      float* v = row + h * head_stride;
-      for (int64_t i = 0; i < half; ++i) {
-        const float x1 = v[i], x2 = v[i + half];
-        v[i] = x1 * c[i] - x2 * s[i];
-        v[i + half] = x2 * c[i] + x1 * s[i];
+  constexpr int64_t kTokensPerTask = 32;  // tokens are independent: ranges run in parallel
+  parallel_ranges(tokens, kTokensPerTask, [&](int64_t t0, int64_t t1) {
+    std::vector<float> extra_cos, extra_sin;  // positions beyond the table (rare)
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t p = pos0 + t;
+      const float* c;
+      const float* s;
+      if (p < positions_) {
+        c = cos_.data() + p * half;
+        s = sin_.data() + p * half;
+      } else {
+        extra_cos.resize(half);
+        extra_sin.resize(half);
+        angles(p, extra_cos.data(), extra_sin.data());
+        c = extra_cos.data();
+        s = extra_sin.data();
+      }
+      float* row = x + t * row_stride;
+      for (int64_t h = 0; h < heads; ++h) {
+        float* v = row + h * head_stride;
+        for (int64_t i = 0; i < half; ++i) {
+          const float x1 = v[i], x2 = v[i + half];
+          v[i] = x1 * c[i] - x2 * s[i];
+          v[i + half] = x2 * c[i] + x1 * s[i];
+        }
       }
     }
-  }
+  });
 }
 
 Rope::Rope(const RopeSpec& spec, int64_t rot_dims, int64_t table_positions)

@@ -89,6 +89,10 @@ std::shared_ptr<ThreadPool> shared_pool(int threads);
 // Inside a task, and with one thread, runs serially on the calling thread.
 void parallel_for(int64_t n, const std::function<void(int64_t)>& fn, int threads = 0);
 
+// fn(begin, end) over [0, n) cut into ranges of `grain` items (the last one shorter), in
+// parallel: for element-wise and row-wise loops. The ranges depend on n and grain only.
+void parallel_ranges(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
 // Splits [0, items) into `parts` contiguous ranges of near-equal size; range i is
 // [split_begin(i), split_begin(i + 1)).
 inline int64_t split_begin(int64_t items, int64_t parts, int64_t i) {
