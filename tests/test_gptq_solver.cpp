@@ -2,6 +2,7 @@
 // accumulator, the inverse Cholesky factor, the column orders, damping and error handling.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -389,7 +390,7 @@ TEST(InverseCholesky, UpperFactorOfTheInverse) {
 }
 
 TEST(InverseCholesky, ManyBlocksThreadIndependentAndNamesTheFailingColumn) {
-  // K = 600: panels of 256, 256 and 88 (each diagonal block factored 64 columns at a time), so
+  // K = 600: panels of 128 (four) and 88 (each diagonal block factored 64 columns at a time), so
   // the Cholesky's nested panels, the triangular inverse's GEMM + TRSM tasks and the short last
   // block all run; U^T U H = I, and the bytes are the same with 1, 2 or 3 threads.
   const int64_t k = 600;
@@ -429,6 +430,50 @@ TEST(InverseCholesky, ManyBlocksThreadIndependentAndNamesTheFailingColumn) {
   for (const int64_t c : {600, 301, 201, 1}) {
     std::vector<float> bad(k * k, 0.0f);
     for (int64_t i = 0; i < k; ++i) bad[i * k + i] = i == c - 1 ? -1.0f : 1.0f;
+    EXPECT_EQ(inverse_cholesky_upper(bad.data(), k), c);
+  }
+}
+
+// K >= 4096 takes 256-column panels: the same checks on K = 4100 (16 panels of 256 and one of
+// 4), with a diagonally dominant H (cheap to build) and U^T U H v = v on random vectors.
+TEST(InverseCholesky, WidePanelsThreadIndependentAndNamesTheFailingColumn) {
+  const int64_t k = 4100;
+  std::mt19937 rng(71);
+  std::uniform_real_distribution<float> uni(-0.5f, 0.5f);
+  std::vector<float> h(static_cast<size_t>(k * k));
+  for (int64_t i = 0; i < k; ++i) {
+    h[i * k + i] = static_cast<float>(k) * (1.0f + uni(rng));
+    for (int64_t j = 0; j < i; ++j) h[i * k + j] = h[j * k + i] = uni(rng);
+  }
+  std::vector<float> first;
+  for (int threads : {1, 2, 3}) {
+    const ComputeThreadsScope scope(threads);
+    std::vector<float> a = h;
+    ASSERT_EQ(inverse_cholesky_upper(a.data(), k), 0);
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < i; ++j) a[i * k + j] = 0.0f;
+    if (first.empty()) {
+      first = std::move(a);
+    } else {
+      EXPECT_TRUE(first == a) << threads << " threads";
+    }
+  }
+  for (int probe = 0; probe < 3; ++probe) {
+    std::vector<double> v(k), hv(k, 0.0), uhv(k, 0.0), back(k, 0.0);
+    for (auto& x : v) x = uni(rng);
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < k; ++j) hv[i] += double(h[i * k + j]) * v[j];
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = i; j < k; ++j) uhv[i] += double(first[i * k + j]) * hv[j];
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = i; j < k; ++j) back[j] += double(first[i * k + j]) * uhv[i];
+    double worst = 0;
+    for (int64_t i = 0; i < k; ++i) worst = std::max(worst, std::fabs(back[i] - v[i]));
+    EXPECT_LT(worst, 1e-3) << "probe " << probe;
+  }
+  for (const int64_t c : {int64_t{4100}, int64_t{3000}, int64_t{5}}) {
+    std::vector<float> bad = h;
+    bad[(c - 1) * k + (c - 1)] = -1.0f;
     EXPECT_EQ(inverse_cholesky_upper(bad.data(), k), c);
   }
 }

@@ -28,10 +28,13 @@ namespace gptq {
 
 namespace {
 
-// Panel widths: the Cholesky's trailing updates are rank-kPanel SYRKs (wider panels read and write
-// the trailing matrix fewer times); a panel's diagonal block is factored with kInnerPanel columns
-// at a time; the inverse's row blocks are kPanel tall.
-constexpr int64_t kPanel = 256;
+// Panel widths: the Cholesky's trailing updates are rank-`panel` SYRKs (wider panels read and
+// write the trailing matrix fewer times, but leave fewer tasks for the inverse: 256 pays from
+// K ~ 4096 on, bench_gptq BM_InverseCholesky); a panel's diagonal block is factored kInnerPanel
+// columns at a time; the inverse's row blocks are `panel` tall. A function of K alone.
+int64_t panel_for(int64_t k) {
+  return k >= 4096 ? 256 : 128;
+}
 constexpr int64_t kInnerPanel = 64;
 
 // Unblocked lower Cholesky of an n x n column-major block (leading dimension lda), left-looking:
@@ -76,19 +79,19 @@ int64_t cholesky_lower(float* a, int64_t n, int64_t lda, int64_t panel) {
 }
 
 // X = L^-1 for the lower factor L of step 1 (column-major), written as X^T into the upper
-// triangle, with no k x k scratch. Row block J = [j0, j0 + jb) (kPanel rows) of X^T solves
+// triangle, with no k x k scratch. Row block J = [j0, j0 + jb) (`panel` rows) of X^T solves
 //   [Y1 Y2] [A11^T A21^T; 0 A22^T] = [I 0]   (A = L[j0:, j0:] = [A11 0; A21 A22]):
 //   Y1 = A11^-T (a jb x jb inverse), Y2 A22^T = -Y1 A21^T (a GEMM and a triangular solve).
 // Y2 lies strictly above the diagonal and each block reads only L below it, so the blocks are
 // independent tasks on the pool, each one serial BLAS sequence (bits independent of the thread
 // count); the Y1 blocks, which overlap L's diagonal blocks, go into place after all tasks.
-int64_t lower_inverse_into_upper(float* a, int64_t k) {
-  const int64_t blocks = (k + kPanel - 1) / kPanel;
-  std::vector<float> diag_inv(static_cast<size_t>(blocks * kPanel * kPanel), 0.0f);
+int64_t lower_inverse_into_upper(float* a, int64_t k, int64_t panel) {
+  const int64_t blocks = (k + panel - 1) / panel;
+  std::vector<float> diag_inv(static_cast<size_t>(blocks * panel * panel), 0.0f);
   std::vector<int64_t> failed(static_cast<size_t>(blocks), 0);
   parallel_for(blocks, [&](int64_t b) {  // block 0 (the most work) is claimed first
-    const int64_t j0 = b * kPanel, jb = std::min(kPanel, k - j0), j1 = j0 + jb;
-    float* t = diag_inv.data() + b * kPanel * kPanel;  // A11^-1, lower, column-major, ld jb
+    const int64_t j0 = b * panel, jb = std::min(panel, k - j0), j1 = j0 + jb;
+    float* t = diag_inv.data() + b * panel * panel;  // A11^-1, lower, column-major, ld jb
     for (int64_t c = 0; c < jb; ++c) {
       for (int64_t r = c; r < jb; ++r) t[c * jb + r] = a[(j0 + c) * k + j0 + r];
     }
@@ -109,8 +112,8 @@ int64_t lower_inverse_into_upper(float* a, int64_t k) {
     if (f) return f;
   }
   for (int64_t b = 0; b < blocks; ++b) {  // Y1 = (A11^-1)^T into the diagonal block's upper part
-    const int64_t j0 = b * kPanel, jb = std::min(kPanel, k - j0);
-    const float* t = diag_inv.data() + b * kPanel * kPanel;
+    const int64_t j0 = b * panel, jb = std::min(panel, k - j0);
+    const float* t = diag_inv.data() + b * panel * panel;
     for (int64_t c = 0; c < jb; ++c) {
       for (int64_t r = 0; r <= c; ++r) a[(j0 + c) * k + j0 + r] = t[r * jb + c];
     }
@@ -130,9 +133,10 @@ int64_t inverse_cholesky_upper(float* a, int64_t k) {
   const int64_t kk = k * k;
   std::reverse(a, a + kk);
   // 1) J H J = L L^T: L in the lower triangle, column-major.
-  if (const int64_t info = cholesky_lower(a, k, k, kPanel)) return k + 1 - info;  // column of H
+  const int64_t panel = panel_for(k);
+  if (const int64_t info = cholesky_lower(a, k, k, panel)) return k + 1 - info;  // column of H
   // 2) X = L^-1, stored as X^T in the upper triangle (column-major), which step 1 left free.
-  if (const int64_t info = lower_inverse_into_upper(a, k)) return k + 1 - info;
+  if (const int64_t info = lower_inverse_into_upper(a, k, panel)) return k + 1 - info;
   // 3) Column-major X^T is row-major X; U = J X J is then its reversal, row-major upper.
   std::reverse(a, a + kk);
   for (int64_t i = 0; i < k; ++i) {
