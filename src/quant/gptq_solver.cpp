@@ -9,9 +9,13 @@
 // Group grids are computed when a group's first column is reached, from W (not W1: the
 // "staleness" rule of the reference when a group starts inside a block).
 //
+// U and the column order depend on H and the damping/order settings only (gptq_factor), so the
+// linears that read the same inputs share them.
+//
 // Rows are independent given U and their grids, so the in-block work runs on row tiles in
-// parallel. A tile keeps its block transposed (W1T[j][r]) so that a column is a contiguous vector
-// over rows: quantization and the updates are straight vector loops. The in-block updates are
+// parallel. A tile keeps its block transposed (W1T[j][r], in and out through register-block
+// transposes) so that a column is a contiguous vector over rows: quantization and the updates
+// are straight vector loops. The in-block updates are
 // applied P columns at a time (panel): the errors of P columns hit every later column of the block
 // in one pass, subtracting in column order, so every element sees exactly the same sequence of
 // float operations as the one-column-at-a-time reference while W1T is read and written P times
