@@ -234,6 +234,27 @@ TEST(Pipeline, DeterministicAcrossThreadCounts) {
   EXPECT_TRUE(dir_contents(dir / "t1") == dir_contents(dir / "t3"));
 }
 
+// q/k/v read one Hessian and share its factor; a dynamic rule that damps k_proj differently gives
+// k_proj a factor of its own: its records carry its damping, and the reported work has one more
+// factor (2/3 hidden^3) per block.
+TEST(Pipeline, SharedFactorsFollowPerLayerDamping) {
+  const fs::path dir = scratch_dir("shared-factor");
+  auto o = options(4, 128, true, false, QuantMethod::kGptq);
+  o.calib.nsamples = 8;
+  const QuantizeResult shared =
+      quantize_model(fixture_model("tiny-llama"), dir / "shared", o, kSilent).result;
+  o.dynamic = nlohmann::json{{"+:.*\\.k_proj$", {{"damp_percent", 0.05}}}};
+  const QuantizeResult split =
+      quantize_model(fixture_model("tiny-llama"), dir / "split", o, kSilent).result;
+  ASSERT_EQ(split.layers.size(), 28u);
+  for (const auto& l : split.layers)
+    EXPECT_EQ(l.damp, l.name.ends_with(".k_proj") ? 0.05 : o.quant.damp_percent) << l.name;
+  const double hidden = 256;  // tiny-llama
+  const double one_factor = 2.0 / 3.0 * hidden * hidden * hidden / 1e9;
+  EXPECT_NEAR(split.gflop - shared.gflop, static_cast<double>(split.num_blocks) * one_factor,
+              1e-9 * split.gflop);
+}
+
 // A callback returning false stops the run cleanly: ExitCode::kInterrupted, no output, the finished
 // blocks kept in OUT.partial; a resume then gives the bytes of an uninterrupted run. At a block
 // boundary (progress) and inside a block (a layer record).

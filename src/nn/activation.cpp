@@ -14,7 +14,6 @@ template <typename F>
 void map_gated(float* g, const float* u, int64_t n, F f) {
   for (int64_t i = 0; i < n; ++i) g[i] = f(g[i]) * u[i];
 }
-constexpr int64_t kElementsPerTask = 1 << 14;  // element-wise: ranges run in parallel
 
 void activation_range(Activation act, float* x, int64_t n) {
   switch (act) {
@@ -45,12 +44,12 @@ void gated_activation_range(Activation act, float* gate, const float* up, int64_
 }  // namespace
 
 void activation_inplace(Activation act, float* x, int64_t n) {
-  parallel_ranges(n, kElementsPerTask,
+  parallel_ranges(n, kElementwiseGrain,
                   [&](int64_t i0, int64_t i1) { activation_range(act, x + i0, i1 - i0); });
 }
 
 void gated_activation_inplace(Activation act, float* gate, const float* up, int64_t n) {
-  parallel_ranges(n, kElementsPerTask, [&](int64_t i0, int64_t i1) {
+  parallel_ranges(n, kElementwiseGrain, [&](int64_t i0, int64_t i1) {
     gated_activation_range(act, gate + i0, up + i0, i1 - i0);
   });
 }

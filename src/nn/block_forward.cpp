@@ -24,11 +24,9 @@ namespace gptq {
 
 namespace {
 
-constexpr int64_t kElementsPerTask = 1 << 15;  // element-wise loops: ranges run in parallel
-
 // dst[i] += src[i] (the residual adds).
 void add_into(float* dst, const float* src, int64_t n) {
-  parallel_ranges(n, kElementsPerTask, [&](int64_t i0, int64_t i1) {
+  parallel_ranges(n, kElementwiseGrain, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) dst[i] += src[i];
   });
 }
@@ -770,7 +768,7 @@ void BlockForward::finish(SequenceState& st) const {
   const size_t n = st.resid.size();
   if (m.hp.parallel_residual) {
     m.check_state(st, st.aux, m.hp.hidden, "state.aux (attention output)");
-    parallel_ranges(static_cast<int64_t>(n), kElementsPerTask, [&](int64_t i0, int64_t i1) {
+    parallel_ranges(static_cast<int64_t>(n), kElementwiseGrain, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) st.resid[i] = (out[i] + st.aux[i]) + st.resid[i];
     });
   } else {

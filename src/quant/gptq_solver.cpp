@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "quant/gptq.h"
 #include "util/blas.h"
@@ -252,26 +253,19 @@ GPTQ_TARGET_CLONES double solve_block_tile(const Problem& pb, int64_t i1, int64_
   }
 
   // Outputs in original column order, each through a row-major tile; errors for the lazy update.
-  float* out = s.rows_out.data();  // out[r * bw + i]
-  transpose_f32(qt, ld, out, bw, bw, rows);
-  for (int64_t r = 0; r < rows; ++r) {
-    float* drow = pb.deq + (r0 + r) * k;
-    if (!pb.permuted) {
-      std::memcpy(drow + i1, out + r * bw, static_cast<size_t>(bw) * sizeof(float));
-    } else {
-      for (int64_t i = 0; i < bw; ++i) drow[pb.perm[i1 + i]] = out[r * bw + i];
+  auto put_rows = [&](const float* tile_t, auto* dst) {  // dst [N, K] as float or uint8 codes
+    using T = std::remove_pointer_t<decltype(dst)>;
+    float* out = s.rows_out.data();  // out[r * bw + i] = tile_t[i * ld + r]
+    transpose_f32(tile_t, ld, out, bw, bw, rows);
+    for (int64_t r = 0; r < rows; ++r) {
+      T* row = dst + (r0 + r) * k;
+      const float* src = out + r * bw;
+      for (int64_t i = 0; i < bw; ++i)
+        row[pb.permuted ? pb.perm[i1 + i] : i1 + i] = static_cast<T>(src[i]);
     }
-  }
-  transpose_f32(ct, ld, out, bw, bw, rows);
-  for (int64_t r = 0; r < rows; ++r) {
-    uint8_t* crow = pb.codes + (r0 + r) * k;
-    const float* src = out + r * bw;
-    if (!pb.permuted) {
-      for (int64_t i = 0; i < bw; ++i) crow[i1 + i] = static_cast<uint8_t>(src[i]);
-    } else {
-      for (int64_t i = 0; i < bw; ++i) crow[pb.perm[i1 + i]] = static_cast<uint8_t>(src[i]);
-    }
-  }
+  };
+  put_rows(qt, pb.deq);
+  put_rows(ct, pb.codes);
   for (int64_t i = 0; i < bw; ++i) {
     std::memcpy(pb.errt + i * n + r0, et + i * ld, static_cast<size_t>(rows) * sizeof(float));
   }

@@ -92,6 +92,9 @@ void parallel_for(int64_t n, const std::function<void(int64_t)>& fn, int threads
 // fn(begin, end) over [0, n) cut into ranges of `grain` items (the last one shorter), in
 // parallel: for element-wise and row-wise loops. The ranges depend on n and grain only.
 void parallel_ranges(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+// The grain of element-wise loops (activations, residual adds): a multiple of every vector width,
+// so a vectorised loop's scalar tail stays at the end of the array.
+constexpr int64_t kElementwiseGrain = int64_t{1} << 15;
 
 // Splits [0, items) into `parts` contiguous ranges of near-equal size; range i is
 // [split_begin(i), split_begin(i + 1)).
