@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
@@ -25,10 +26,19 @@ void advise_huge_pages(void* p, size_t bytes) {
 #endif
 }
 
+namespace {
+std::atomic<bool> g_large_mapped{false};
+}  // namespace
+
 void prefer_mapped_large_allocations() {
 #ifdef M_MMAP_THRESHOLD
   ::mallopt(M_MMAP_THRESHOLD, 1 << 20);  // also fixes it: no dynamic raise
+  g_large_mapped.store(true, std::memory_order_relaxed);
 #endif
+}
+
+bool large_allocations_mapped() {
+  return g_large_mapped.load(std::memory_order_relaxed);
 }
 
 void* alloc_maybe_huge(size_t bytes) {

@@ -21,6 +21,9 @@ void* alloc_maybe_huge(size_t bytes);
 // the heap and stay resident. Process-wide: for programs that own their process (the CLI, the
 // benchmarks), not for the library called from a host application.
 void prefer_mapped_large_allocations();
+// Whether prefer_mapped_large_allocations() was called. The programs' operator new
+// (src/process/large_page_new.cpp) then advises huge pages for every block of 2 MiB and more.
+bool large_allocations_mapped();
 
 // A fixed-size float array allocated with alloc_maybe_huge and left uninitialised: the owner
 // writes every element (a weight converted from the checkpoint), so first touch happens on the
