@@ -4,9 +4,11 @@
 //   bench_quantize [--hidden 2048] [--blocks 8] [--nsamples 32] [--seqlen 512] [--keep DIR]
 //                  [--intermediate N] [--vocab 4096] [--batch-rows 2048] [--malloc-default 1]
 //                  [--write-only 1]  (only write DIR/model, DIR/calib.json)
+//                  [--huge-pages 0]  (the programs' operator new without huge-page advice)
 // The sgemm baseline ([seqlen, hidden] x [hidden, intermediate], the forward's typical GEMM) is the
 // best of 5 calls before the run and 5 after it: the higher of the two is the ratio's reference.
 #include <fmt/core.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -92,6 +94,7 @@ int main(int argc, char** argv) {
   bool write_only = false;  // only write the checkpoint and calib.json into --keep
                             // (scripts/bench_larger_than_memory.sh)
   bool malloc_default = false;  // glibc's dynamic mmap threshold (the RSS its heap keeps: README)
+  bool huge_pages = true;       // operator new's huge-page advice (src/process/large_page_new.cpp)
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--hidden")
@@ -112,6 +115,8 @@ int main(int argc, char** argv) {
       batch_rows = std::stoll(argv[i + 1]);
     else if (a == "--malloc-default")
       malloc_default = std::string(argv[i + 1]) == "1";
+    else if (a == "--huge-pages")
+      huge_pages = std::string(argv[i + 1]) != "0";
     else if (a == "--write-only")
       write_only = std::string(argv[i + 1]) == "1";
   }
@@ -138,7 +143,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  if (!malloc_default) prefer_mapped_large_allocations();  // as `gptq quantize` does
+  if (!malloc_default) prefer_mapped_large_allocations(huge_pages);  // as `gptq quantize` does
   const int threads = compute_threads();
   const double sgemm_before = sgemm_gflops(seqlen, inter, hidden);
   QuantizeOptions o;
@@ -148,8 +153,13 @@ int main(int argc, char** argv) {
   o.calib.file = root / "calib.json";
   o.calib.nsamples = nsamples;
   o.calib.seqlen = seqlen;
+  rusage before{};
+  ::getrusage(RUSAGE_SELF, &before);
   const auto sum = quantize_model(root / "model", root / "out", o,
                                   [](const std::string& l) { fmt::print("{}\n", l); });
+  rusage after{};
+  ::getrusage(RUSAGE_SELF, &after);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * t.tv_usec; };
   const double sgemm_after = sgemm_gflops(seqlen, inter, hidden);
   const double peak = std::max(sgemm_before, sgemm_after);
   const auto& t = sum.report["totals"];
@@ -159,6 +169,9 @@ int main(int argc, char** argv) {
   fmt::print("  wall time          {:.1f} s\n", sum.result.seconds);
   fmt::print("  peak RSS           {}\n",
              human_bytes(static_cast<double>(sum.result.peak_rss_bytes)));
+  fmt::print("  page faults        {} (system time {:.1f} s; huge pages {})\n",
+             after.ru_minflt - before.ru_minflt, seconds(after.ru_stime) - seconds(before.ru_stime),
+             large_allocations_mapped() ? "advised" : "not advised");
   fmt::print("  work               {:.0f} GFLOP\n", t["gflop"].get<double>());
   fmt::print("  achieved           {:.1f} GFLOP/s\n", achieved);
   fmt::print("  OpenBLAS kernels   {} ({})\n", blas::select_blas_kernels().running,

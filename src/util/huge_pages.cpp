@@ -30,10 +30,12 @@ namespace {
 std::atomic<bool> g_large_mapped{false};
 }  // namespace
 
-void prefer_mapped_large_allocations() {
+void prefer_mapped_large_allocations(bool advise_huge) {
 #ifdef M_MMAP_THRESHOLD
   ::mallopt(M_MMAP_THRESHOLD, 1 << 20);  // also fixes it: no dynamic raise
-  g_large_mapped.store(true, std::memory_order_relaxed);
+  g_large_mapped.store(advise_huge, std::memory_order_relaxed);
+#else
+  (void)advise_huge;
 #endif
 }
 

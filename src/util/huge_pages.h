@@ -16,12 +16,13 @@ void advise_huge_pages(void* p, size_t bytes);
 void* alloc_maybe_huge(size_t bytes);
 
 // Makes glibc serve every allocation of 1 MiB or more from its own mapping, returned to the system
-// when freed. glibc otherwise raises its mmap threshold (up to 32 MiB) as large blocks are freed,
+// when freed; with `advise_huge` the programs' operator new also advises huge pages for them
+// (large_allocations_mapped below). glibc otherwise raises its mmap threshold (up to 32 MiB) as large blocks are freed,
 // and the quantize pipeline's per-stage buffers (4-45 MB, freed stage after stage) then come from
 // the heap and stay resident. Process-wide: for programs that own their process (the CLI, the
 // benchmarks), not for the library called from a host application.
-void prefer_mapped_large_allocations();
-// Whether prefer_mapped_large_allocations() was called. The programs' operator new
+void prefer_mapped_large_allocations(bool advise_huge = true);
+// Whether prefer_mapped_large_allocations(true) was called. The programs' operator new
 // (src/process/large_page_new.cpp) then advises huge pages for every block of 2 MiB and more.
 bool large_allocations_mapped();
 
