@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
              human_bytes(static_cast<double>(sum.result.peak_rss_bytes)));
   fmt::print("  page faults        {} (system time {:.1f} s; huge pages {})\n",
              after.ru_minflt - before.ru_minflt, seconds(after.ru_stime) - seconds(before.ru_stime),
-             large_allocations_mapped() ? "advised" : "not advised");
+             large_allocations_advised() ? "advised" : "not advised");
   fmt::print("  work               {:.0f} GFLOP\n", t["gflop"].get<double>());
   fmt::print("  achieved           {:.1f} GFLOP/s\n", achieved);
   fmt::print("  OpenBLAS kernels   {} ({})\n", blas::select_blas_kernels().running,

@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD_DIR:-build-asan}
 # -O1 -g1: quick to build, stack traces with lines; asserts on (no -DNDEBUG).
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
-  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" -DGPTQ_SANITIZE=ON -DGPTQ_SANITIZE_KERNELS="${SANITIZE_KERNELS:-ON}" -DGPTQ_BUILD_BENCH=OFF >/dev/null
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" -DGPTQ_SANITIZE=ON -DGPTQ_BUILD_BENCH=OFF \
+  -DGPTQ_SANITIZE_KERNELS="${SANITIZE_KERNELS:-ON}" >/dev/null
 # shellcheck disable=SC2086
 cmake --build "$BUILD" -j "${BUILD_JOBS:-$(nproc)}" ${SANITIZE_TARGETS:+--target $SANITIZE_TARGETS}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1:check_initialization_order=1:detect_stack_use_after_return=1}

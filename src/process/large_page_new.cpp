@@ -16,7 +16,7 @@ namespace {
 void* allocate(std::size_t n) noexcept {
   for (;;) {
     if (void* p = std::malloc(n != 0 ? n : 1)) {
-      if (gptq::large_allocations_mapped()) gptq::advise_huge_pages(p, n);
+      if (gptq::large_allocations_advised()) gptq::advise_huge_pages(p, n);
       return p;
     }
     const std::new_handler handler = std::get_new_handler();

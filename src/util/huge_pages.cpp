@@ -39,7 +39,7 @@ void prefer_mapped_large_allocations(bool advise_huge) {
 #endif
 }
 
-bool large_allocations_mapped() {
+bool large_allocations_advised() {
   return g_large_mapped.load(std::memory_order_relaxed);
 }
 
