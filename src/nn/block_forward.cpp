@@ -250,13 +250,17 @@ struct BlockForward::Impl {
     l.forward(x, tokens, y.data());
   }
 
-  // Per-head norm over head_dim of `heads` heads of `tokens` rows of a view, in place.
+  // Per-head norm over head_dim of `heads` heads of `tokens` rows of a view, in place; token
+  // ranges on the pool (each head's row is one inline norm call).
   static void norm_heads(const nn::Norm& n, const nn::HeadsView& v, int64_t tokens, int64_t heads) {
-    for (int64_t t = 0; t < tokens; ++t)
-      for (int64_t h = 0; h < heads; ++h) {
-        float* p = v.head(h) + t * v.row_stride;
-        n.apply(p, 1, p);
-      }
+    constexpr int64_t kTokensPerTask = 32;
+    parallel_ranges(tokens, kTokensPerTask, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t)
+        for (int64_t h = 0; h < heads; ++h) {
+          float* p = v.head(h) + t * v.row_stride;
+          n.apply(p, 1, p);
+        }
+    });
   }
 
   // q, k, v of the state.tokens rows of st.h (the attention input), as views into the scratch

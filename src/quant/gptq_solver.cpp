@@ -260,8 +260,11 @@ GPTQ_TARGET_CLONES double solve_block_tile(const Problem& pb, int64_t i1, int64_
     for (int64_t r = 0; r < rows; ++r) {
       T* row = dst + (r0 + r) * k;
       const float* src = out + r * bw;
-      for (int64_t i = 0; i < bw; ++i)
-        row[pb.permuted ? pb.perm[i1 + i] : i1 + i] = static_cast<T>(src[i]);
+      if (pb.permuted) {
+        for (int64_t i = 0; i < bw; ++i) row[pb.perm[i1 + i]] = static_cast<T>(src[i]);
+      } else {
+        for (int64_t i = 0; i < bw; ++i) row[i1 + i] = static_cast<T>(src[i]);
+      }
     }
   };
   put_rows(qt, pb.deq);

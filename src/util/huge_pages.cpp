@@ -27,20 +27,20 @@ void advise_huge_pages(void* p, size_t bytes) {
 }
 
 namespace {
-std::atomic<bool> g_large_mapped{false};
+std::atomic<bool> g_advise_large{false};
 }  // namespace
 
 void prefer_mapped_large_allocations(bool advise_huge) {
 #ifdef M_MMAP_THRESHOLD
   ::mallopt(M_MMAP_THRESHOLD, 1 << 20);  // also fixes it: no dynamic raise
-  g_large_mapped.store(advise_huge, std::memory_order_relaxed);
+  g_advise_large.store(advise_huge, std::memory_order_relaxed);
 #else
   (void)advise_huge;
 #endif
 }
 
 bool large_allocations_advised() {
-  return g_large_mapped.load(std::memory_order_relaxed);
+  return g_advise_large.load(std::memory_order_relaxed);
 }
 
 void* alloc_maybe_huge(size_t bytes) {

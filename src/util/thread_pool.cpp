@@ -184,15 +184,4 @@ void parallel_for(int64_t n, const std::function<void(int64_t)>& fn, int threads
   shared_pool(threads)->run(n, fn, threads);
 }
 
-void parallel_ranges(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
-  if (n <= 0) return;
-  grain = std::max<int64_t>(grain, 1);
-  if (n <= grain) {
-    fn(0, n);
-    return;
-  }
-  parallel_for((n + grain - 1) / grain,
-               [&](int64_t i) { fn(i * grain, std::min(n, (i + 1) * grain)); });
-}
-
 }  // namespace gptq

@@ -13,6 +13,7 @@
 // concurrent calls from different threads are serialised.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -90,8 +91,20 @@ std::shared_ptr<ThreadPool> shared_pool(int threads);
 void parallel_for(int64_t n, const std::function<void(int64_t)>& fn, int threads = 0);
 
 // fn(begin, end) over [0, n) cut into ranges of `grain` items (the last one shorter), in
-// parallel: for element-wise and row-wise loops. The ranges depend on n and grain only.
-void parallel_ranges(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+// parallel: for element-wise and row-wise loops. The ranges depend on n and grain only. A single
+// range (n <= grain: one row of a decode step, one head of a q/k norm) runs inline, with no
+// std::function and no pool hand-off.
+template <class Fn>
+void parallel_ranges(int64_t n, int64_t grain, Fn&& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  if (n <= grain) {
+    fn(int64_t{0}, n);
+    return;
+  }
+  parallel_for((n + grain - 1) / grain,
+               [&](int64_t i) { fn(i * grain, std::min(n, (i + 1) * grain)); });
+}
 // The grain of element-wise loops (activations, residual adds): a multiple of every vector width,
 // so a vectorised loop's scalar tail stays at the end of the array.
 constexpr int64_t kElementwiseGrain = int64_t{1} << 15;
