@@ -5,8 +5,16 @@
 //                  [--intermediate N] [--vocab 4096] [--batch-rows 2048] [--malloc-default 1]
 //                  [--write-only 1]  (only write DIR/model, DIR/calib.json)
 //                  [--huge-pages 0]  (the programs' operator new without huge-page advice)
-// The sgemm baseline ([seqlen, hidden] x [hidden, intermediate], the forward's typical GEMM) is the
-// best of 5 calls before the run and 5 after it: the higher of the two is the ratio's reference.
+//                  [--block-reuse 0] (operator delete without the reuse of freed large blocks)
+//                  [--probe-calls 2] (0: no sgemm probes during the run)
+// The sgemm baseline is [seqlen, hidden] x [hidden, intermediate], the forward's typical GEMM,
+// measured two ways in the same run:
+// - best of 5 calls before the run and 5 after it (the higher of the two);
+// - interleaved: `--probe-calls` calls at every block boundary (the progress callback) and after
+//   every layer's solution (the layer callback), their rates averaged with each probe weighted by
+//   the quantize time since the one before. This VM's speed drifts by up to 30% within a run (the
+//   same call alternates between 150 and 250 GFLOP/s), so the rate the run itself could get is
+//   the one sampled during it. The probes' time is taken out of the quantize's wall time.
 #include <fmt/core.h>
 #include <sys/resource.h>
 
@@ -25,6 +33,7 @@
 #include "util/fp16.h"
 #include "util/huge_pages.h"
 #include "util/progress.h"
+#include "util/stage_clock.h"
 #include "util/thread_pool.h"
 
 namespace fs = std::filesystem;
@@ -72,6 +81,42 @@ void write_random_llama(const fs::path& dir, int64_t hidden, int64_t blocks, int
   w.finish();
 }
 
+// Calls of the reference sgemm during the run, each probe's rate and the quantize time it stands
+// for (since the previous probe). The operands are filled before the clock starts and freed after.
+struct SgemmProbes {
+  int64_t m = 0, n = 0, k = 0, calls = 0;
+  std::vector<double> rates, weights;
+  double seconds = 0;  // in probes, operand setup included
+  Stopwatch since_last;
+
+  void run() {
+    if (calls <= 0) return;
+    const StageClock::Stage stage("probe");  // in the stages' list, not in the stage it interrupts
+    const double weight = since_last.seconds();
+    const Stopwatch total;
+    std::vector<float> a(static_cast<size_t>(m * k), 0.5f), b(static_cast<size_t>(n * k), 0.25f),
+        c(static_cast<size_t>(m * n), 0.f);
+    const Stopwatch sw;
+    for (int64_t i = 0; i < calls; ++i)
+      blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.f, a.data(), k, b.data(), k,
+                  0.f, c.data(), n);
+    rates.push_back(2.0 * static_cast<double>(m * n * k * calls) / sw.seconds() / 1e9);
+    weights.push_back(weight);
+    seconds += total.seconds();
+    since_last = Stopwatch();
+  }
+
+  // The time-weighted mean rate: what the run could have had throughout.
+  double mean() const {
+    double s = 0, w = 0;
+    for (size_t i = 0; i < rates.size(); ++i) {
+      s += rates[i] * weights[i];
+      w += weights[i];
+    }
+    return w > 0 ? s / w : 0;
+  }
+};
+
 double sgemm_gflops(int64_t m, int64_t n, int64_t k) {
   std::vector<float> a(static_cast<size_t>(m * k), 0.5f), b(static_cast<size_t>(n * k), 0.25f),
       c(static_cast<size_t>(m * n));
@@ -95,6 +140,8 @@ int main(int argc, char** argv) {
                             // (scripts/bench_larger_than_memory.sh)
   bool malloc_default = false;  // glibc's dynamic mmap threshold (the RSS its heap keeps: README)
   bool huge_pages = true;       // operator new's huge-page advice (src/process/large_page_new.cpp)
+  bool block_reuse = true;      // the reuse of freed large blocks (the same file)
+  int64_t probe_calls = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--hidden")
@@ -117,6 +164,10 @@ int main(int argc, char** argv) {
       malloc_default = std::string(argv[i + 1]) == "1";
     else if (a == "--huge-pages")
       huge_pages = std::string(argv[i + 1]) != "0";
+    else if (a == "--block-reuse")
+      block_reuse = std::string(argv[i + 1]) != "0";
+    else if (a == "--probe-calls")
+      probe_calls = std::stoll(argv[i + 1]);
     else if (a == "--write-only")
       write_only = std::string(argv[i + 1]) == "1";
   }
@@ -143,7 +194,8 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  if (!malloc_default) prefer_mapped_large_allocations(huge_pages);  // as `gptq quantize` does
+  if (!malloc_default)  // as `gptq quantize` does
+    prefer_mapped_large_allocations(huge_pages, block_reuse);
   const int threads = compute_threads();
   const double sgemm_before = sgemm_gflops(seqlen, inter, hidden);
   QuantizeOptions o;
@@ -155,31 +207,56 @@ int main(int argc, char** argv) {
   o.calib.seqlen = seqlen;
   rusage before{};
   ::getrusage(RUSAGE_SELF, &before);
-  const auto sum = quantize_model(root / "model", root / "out", o,
-                                  [](const std::string& l) { fmt::print("{}\n", l); });
+  SgemmProbes probes{seqlen, inter, hidden, probe_calls};
+  Callbacks cb;
+  cb.log = [](const std::string& l) { fmt::print("{}\n", l); };
+  cb.progress = [&](const Progress&) {
+    probes.run();
+    return true;
+  };
+  cb.layer = [&](const LayerRecord&) {
+    probes.run();
+    return true;
+  };
+  const auto sum = quantize_model(root / "model", root / "out", o, cb);
   rusage after{};
   ::getrusage(RUSAGE_SELF, &after);
   auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * t.tv_usec; };
   const double sgemm_after = sgemm_gflops(seqlen, inter, hidden);
   const double peak = std::max(sgemm_before, sgemm_after);
   const auto& t = sum.report["totals"];
-  const double achieved = t["gflops_per_second"].get<double>();
+  // The quantize without the probes it ran.
+  const double wall = sum.result.seconds - probes.seconds;
+  const double achieved = t["gflop"].get<double>() / wall;
   fmt::print("\nquantize: {} blocks x hidden {}, {} x {} calibration tokens, {} threads\n", blocks,
              hidden, nsamples, seqlen, threads);
-  fmt::print("  wall time          {:.1f} s\n", sum.result.seconds);
+  fmt::print("  wall time          {:.1f} s (without the {:.1f} s of sgemm probes)\n", wall,
+             probes.seconds);
   fmt::print("  peak RSS           {}\n",
              human_bytes(static_cast<double>(sum.result.peak_rss_bytes)));
-  fmt::print("  page faults        {} (system time {:.1f} s; huge pages {})\n",
+  fmt::print("  page faults        {} (system time {:.1f} s; huge pages {}, freed blocks {})\n",
              after.ru_minflt - before.ru_minflt, seconds(after.ru_stime) - seconds(before.ru_stime),
-             large_allocations_advised() ? "advised" : "not advised");
+             large_allocations_advised() ? "advised" : "not advised",
+             freed_large_blocks_reused() ? "reused" : "unmapped");
   fmt::print("  work               {:.0f} GFLOP\n", t["gflop"].get<double>());
   fmt::print("  achieved           {:.1f} GFLOP/s\n", achieved);
   fmt::print("  OpenBLAS kernels   {} ({})\n", blas::select_blas_kernels().running,
              blas::select_blas_kernels().why);
   fmt::print("  batch rows         {}\n", o.batch_rows);
-  fmt::print("  sgemm same run     {:.1f} GFLOP/s ({} x {} x {}; before {:.1f}, after {:.1f})\n",
-             peak, seqlen, inter, hidden, sgemm_before, sgemm_after);
+  fmt::print(
+      "  sgemm same run     {:.1f} GFLOP/s ({} x {} x {}; best of 5 before {:.1f}, after "
+      "{:.1f})\n",
+      peak, seqlen, inter, hidden, sgemm_before, sgemm_after);
   fmt::print("  ratio              {:.2f} (issue 15 target >= 0.9)\n", achieved / peak);
+  if (!probes.rates.empty()) {
+    const auto [lo, hi] = std::minmax_element(probes.rates.begin(), probes.rates.end());
+    const double mean = probes.mean();
+    fmt::print(
+        "  sgemm interleaved  {:.1f} GFLOP/s ({} probes of {} calls, time-weighted; "
+        "min {:.1f}, max {:.1f})\n",
+        mean, probes.rates.size(), probe_calls, *lo, *hi);
+    fmt::print("  ratio interleaved  {:.2f}\n", achieved / mean);
+  }
   fmt::print("  stages (wall s / cpu s, nested stages are excluded from their parent):\n");
   for (const auto& s : sum.result.stages)
     fmt::print("    {:<10} {:8.2f} {:8.2f}\n", s.name, s.wall_seconds, s.cpu_seconds);

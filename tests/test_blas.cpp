@@ -163,6 +163,47 @@ TEST(Blas, StrsmTilesEqualReference) {
         }
 }
 
+// Several products of one A in one loop: each C_i has the bits of its own sgemm call, for
+// products that sgemm splits into tiles (large n) and ones it runs whole (small n), and any
+// thread count.
+TEST(Blas, SgemmNtManyEqualsOneSgemmEach) {
+  const int64_t m = 600, k = 300;
+  const auto a = random_matrix(m * k, 11);
+  const std::vector<int64_t> widths{1100, 3, 513};
+  std::vector<std::vector<float>> b;
+  for (size_t i = 0; i < widths.size(); ++i)
+    b.push_back(random_matrix(widths[i] * k, 12 + static_cast<uint32_t>(i)));
+  const auto many = same_for_every_thread_count([&] {
+    std::vector<std::vector<float>> c;
+    std::vector<blas::GemmNt> products;
+    for (size_t i = 0; i < widths.size(); ++i)
+      c.emplace_back(static_cast<size_t>(m * widths[i]), -1.0f);
+    for (size_t i = 0; i < widths.size(); ++i)
+      products.push_back({b[i].data(), widths[i], c[i].data()});
+    blas::sgemm_nt_many(m, k, a.data(), products);
+    std::vector<float> all;
+    for (const auto& ci : c) all.insert(all.end(), ci.begin(), ci.end());
+    return all;
+  });
+  std::vector<float> each;
+  for (size_t i = 0; i < widths.size(); ++i) {
+    std::vector<float> c(static_cast<size_t>(m * widths[i]));
+    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, widths[i], k, 1.0f, a.data(), k,
+                b[i].data(), k, 0.0f, c.data(), widths[i]);
+    each.insert(each.end(), c.begin(), c.end());
+  }
+  ASSERT_EQ(many.size(), each.size());
+  EXPECT_EQ(std::memcmp(many.data(), each.data(), each.size() * sizeof(float)), 0);
+  double worst = 0;  // and the products themselves, at a few elements
+  for (const int64_t i : {int64_t{0}, m / 2, m - 1})
+    for (const int64_t j : {int64_t{0}, int64_t{700}, int64_t{1099}}) {
+      double ref = 0;
+      for (int64_t p = 0; p < k; ++p) ref += double(a[i * k + p]) * b[0][j * k + p];
+      worst = std::max(worst, std::abs(ref - many[static_cast<size_t>(i * widths[0] + j)]));
+    }
+  EXPECT_LT(worst, 1e-3);
+}
+
 TEST(Blas, SgemvTilesEqualReference) {
   const int64_t m = 700, n = 900;
   for (CBLAS_ORDER o : kOrders)

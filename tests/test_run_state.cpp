@@ -13,7 +13,9 @@
 #include "io/mapped_regions.h"
 #include "io/safetensors_writer.h"
 #include "pipeline/run_staging.h"
+#include "pipeline/run_state.h"
 #include "support/fixtures.h"
+#include "util/atomic_file.h"
 #include "util/content_hash.h"
 #include "util/error.h"
 #include "util/file_lock.h"
@@ -178,6 +180,53 @@ TEST(SafetensorsWriter, ResumedTensorsAreCheckedAgainstTheirChecksums) {
     const std::string err = error_of([&] { w.adopt_written("b", sums.at("b")); });
     EXPECT_NE(err.find("truncated"), std::string::npos) << err;
   }
+}
+
+// A block's activations are written one sequence per task at their offsets; what comes back is
+// what went in, sequence by sequence, and the file is exactly header + values.
+TEST(RunState, ActivationsRoundTripThroughTheirFile) {
+  const fs::path dir = scratch_dir("acts_roundtrip");
+  Activations a;
+  a.hidden = 3;
+  for (int64_t s = 0; s < 9; ++s) {  // lengths 1..9 tokens, distinct values
+    std::vector<float> v(static_cast<size_t>((s + 1) * a.hidden));
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] = static_cast<float>(s) * 100.0f + static_cast<float>(i) * 0.5f;
+    a.seqs.push_back(std::move(v));
+  }
+  save_activations(dir, a, 4);
+  std::vector<int64_t> tokens;
+  for (int64_t s = 0; s < 9; ++s) tokens.push_back(s + 1);
+  const Activations b = load_activations(dir, 4, 3, tokens);
+  ASSERT_EQ(b.seqs.size(), a.seqs.size());
+  for (size_t s = 0; s < a.seqs.size(); ++s) EXPECT_EQ(b.seqs[s], a.seqs[s]) << "sequence " << s;
+  // 8 magic + 8 hidden + 8 count + 9 lengths, then 45 tokens x 3 floats.
+  uintmax_t file_bytes = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.path().filename().string().starts_with("acts")) file_bytes = fs::file_size(e.path());
+  EXPECT_EQ(file_bytes, 8u * 12 + 45u * 3 * 4);
+}
+
+// A piece that fails leaves neither the file nor its temporary behind, and names the file.
+TEST(AtomicFile, AFailedPieceLeavesNoFile) {
+  const fs::path dir = scratch_dir("atomic_pieces");
+  const fs::path p = dir / "f.bin";
+  const std::string err = error_of([&] {
+    write_file_atomic(p, [&](const FileWriter& f) {
+      f.write_at(4, "abcd", 4);
+      fail_code(ExitCode::kIo, "piece 2 of {} failed", p.string());
+    });
+  });
+  EXPECT_NE(err.find("f.bin"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(p));
+  EXPECT_FALSE(fs::exists(dir / "f.bin.tmp"));
+  write_file_atomic(p, [&](const FileWriter& f) {
+    f.write_at(4, "efgh", 4);  // out of order: the hole before it is filled after
+    f.write_at(0, "abcd", 4);
+  });
+  std::ifstream in(p, std::ios::binary);
+  const std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(got, "abcdefgh");
 }
 
 TEST(MappedRegions, NamesTheFileHoldingAnAddress) {

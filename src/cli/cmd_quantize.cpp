@@ -174,7 +174,9 @@ Command add_quantize(CLI::App& root) {
         "--moe-min-tokens", "--moe-experts-per-chunk", "--hessian-chunk", "--batch-rows"})
     app->get_option(name)->check(strict_integer());
   return {app, [o] {
-            prefer_mapped_large_allocations();  // peak RSS: freed stage buffers leave the process
+            // Peak RSS: freed stage buffers leave the process, except those kept for the next
+            // block's buffers within the peak so far (huge_pages.h).
+            prefer_mapped_large_allocations();
             QuantizeParams q = o->q;
             if (o->asym && o->sym)
               fail_code(ExitCode::kUsage, "--sym and --asym contradict each other");

@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <initializer_list>
 #include <optional>
+#include <utility>
 
 #include "io/safetensors.h"
 #include "nn/activation.h"
@@ -250,6 +252,26 @@ struct BlockForward::Impl {
     l.forward(x, tokens, y.data());
   }
 
+  // apply() of several linears of the same input x: when all are dense fp32 (the quantize
+  // pipeline's), their GEMM tiles run as one parallel loop (nn::forward_many), same bits.
+  void apply_many(std::initializer_list<std::pair<Role, std::vector<float>*>> outs, const float* x,
+                  int64_t tokens) const {
+    std::vector<const nn::DenseLinear*> dense;
+    std::vector<float*> ys;
+    for (const auto& [r, y] : outs) {
+      const LinearOp& l = op(r);
+      y->resize(static_cast<size_t>(tokens * l.out_features()));
+      dense.push_back(dynamic_cast<const nn::DenseLinear*>(&l));
+      ys.push_back(y->data());
+    }
+    if (std::find(dense.begin(), dense.end(), nullptr) == dense.end()) {
+      nn::forward_many(dense, x, tokens, ys);
+      return;
+    }
+    size_t i = 0;
+    for (const auto& [r, y] : outs) op(r).forward(x, tokens, ys[i++]);
+  }
+
   // Per-head norm over head_dim of `heads` heads of `tokens` rows of a view, in place; token
   // ranges on the pool (each head's row is one inline norm call).
   static void norm_heads(const nn::Norm& n, const nn::HeadsView& v, int64_t tokens, int64_t heads) {
@@ -271,9 +293,7 @@ struct BlockForward::Impl {
     std::vector<float>&qb = sc.q, &kb = sc.k, &vb = sc.v;
     switch (arch->qkv) {
       case QkvLayout::kSeparate:
-        apply(Role::kQ, st.h.data(), t, qb);
-        apply(Role::kK, st.h.data(), t, kb);
-        apply(Role::kV, st.h.data(), t, vb);
+        apply_many({{Role::kQ, &qb}, {Role::kK, &kb}, {Role::kV, &vb}}, st.h.data(), t);
         q = {qb.data(), heads * d, d};
         k = {kb.data(), kvh * d, d};
         v = {vb.data(), kvh * d, d};
@@ -729,8 +749,7 @@ void BlockForward::compute_stage(LinearGroup g, SequenceState& st, const Capture
             std::copy(row + inter, row + 2 * inter, up.data() + r * inter);
           }
         } else {
-          m.apply(Role::kGate, st.h.data(), t, mid);
-          m.apply(Role::kUp, st.h.data(), t, up);
+          m.apply_many({{Role::kGate, &mid}, {Role::kUp, &up}}, st.h.data(), t);
         }
         nn::gated_activation_inplace(hp.act, mid.data(), up.data(),
                                      static_cast<int64_t>(mid.size()));

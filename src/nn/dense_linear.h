@@ -32,4 +32,9 @@ class DenseLinear final : public LinearOp {
   std::vector<float> w_, bias_;
 };
 
+// ys[i] [rows, n_i] = linears[i](x [rows, k]) for linears of the same input: their products in
+// one parallel loop (blas::sgemm_nt_many), the same bits as one forward each.
+void forward_many(const std::vector<const DenseLinear*>& linears, const float* x, int64_t rows,
+                  const std::vector<float*>& ys);
+
 }  // namespace gptq::nn

@@ -808,15 +808,17 @@ void QuantizeRun::quantize_block(int64_t b) {
     if (!pass.single_stage_groups || pass.first_stage < next) read_once = false;
     next = pass.last_stage + 1;
   }
+  // One task per state: its buffer is allocated, zeroed and filled (fresh pages faulted in) on
+  // the thread that runs the task, from its own slots of acts_.
   auto reset_states = [&] {
-    for (size_t i = 0; i < states.size(); ++i) {
-      const SequenceBatch& batch = batches[i];
-      SequenceState& st = states[i];
+    parallel_for(static_cast<int64_t>(states.size()), [&](int64_t i) {
+      const SequenceBatch& batch = batches[static_cast<size_t>(i)];
+      SequenceState& st = states[static_cast<size_t>(i)];
       st.segments.clear();
       if (batch.count == 1) {
         st.tokens = acts_.values(batch.first) / hidden;
         st.resid = read_once ? acts_.take(batch.first) : acts_.get(batch.first);
-        continue;
+        return;
       }
       st.tokens = 0;
       for (size_t s = batch.first; s < batch.first + batch.count; ++s) {
@@ -833,7 +835,7 @@ void QuantizeRun::quantize_block(int64_t b) {
           acts_.get(s, dst);
         dst += n;
       }
-    }
+    });
   };
   reset_states();
   int next_stage = 0;
@@ -937,26 +939,36 @@ void QuantizeRun::quantize_block(int64_t b) {
     flops_ += stage_flops(kNumLinearGroups, st);
   }
   BlockForward::release_scratch();
-  // Each sequence's block output: the input of the next block.
+  // Each sequence's block output: the input of the next block. One task per sequence: the checks,
+  // copies (fresh pages, faulted in by the thread that writes them) and encodings run in parallel,
+  // each into its own slot of the store.
+  struct Output {
+    SequenceState* st;
+    size_t seq;
+    int64_t r0, len;
+  };
+  std::vector<Output> outputs;
   for (size_t i = 0; i < states.size(); ++i) {
-    SequenceState& st = states[i];
     size_t seq = batches[i].first;
-    for_each_segment(st, [&](int64_t r0, int64_t len) {
-      const float* first = st.resid.data() + r0 * hidden;
-      const float* last = first + len * hidden;
-      if (!std::all_of(first, last, [](float v) { return std::isfinite(v); }))
-        fail_code(ExitCode::kNumerical,
-                  "block {} produced a non-finite activation for calibration sequence {}: the "
-                  "model weights or the calibration data hold NaN/Inf",
-                  b, mine_.first + static_cast<int64_t>(seq));
-      if (batches[i].count == 1)
-        acts_.set(seq, std::move(st.resid));
-      else
-        acts_.set(seq, std::vector<float>(first, last));
-      ++seq;
+    for_each_segment(states[i], [&](int64_t r0, int64_t len) {
+      outputs.push_back({&states[i], seq++, r0, len});
     });
-    st.resid = {};
   }
+  parallel_for(static_cast<int64_t>(outputs.size()), [&](int64_t o) {
+    const Output& out = outputs[static_cast<size_t>(o)];
+    const float* first = out.st->resid.data() + out.r0 * hidden;
+    const float* last = first + out.len * hidden;
+    if (!std::all_of(first, last, [](float v) { return std::isfinite(v); }))
+      fail_code(ExitCode::kNumerical,
+                "block {} produced a non-finite activation for calibration sequence {}: the "
+                "model weights or the calibration data hold NaN/Inf",
+                b, mine_.first + static_cast<int64_t>(out.seq));
+    if (out.st->segments.empty())
+      acts_.set(out.seq, std::move(out.st->resid));
+    else
+      acts_.set(out.seq, std::vector<float>(first, last));
+  });
+  for (auto& st : states) st.resid = {};
 }
 
 // acts-<blocks_done>.bin (run_state.h): every process's sequences, written by the first process.
@@ -966,7 +978,14 @@ void QuantizeRun::save_block_activations(int64_t blocks_done) {
     std::vector<int64_t> sizes;
     for (size_t s = 0; s < acts_.size(); ++s) sizes.push_back(acts_.values(s));
     save_activations(
-        staging_, hidden, sizes, [&](size_t s, float* out) { acts_.get(s, out); }, blocks_done);
+        staging_, hidden, sizes,
+        [&](size_t s, std::vector<float>& scratch) {
+          if (const float* p = acts_.f32_data(s)) return p;
+          scratch.resize(static_cast<size_t>(acts_.values(s)));
+          acts_.get(s, scratch.data());
+          return static_cast<const float*>(scratch.data());
+        },
+        blocks_done);
     return;
   }
   dist::Writer w;  // this process's sequences as stored (fp32, or 16 bits)
@@ -992,13 +1011,15 @@ void QuantizeRun::save_block_activations(int64_t blocks_done) {
   const size_t bpv = acts_.bytes_per_value();
   std::vector<int64_t> sizes;
   for (const auto& [p, n] : seqs) sizes.push_back(static_cast<int64_t>(n / bpv));
-  ActivationStore one(acts_.dtype());
-  one.resize(1);
   save_activations(
       staging_, hidden, sizes,
-      [&](size_t s, float* out) {
+      [&](size_t s, std::vector<float>& scratch) {
+        ActivationStore one(acts_.dtype());  // one per call: the calls run concurrently
+        one.resize(1);
         one.decode(0, seqs[s].first, seqs[s].second);
-        one.get(0, out);
+        scratch.resize(static_cast<size_t>(one.values(0)));
+        one.get(0, scratch.data());
+        return static_cast<const float*>(scratch.data());
       },
       blocks_done);
 }

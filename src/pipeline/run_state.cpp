@@ -7,6 +7,7 @@
 #include "model/json_util.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace gptq {
 
@@ -75,25 +76,33 @@ void save_activations(const fs::path& staging, const Activations& acts, int64_t 
   for (const auto& s : acts.seqs) sizes.push_back(static_cast<int64_t>(s.size()));
   save_activations(
       staging, acts.hidden, sizes,
-      [&](size_t s, float* out) { std::memcpy(out, acts.seqs[s].data(), acts.seqs[s].size() * sizeof(float)); },
-      blocks_done);
+      [&](size_t s, std::vector<float>&) { return acts.seqs[s].data(); }, blocks_done);
 }
 
 void save_activations(const fs::path& staging, int64_t hidden, const std::vector<int64_t>& sizes,
-                      const std::function<void(size_t, float*)>& fill, int64_t blocks_done) {
-  std::string out(kActsMagic, sizeof kActsMagic);
-  put(out, static_cast<int64_t>(hidden));
-  put(out, static_cast<int64_t>(sizes.size()));
-  for (int64_t s : sizes) put(out, s);
-  size_t pos = out.size(), total = out.size();  // the header's size is a multiple of 8: floats stay aligned
-  for (int64_t s : sizes) total += static_cast<size_t>(s) * sizeof(float);
-  out.resize(total);
+                      const std::function<const float*(size_t, std::vector<float>&)>& rows,
+                      int64_t blocks_done) {
+  std::string header(kActsMagic, sizeof kActsMagic);
+  put(header, static_cast<int64_t>(hidden));
+  put(header, static_cast<int64_t>(sizes.size()));
+  for (int64_t s : sizes) put(header, s);
+  // Each sequence at its offset (the header's size is a multiple of 8: floats stay aligned), one
+  // task per sequence: the copies into the page cache run on every thread.
+  std::vector<uint64_t> offset(sizes.size());
+  uint64_t pos = header.size();
   for (size_t s = 0; s < sizes.size(); ++s) {
-    fill(s, reinterpret_cast<float*>(out.data() + pos));
-    pos += static_cast<size_t>(sizes[s]) * sizeof(float);
+    offset[s] = pos;
+    pos += static_cast<uint64_t>(sizes[s]) * sizeof(float);
   }
   fs::create_directories(RunState::dir(staging));
-  write_file_atomic(acts_file(staging, blocks_done), out);
+  write_file_atomic(acts_file(staging, blocks_done), [&](const FileWriter& f) {
+    f.write_at(0, header.data(), header.size());
+    parallel_for(static_cast<int64_t>(sizes.size()), [&](int64_t s) {
+      std::vector<float> scratch;
+      const float* p = rows(static_cast<size_t>(s), scratch);
+      f.write_at(offset[static_cast<size_t>(s)], p, static_cast<size_t>(sizes[s]) * sizeof(float));
+    });
+  });
 }
 
 void remove_activations_except(const fs::path& staging, int64_t blocks_done) {

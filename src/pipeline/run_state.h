@@ -45,10 +45,13 @@ void save_activations(const std::filesystem::path& staging, const Activations& a
 // Checked against what the run expects: `seq_tokens` sequences of those lengths, `hidden` wide.
 Activations load_activations(const std::filesystem::path& staging, int64_t blocks_done, int64_t hidden,
                              const std::vector<int64_t>& seq_tokens);
-// The same file from sequences held elsewhere: `sizes` values each, `fill(s, out)` writes
-// sequence s in fp32 (activations held in 16 bits, or gathered from other processes).
-void save_activations(const std::filesystem::path& staging, int64_t hidden, const std::vector<int64_t>& sizes,
-                      const std::function<void(size_t, float*)>& fill, int64_t blocks_done);
+// The same file from sequences held elsewhere: `sizes` values each; `rows(s, scratch)` returns
+// sequence s in fp32, converted into `scratch` where it is held otherwise (in 16 bits, or as bytes
+// gathered from other processes). Called concurrently for different sequences.
+void save_activations(const std::filesystem::path& staging, int64_t hidden,
+                      const std::vector<int64_t>& sizes,
+                      const std::function<const float*(size_t, std::vector<float>&)>& rows,
+                      int64_t blocks_done);
 // Removes the activation files other than acts-<blocks_done>.bin.
 void remove_activations_except(const std::filesystem::path& staging, int64_t blocks_done);
 

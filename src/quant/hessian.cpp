@@ -8,6 +8,7 @@
 #include "util/blas.h"
 #include "util/error.h"
 #include "util/stage_clock.h"
+#include "util/thread_pool.h"
 
 namespace gptq {
 
@@ -63,22 +64,24 @@ void HessianAccumulator::merge(const HessianAccumulator& other) {
 
 namespace {
 
-// h [k, k] holding X^T X in its upper triangle -> f * X^T X, symmetric.
+// h [k, k] holding X^T X in its upper triangle -> f * X^T X, symmetric. Two passes on the pool:
+// scale the upper triangle's rows, then mirror it into the lower one by tiles of rows (a task
+// writes only the lower part of its rows and reads only the finished upper triangle).
 void scale_upper_and_mirror(float* h, int64_t k, float f) {
-  for (int64_t i = 0; i < k; ++i) {
-    float* row = h + i * k;
-    for (int64_t j = i; j < k; ++j) row[j] *= f;
-  }
-  // Mirror the upper triangle to the lower one, in tiles for cache friendliness.
   constexpr int64_t kT = 64;
-  for (int64_t i0 = 0; i0 < k; i0 += kT) {
-    for (int64_t j0 = 0; j0 <= i0; j0 += kT) {
-      const int64_t i1 = std::min(i0 + kT, k), j1 = std::min(j0 + kT, k);
-      for (int64_t i = i0; i < i1; ++i) {
-        for (int64_t j = j0; j < j1 && j < i; ++j) h[i * k + j] = h[j * k + i];
-      }
+  parallel_ranges(k, kT, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      float* row = h + i * k;
+      for (int64_t j = i; j < k; ++j) row[j] *= f;
     }
-  }
+  });
+  parallel_ranges(k, kT, [&](int64_t i0, int64_t i1) {
+    for (int64_t j0 = 0; j0 < i1; j0 += kT) {
+      const int64_t j1 = std::min(j0 + kT, k);
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = j0; j < j1 && j < i; ++j) h[i * k + j] = h[j * k + i];
+    }
+  });
 }
 
 }  // namespace

@@ -27,7 +27,22 @@ void sync_directory(const fs::path& dir) {
   }
 }
 
-void write_file_atomic(const fs::path& path, std::string_view bytes) {
+void FileWriter::write_at(uint64_t offset, const void* data, size_t n) const {
+  const auto* p = static_cast<const char*>(data);
+  size_t done = 0;
+  while (done < n) {
+    const ssize_t w = ::pwrite(fd_, p + done, n - done, static_cast<off_t>(offset + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      const int err = w < 0 ? errno : ENOSPC;
+      fail_code(ExitCode::kIo, "cannot write {}: {}; {}", path_.string(), errno_text(err),
+                write_error_hint(err));
+    }
+    done += static_cast<size_t>(w);
+  }
+}
+
+void write_file_atomic(const fs::path& path, const std::function<void(const FileWriter&)>& write) {
   const fs::path tmp = path.string() + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
@@ -35,17 +50,12 @@ void write_file_atomic(const fs::path& path, std::string_view bytes) {
     fail_code(ExitCode::kIo, "cannot create {}: {} (is the output location writable?); {}", tmp.string(),
               errno_text(err), write_error_hint(err));
   }
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = n < 0 ? errno : ENOSPC;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      fail_code(ExitCode::kIo, "cannot write {}: {}; {}", tmp.string(), errno_text(err), write_error_hint(err));
-    }
-    done += static_cast<size_t>(n);
+  try {
+    write(FileWriter(fd, tmp));
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     const int err = errno;
@@ -59,6 +69,10 @@ void write_file_atomic(const fs::path& path, std::string_view bytes) {
               write_error_hint(err));
   }
   sync_directory(path.parent_path().empty() ? fs::path(".") : path.parent_path());
+}
+
+void write_file_atomic(const fs::path& path, std::string_view bytes) {
+  write_file_atomic(path, [&](const FileWriter& f) { f.write_at(0, bytes.data(), bytes.size()); });
 }
 
 }  // namespace gptq

@@ -109,6 +109,35 @@ void sgemm(CBLAS_ORDER o, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int
   });
 }
 
+void sgemm_nt_many(int64_t m, int64_t k, const float* a, const std::vector<GemmNt>& products) {
+  use_serial_blas();
+  if (m <= 0) return;
+  struct Tile {
+    const GemmNt* p;
+    int64_t i0, mi, j0, nj;
+  };
+  std::vector<Tile> tiles;
+  for (const GemmNt& p : products) {
+    if (p.n <= 0) continue;
+    if (gemm_unsplit(m, p.n, k)) {
+      tiles.push_back({&p, 0, m, 0, p.n});
+      continue;
+    }
+    const int64_t tile = gemm_tile(m, p.n), tm = tiles_of(m, tile), tn = tiles_of(p.n, tile);
+    for (int64_t t = 0; t < tm * tn; ++t) {
+      const int64_t i0 = (t / tn) * tile, j0 = (t % tn) * tile;
+      tiles.push_back({&p, i0, std::min(tile, m - i0), j0, std::min(tile, p.n - j0)});
+    }
+  }
+  parallel_for(static_cast<int64_t>(tiles.size()), [&](int64_t t) {
+    const Tile& x = tiles[static_cast<size_t>(t)];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(x.mi),
+                static_cast<blasint>(x.nj), static_cast<blasint>(k), 1.0f, a + x.i0 * k,
+                static_cast<blasint>(k), x.p->b + x.j0 * k, static_cast<blasint>(k), 0.0f,
+                x.p->c + x.i0 * x.p->n + x.j0, static_cast<blasint>(x.p->n));
+  });
+}
+
 void sgemm_nt_filled_b(int64_t m, int64_t n, int64_t k, const float* a,
                        const std::function<void(int64_t, int64_t, float*)>& fill_b, float* c) {
   use_serial_blas();
@@ -156,12 +185,14 @@ void ssyrk(CBLAS_ORDER o, CBLAS_UPLO uplo, CBLAS_TRANSPOSE trans, int64_t n, int
     return;
   }
   // Tiles of the triangle: (i, j) with j >= i (upper) or j <= i (lower); diagonal tiles by syrk,
-  // the others by gemm: C_ij = alpha op(A)_i op(A)_j^T + beta C_ij.
+  // the others by gemm: C_ij = alpha op(A)_i op(A)_j^T + beta C_ij. The diagonal tiles (half the
+  // work of the others) go last, so that the threads finish closer together.
   const int64_t tile = syrk_tile(n), nt = tiles_of(n, tile);
   std::vector<std::pair<int64_t, int64_t>> tiles;
   for (int64_t i = 0; i < nt; ++i)
     for (int64_t j = 0; j < nt; ++j)
-      if (uplo == CblasUpper ? j >= i : j <= i) tiles.emplace_back(i, j);
+      if (i != j && (uplo == CblasUpper ? j > i : j < i)) tiles.emplace_back(i, j);
+  for (int64_t i = 0; i < nt; ++i) tiles.emplace_back(i, i);
   parallel_for(static_cast<int64_t>(tiles.size()), [&](int64_t t) {
     const int64_t i0 = tiles[t].first * tile, j0 = tiles[t].second * tile;
     const int64_t ni = std::min(tile, n - i0), nj = std::min(tile, n - j0);

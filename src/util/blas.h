@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 namespace gptq::blas {
 
@@ -41,6 +42,16 @@ void strsm(CBLAS_ORDER order, CBLAS_SIDE side, CBLAS_UPLO uplo, CBLAS_TRANSPOSE 
 void sgemm_nt_filled_b(int64_t m, int64_t n, int64_t k, const float* a,
                        const std::function<void(int64_t j0, int64_t nj, float* buf)>& fill_b,
                        float* c);
+// C_i [m, n_i] = A [m, k] B_i^T for several B_i [n_i, k] (row-major, beta 0): the tiles and BLAS
+// calls of sgemm(RowMajor, NoTrans, Trans, m, n_i, k, 1, A, k, B_i, k, 0, C_i, n_i) for every i,
+// so the same bits, but in one parallel loop: the threads wait for each other once, not once per
+// product (q, k and v of one input; gate and up).
+struct GemmNt {
+  const float* b;
+  int64_t n;
+  float* c;
+};
+void sgemm_nt_many(int64_t m, int64_t k, const float* a, const std::vector<GemmNt>& products);
 // y = alpha op(A) x + beta y, A [m, n] (unit strides).
 void sgemv(CBLAS_ORDER order, CBLAS_TRANSPOSE trans, int64_t m, int64_t n, float alpha,
            const float* a, int64_t lda, const float* x, float beta, float* y);

@@ -27,20 +27,26 @@ void advise_huge_pages(void* p, size_t bytes) {
 }
 
 namespace {
-std::atomic<bool> g_advise_large{false};
+std::atomic<bool> g_advise_large{false}, g_reuse_large{false};
 }  // namespace
 
-void prefer_mapped_large_allocations(bool advise_huge) {
+void prefer_mapped_large_allocations(bool advise_huge, bool reuse_freed) {
 #ifdef M_MMAP_THRESHOLD
   ::mallopt(M_MMAP_THRESHOLD, 1 << 20);  // also fixes it: no dynamic raise
   g_advise_large.store(advise_huge, std::memory_order_relaxed);
+  g_reuse_large.store(reuse_freed, std::memory_order_relaxed);
 #else
   (void)advise_huge;
+  (void)reuse_freed;
 #endif
 }
 
 bool large_allocations_advised() {
   return g_advise_large.load(std::memory_order_relaxed);
+}
+
+bool freed_large_blocks_reused() {
+  return g_reuse_large.load(std::memory_order_relaxed);
 }
 
 void* alloc_maybe_huge(size_t bytes) {

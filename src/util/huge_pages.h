@@ -17,14 +17,19 @@ void* alloc_maybe_huge(size_t bytes);
 
 // Makes glibc serve every allocation of 1 MiB or more from its own mapping, returned to the system
 // when freed; with `advise_huge` the programs' operator new also advises huge pages for them
-// (large_allocations_advised below). glibc otherwise raises its mmap threshold (up to 32 MiB) as
+// (large_allocations_advised below), and with `reuse_freed` it keeps freed blocks of 2 MiB and more
+// for the next allocations of about their size, within the peak RSS so far
+// (src/process/large_page_new.cpp). glibc otherwise raises its mmap threshold (up to 32 MiB) as
 // large blocks are freed, and the quantize pipeline's per-stage buffers (4-45 MB, freed stage after
 // stage) then come from the heap and stay resident. Process-wide: for programs that own their
 // process (the CLI, the benchmarks), not for the library called from a host application.
-void prefer_mapped_large_allocations(bool advise_huge = true);
+void prefer_mapped_large_allocations(bool advise_huge = true, bool reuse_freed = true);
 // Whether prefer_mapped_large_allocations(true) was called. The programs' operator new
 // (src/process/large_page_new.cpp) then advises huge pages for every block of 2 MiB and more.
 bool large_allocations_advised();
+// Whether prefer_mapped_large_allocations(_, true) was called: the programs' operator delete then
+// keeps freed blocks of 2 MiB and more for reuse.
+bool freed_large_blocks_reused();
 
 // A fixed-size float array allocated with alloc_maybe_huge and left uninitialised: the owner
 // writes every element (a weight converted from the checkpoint), so first touch happens on the
