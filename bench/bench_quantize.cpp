@@ -7,6 +7,8 @@
 //                  [--huge-pages 0]  (the programs' operator new without huge-page advice)
 //                  [--block-reuse 0] (operator delete without the reuse of freed large blocks)
 //                  [--probe-calls 2] (0: no sgemm probes during the run)
+//                  [--sgemm-only SECONDS] (no quantize: the reference sgemm back to back, scored
+//                  as a quantize is; the ceiling of both ratios on this machine)
 // The sgemm baseline is [seqlen, hidden] x [hidden, intermediate], the forward's typical GEMM,
 // measured two ways in the same run:
 // - best of 5 calls before the run and 5 after it (the higher of the two);
@@ -130,6 +132,42 @@ double sgemm_gflops(int64_t m, int64_t n, int64_t k) {
   return best;
 }
 
+// The reference sgemm alone, call after call for `seconds`, with the probes every 2 s: a "run"
+// that is nothing but the reference GEMM, scored against both references as a quantize is. Its
+// ratio to the best of 5 is the most any run can reach on this machine at the moment.
+void sgemm_only(int64_t m, int64_t n, int64_t k, double seconds, int64_t probe_calls) {
+  const double before = sgemm_gflops(m, n, k);
+  std::vector<float> a(static_cast<size_t>(m * k), 0.5f), b(static_cast<size_t>(n * k), 0.25f),
+      c(static_cast<size_t>(m * n));
+  SgemmProbes probes{m, n, k, probe_calls};
+  double busy = 0;
+  int64_t calls = 0;
+  Stopwatch since_probe;
+  while (busy < seconds) {
+    const Stopwatch sw;
+    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.f, a.data(), k, b.data(), k,
+                0.f, c.data(), n);
+    busy += sw.seconds();
+    ++calls;
+    if (since_probe.seconds() >= 2.0) {
+      probes.run();
+      since_probe = Stopwatch();
+    }
+  }
+  const double after = sgemm_gflops(m, n, k), best = std::max(before, after);
+  const double rate =
+      2.0 * static_cast<double>(m * n * k) * static_cast<double>(calls) / busy / 1e9;
+  fmt::print("sgemm only: {} x {} x {}, {} calls back to back in {:.1f} s, {} threads\n", m, n, k,
+             calls, busy, compute_threads());
+  fmt::print("  sustained          {:.1f} GFLOP/s\n", rate);
+  fmt::print("  best of 5          {:.1f} GFLOP/s (before {:.1f}, after {:.1f})\n", best, before,
+             after);
+  fmt::print("  ratio              {:.2f} (sustained / best of 5)\n", rate / best);
+  if (!probes.rates.empty())
+    fmt::print("  ratio interleaved  {:.2f} ({} probes, time-weighted mean {:.1f} GFLOP/s)\n",
+               rate / probes.mean(), probes.rates.size(), probes.mean());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -142,6 +180,7 @@ int main(int argc, char** argv) {
   bool huge_pages = true;       // operator new's huge-page advice (src/process/large_page_new.cpp)
   bool block_reuse = true;      // the reuse of freed large blocks (the same file)
   int64_t probe_calls = 2;
+  double sgemm_only_seconds = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--hidden")
@@ -166,12 +205,18 @@ int main(int argc, char** argv) {
       huge_pages = std::string(argv[i + 1]) != "0";
     else if (a == "--block-reuse")
       block_reuse = std::string(argv[i + 1]) != "0";
+    else if (a == "--sgemm-only")
+      sgemm_only_seconds = std::stod(argv[i + 1]);
     else if (a == "--probe-calls")
       probe_calls = std::stoll(argv[i + 1]);
     else if (a == "--write-only")
       write_only = std::string(argv[i + 1]) == "1";
   }
   if (inter <= 0) inter = (hidden * 8 / 3 + 127) / 128 * 128;
+  if (sgemm_only_seconds > 0) {
+    sgemm_only(seqlen, inter, hidden, sgemm_only_seconds, probe_calls);
+    return 0;
+  }
   const fs::path root = keep.empty()
                             ? fs::temp_directory_path() / fmt::format("gptq-bench-{}", ::getpid())
                             : fs::path(keep);
