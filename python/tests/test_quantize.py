@@ -148,9 +148,15 @@ def test_ctrl_c_cancels(tmp_path):
             signal.raise_signal(signal.SIGINT)
         return True
 
-    with pytest.raises(KeyboardInterrupt):
-        gptqcpp.GPTQQuantizer(dataset=str(CALIB), **QUICK).quantize_model(
-            MODELS / "tiny-llama", tmp_path / "q", progress=interrupt_at_block_1)
+    # A process started in the background (`cmd &` without job control) inherits SIGINT ignored,
+    # and Python then installs no KeyboardInterrupt handler: install it for this test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            gptqcpp.GPTQQuantizer(dataset=str(CALIB), **QUICK).quantize_model(
+                MODELS / "tiny-llama", tmp_path / "q", progress=interrupt_at_block_1)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert (tmp_path / "q.partial").is_dir() and not (tmp_path / "q").exists()
 
 
