@@ -14,9 +14,9 @@
 // - best of 5 calls before the run and 5 after it (the higher of the two);
 // - interleaved: `--probe-calls` calls at every block boundary (the progress callback) and after
 //   every layer's solution (the layer callback), their rates averaged with each probe weighted by
-//   the quantize time since the one before. This VM's speed drifts by up to 30% within a run (the
-//   same call alternates between 150 and 250 GFLOP/s), so the rate the run itself could get is
-//   the one sampled during it. The probes' time is taken out of the quantize's wall time.
+//   the quantize time since the one before. On the development VM the same call measured between
+//   84 and 261 GFLOP/s within one run, so the rate the run itself could get is the one sampled
+//   during it. The probes' time is taken out of the quantize's wall time.
 #include <fmt/core.h>
 #include <sys/resource.h>
 
@@ -83,8 +83,29 @@ void write_random_llama(const fs::path& dir, int64_t hidden, int64_t blocks, int
   w.finish();
 }
 
+// The reference product C [m, n] = A [m, k] B^T with its operands; call() times one sgemm.
+struct ReferenceGemm {
+  int64_t m, n, k;
+  std::vector<float> a, b, c;
+  ReferenceGemm(int64_t m_, int64_t n_, int64_t k_)
+      : m(m_),
+        n(n_),
+        k(k_),
+        a(static_cast<size_t>(m * k), 0.5f),
+        b(static_cast<size_t>(n * k), 0.25f),
+        c(static_cast<size_t>(m * n)) {}
+  double flop() const { return 2.0 * static_cast<double>(m) * static_cast<double>(n) * k; }
+  double call() {  // seconds
+    const Stopwatch sw;
+    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.f, a.data(), k, b.data(), k,
+                0.f, c.data(), n);
+    return sw.seconds();
+  }
+};
+
 // Calls of the reference sgemm during the run, each probe's rate and the quantize time it stands
-// for (since the previous probe). The operands are filled before the clock starts and freed after.
+// for (since the previous probe). The operands (60 MB at the default shape) exist only while a
+// probe runs, so the quantize's peak RSS stays its own; they are filled before the clock starts.
 struct SgemmProbes {
   int64_t m = 0, n = 0, k = 0, calls = 0;
   std::vector<double> rates, weights;
@@ -96,13 +117,10 @@ struct SgemmProbes {
     const StageClock::Stage stage("probe");  // in the stages' list, not in the stage it interrupts
     const double weight = since_last.seconds();
     const Stopwatch total;
-    std::vector<float> a(static_cast<size_t>(m * k), 0.5f), b(static_cast<size_t>(n * k), 0.25f),
-        c(static_cast<size_t>(m * n), 0.f);
-    const Stopwatch sw;
-    for (int64_t i = 0; i < calls; ++i)
-      blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.f, a.data(), k, b.data(), k,
-                  0.f, c.data(), n);
-    rates.push_back(2.0 * static_cast<double>(m * n * k * calls) / sw.seconds() / 1e9);
+    ReferenceGemm g(m, n, k);
+    double busy = 0;
+    for (int64_t i = 0; i < calls; ++i) busy += g.call();
+    rates.push_back(g.flop() * static_cast<double>(calls) / busy / 1e9);
     weights.push_back(weight);
     seconds += total.seconds();
     since_last = Stopwatch();
@@ -119,16 +137,11 @@ struct SgemmProbes {
   }
 };
 
+// The best rate of 5 calls.
 double sgemm_gflops(int64_t m, int64_t n, int64_t k) {
-  std::vector<float> a(static_cast<size_t>(m * k), 0.5f), b(static_cast<size_t>(n * k), 0.25f),
-      c(static_cast<size_t>(m * n));
+  ReferenceGemm g(m, n, k);
   double best = 0;
-  for (int rep = 0; rep < 5; ++rep) {
-    Stopwatch sw;
-    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.f, a.data(), k, b.data(), k,
-                0.f, c.data(), n);
-    best = std::max(best, 2.0 * m * n * k / sw.seconds() / 1e9);
-  }
+  for (int rep = 0; rep < 5; ++rep) best = std::max(best, g.flop() / g.call() / 1e9);
   return best;
 }
 
@@ -137,17 +150,13 @@ double sgemm_gflops(int64_t m, int64_t n, int64_t k) {
 // ratio to the best of 5 is the most any run can reach on this machine at the moment.
 void sgemm_only(int64_t m, int64_t n, int64_t k, double seconds, int64_t probe_calls) {
   const double before = sgemm_gflops(m, n, k);
-  std::vector<float> a(static_cast<size_t>(m * k), 0.5f), b(static_cast<size_t>(n * k), 0.25f),
-      c(static_cast<size_t>(m * n));
+  ReferenceGemm g(m, n, k);
   SgemmProbes probes{m, n, k, probe_calls};
   double busy = 0;
   int64_t calls = 0;
   Stopwatch since_probe;
   while (busy < seconds) {
-    const Stopwatch sw;
-    blas::sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.f, a.data(), k, b.data(), k,
-                0.f, c.data(), n);
-    busy += sw.seconds();
+    busy += g.call();
     ++calls;
     if (since_probe.seconds() >= 2.0) {
       probes.run();
@@ -155,8 +164,7 @@ void sgemm_only(int64_t m, int64_t n, int64_t k, double seconds, int64_t probe_c
     }
   }
   const double after = sgemm_gflops(m, n, k), best = std::max(before, after);
-  const double rate =
-      2.0 * static_cast<double>(m * n * k) * static_cast<double>(calls) / busy / 1e9;
+  const double rate = g.flop() * static_cast<double>(calls) / busy / 1e9;
   fmt::print("sgemm only: {} x {} x {}, {} calls back to back in {:.1f} s, {} threads\n", m, n, k,
              calls, busy, compute_threads());
   fmt::print("  sustained          {:.1f} GFLOP/s\n", rate);

@@ -37,12 +37,12 @@ void forward_many(const std::vector<const DenseLinear*>& linears, const float* x
   if (rows == 0) return;
   const int64_t k = linears.front()->in_features();
   std::vector<blas::GemmNt> products;
-  for (const DenseLinear* l : linears)
-    if (l->in_features() != k)
+  for (size_t i = 0; i < linears.size(); ++i) {
+    if (linears[i]->in_features() != k)
       fail_code(ExitCode::kInternal, "forward_many: linears of {} and {} inputs", k,
-                l->in_features());
-  for (size_t i = 0; i < linears.size(); ++i)
+                linears[i]->in_features());
     products.push_back({linears[i]->weight().data(), linears[i]->out_features(), ys[i]});
+  }
   blas::sgemm_nt_many(rows, k, x, products);
   for (size_t i = 0; i < linears.size(); ++i) {
     const std::vector<float>& b = linears[i]->bias();

@@ -58,7 +58,7 @@ class LargeBlockCache {
   // it); if not, the caller frees it.
   bool keep(void* p, std::size_t usable, bool reuse) {
     const std::lock_guard<std::mutex> lock(mu_);
-    live_ -= std::min(live_, usable);  // a block from before main(): not below 0
+    live_ -= std::min(live_, usable);  // every large block was counted when allocated
     if (!reuse || cached_ + usable > high_ - live_) return false;
     free_.emplace(usable, p);
     cached_ += usable;

@@ -53,6 +53,22 @@ int64_t gemm_tile(int64_t m, int64_t n) {
   return 128;
 }
 
+// The output tiles of an [m, n] x k product: {i0, rows, j0, cols}, one per BLAS call; a single
+// tile for a product that sgemm does not split. Functions of the shape alone.
+struct GemmTile {
+  int64_t i0, mi, j0, nj;
+};
+std::vector<GemmTile> gemm_tiles(int64_t m, int64_t n, int64_t k) {
+  if (gemm_unsplit(m, n, k)) return {{0, m, 0, n}};
+  const int64_t tile = gemm_tile(m, n), tm = tiles_of(m, tile), tn = tiles_of(n, tile);
+  std::vector<GemmTile> tiles;
+  for (int64_t t = 0; t < tm * tn; ++t) {
+    const int64_t i0 = (t / tn) * tile, j0 = (t % tn) * tile;
+    tiles.push_back({i0, std::min(tile, m - i0), j0, std::min(tile, n - j0)});
+  }
+  return tiles;
+}
+
 // The syrk tile edge for an [n, n] triangle, by the same rule: 512 (packing ~30% of a 128 tile's
 // time at the Hessians' shapes, bench_gptq BM_HessianAccumulate) when the triangle has 16 tiles.
 int64_t syrk_tile(int64_t n) {
@@ -98,43 +114,30 @@ void sgemm(CBLAS_ORDER o, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int
                 static_cast<blasint>(lda), b + op_col(o, tb, j0, ldb), static_cast<blasint>(ldb),
                 beta, c + at(o, i0, j0, ldc), static_cast<blasint>(ldc));
   };
-  if (gemm_unsplit(m, n, k)) {
+  if (gemm_unsplit(m, n, k)) {  // on the calling thread, without the pool
     call(0, m, 0, n);
     return;
   }
-  const int64_t tile = gemm_tile(m, n), tm = tiles_of(m, tile), tn = tiles_of(n, tile);
-  parallel_for(tm * tn, [&](int64_t t) {
-    const int64_t i0 = (t / tn) * tile, j0 = (t % tn) * tile;
-    call(i0, std::min(tile, m - i0), j0, std::min(tile, n - j0));
+  const std::vector<GemmTile> tiles = gemm_tiles(m, n, k);
+  parallel_for(static_cast<int64_t>(tiles.size()), [&](int64_t t) {
+    const GemmTile& x = tiles[static_cast<size_t>(t)];
+    call(x.i0, x.mi, x.j0, x.nj);
   });
 }
 
 void sgemm_nt_many(int64_t m, int64_t k, const float* a, const std::vector<GemmNt>& products) {
   use_serial_blas();
   if (m <= 0) return;
-  struct Tile {
-    const GemmNt* p;
-    int64_t i0, mi, j0, nj;
-  };
-  std::vector<Tile> tiles;
-  for (const GemmNt& p : products) {
-    if (p.n <= 0) continue;
-    if (gemm_unsplit(m, p.n, k)) {
-      tiles.push_back({&p, 0, m, 0, p.n});
-      continue;
-    }
-    const int64_t tile = gemm_tile(m, p.n), tm = tiles_of(m, tile), tn = tiles_of(p.n, tile);
-    for (int64_t t = 0; t < tm * tn; ++t) {
-      const int64_t i0 = (t / tn) * tile, j0 = (t % tn) * tile;
-      tiles.push_back({&p, i0, std::min(tile, m - i0), j0, std::min(tile, p.n - j0)});
-    }
-  }
-  parallel_for(static_cast<int64_t>(tiles.size()), [&](int64_t t) {
-    const Tile& x = tiles[static_cast<size_t>(t)];
+  std::vector<std::pair<const GemmNt*, GemmTile>> tiles;  // every product's tiles, one loop
+  for (const GemmNt& p : products)
+    if (p.n > 0)
+      for (const GemmTile& t : gemm_tiles(m, p.n, k)) tiles.emplace_back(&p, t);
+  parallel_for(static_cast<int64_t>(tiles.size()), [&](int64_t i) {
+    const auto& [p, x] = tiles[static_cast<size_t>(i)];
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(x.mi),
                 static_cast<blasint>(x.nj), static_cast<blasint>(k), 1.0f, a + x.i0 * k,
-                static_cast<blasint>(k), x.p->b + x.j0 * k, static_cast<blasint>(k), 0.0f,
-                x.p->c + x.i0 * x.p->n + x.j0, static_cast<blasint>(x.p->n));
+                static_cast<blasint>(k), p->b + x.j0 * k, static_cast<blasint>(k), 0.0f,
+                p->c + x.i0 * p->n + x.j0, static_cast<blasint>(p->n));
   });
 }
 
