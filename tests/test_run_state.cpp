@@ -207,26 +207,60 @@ TEST(RunState, ActivationsRoundTripThroughTheirFile) {
   EXPECT_EQ(file_bytes, 8u * 12 + 45u * 3 * 4);
 }
 
-// A piece that fails leaves neither the file nor its temporary behind, and names the file.
-TEST(AtomicFile, AFailedPieceLeavesNoFile) {
+// A write abandoned after a failed piece leaves neither the file nor its temporary behind (and
+// an older file of that name as it was); pieces may come in any order; nothing is visible before
+// commit().
+TEST(AtomicFile, AnAbandonedWriteLeavesNoFile) {
   const fs::path dir = scratch_dir("atomic_pieces");
   const fs::path p = dir / "f.bin";
   const std::string err = error_of([&] {
-    write_file_atomic(p, [&](const FileWriter& f) {
-      f.write_at(4, "abcd", 4);
-      fail_code(ExitCode::kIo, "piece 2 of {} failed", p.string());
-    });
+    AtomicFileWrite f(p);
+    f.write_at(4, "abcd", 4);
+    fail_code(ExitCode::kIo, "piece 2 of {} failed", p.string());
   });
   EXPECT_NE(err.find("f.bin"), std::string::npos) << err;
   EXPECT_FALSE(fs::exists(p));
   EXPECT_FALSE(fs::exists(dir / "f.bin.tmp"));
-  write_file_atomic(p, [&](const FileWriter& f) {
+  auto read = [&] {
+    std::ifstream in(p, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  {
+    AtomicFileWrite f(p);
     f.write_at(4, "efgh", 4);  // out of order: the hole before it is filled after
     f.write_at(0, "abcd", 4);
-  });
-  std::ifstream in(p, std::ios::binary);
-  const std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(got, "abcdefgh");
+    EXPECT_FALSE(fs::exists(p));
+    f.commit();
+  }
+  EXPECT_EQ(read(), "abcdefgh");
+  EXPECT_FALSE(fs::exists(dir / "f.bin.tmp"));
+  {
+    AtomicFileWrite f(p);  // never committed: the old content stays
+    f.write_at(0, "1234", 4);
+  }
+  EXPECT_EQ(read(), "abcdefgh");
+  EXPECT_FALSE(fs::exists(dir / "f.bin.tmp"));
+}
+
+// Sequences written in any order, each once, then committed: the same file as save_activations.
+TEST(RunState, ActivationsWrittenAsTheyComeLoadBack) {
+  const fs::path dir = scratch_dir("acts_as_they_come");
+  const std::vector<int64_t> sizes = {6, 3, 9};  // hidden 3: 2, 1 and 3 tokens
+  std::vector<std::vector<float>> seqs;
+  for (size_t s = 0; s < sizes.size(); ++s) {
+    seqs.emplace_back();
+    for (int64_t i = 0; i < sizes[s]; ++i) seqs.back().push_back(static_cast<float>(s * 100 + i));
+  }
+  {
+    ActivationFileWrite f(dir, 3, sizes, 2);
+    f.write_sequence(2, seqs[2].data());
+    f.write_sequence(0, seqs[0].data());
+    f.write_sequence(1, seqs[1].data());
+    f.commit();
+  }
+  const Activations a = load_activations(dir, 2, 3, {2, 1, 3});
+  ASSERT_EQ(a.seqs.size(), 3u);
+  for (size_t s = 0; s < 3; ++s) EXPECT_EQ(a.seqs[s], seqs[s]) << "sequence " << s;
 }
 
 TEST(MappedRegions, NamesTheFileHoldingAnAddress) {

@@ -111,10 +111,7 @@ void tensor_range_to_f32(const TensorInfo& t, int64_t begin, int64_t count, floa
 
 std::vector<float> tensor_to_f32(const TensorInfo& t) {
   std::vector<float> out;
-  out.reserve(static_cast<size_t>(t.numel()));
-  advise_huge_pages(out.data(),
-                    out.capacity() * sizeof(float));  // before resize() first touches it
-  out.resize(static_cast<size_t>(t.numel()));
+  resize_first_touched(out, static_cast<size_t>(t.numel()));
   tensor_to_f32(t, out.data());
   return out;
 }

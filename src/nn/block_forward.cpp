@@ -20,6 +20,7 @@
 #include "nn/rotary.h"
 #include "nn/weight_loader.h"
 #include "util/error.h"
+#include "util/huge_pages.h"
 #include "util/thread_pool.h"
 
 namespace gptq {
@@ -248,7 +249,7 @@ struct BlockForward::Impl {
   // y [T, n] = linear(x [T, k])
   void apply(Role r, const float* x, int64_t tokens, std::vector<float>& y) const {
     const LinearOp& l = op(r);
-    y.resize(static_cast<size_t>(tokens * l.out_features()));
+    resize_first_touched(y, static_cast<size_t>(tokens * l.out_features()));
     l.forward(x, tokens, y.data());
   }
 
@@ -260,7 +261,7 @@ struct BlockForward::Impl {
     std::vector<float*> ys;
     for (const auto& [r, y] : outs) {
       const LinearOp& l = op(r);
-      y->resize(static_cast<size_t>(tokens * l.out_features()));
+      resize_first_touched(*y, static_cast<size_t>(tokens * l.out_features()));
       dense.push_back(slots[by_role[static_cast<int>(r)]].dense);  // null: another kind of op
       ys.push_back(y->data());
     }
@@ -647,7 +648,7 @@ void BlockForward::accumulate_experts(SequenceState& st, int64_t e0, int64_t e1)
     std::vector<float>& mid = st.moe->mid[static_cast<size_t>(e)];
     if (rows.empty()) continue;
     const auto n = static_cast<int64_t>(rows.size());
-    y.resize(static_cast<size_t>(n * hidden));
+    resize_first_touched(y, static_cast<size_t>(n * hidden));
     m.slot_op(m.experts[static_cast<size_t>(e)][2]).forward(mid.data(), n, y.data());
     // transformers: index_add_(0, rows, expert(x) * routing_weight)
     for (int64_t r = 0; r < n; ++r) {
@@ -667,7 +668,7 @@ void BlockForward::compute_stage(LinearGroup g, SequenceState& st, const Capture
   switch (g) {
     case LinearGroup::kAttnIn: {
       m.check_state(st, st.resid, hidden, "state.resid (block input)");
-      st.h.resize(static_cast<size_t>(t * hidden));
+      resize_first_touched(st.h, static_cast<size_t>(t * hidden));
       m.attn_norm.apply(st.resid.data(), t, st.h.data());
       return;
     }
@@ -678,7 +679,7 @@ void BlockForward::compute_stage(LinearGroup g, SequenceState& st, const Capture
       nn::HeadsView q, k, v;
       m.project_qkv(st, 0, sc, q, k, v);
       const int64_t qw = m.q_width();
-      st.h.resize(static_cast<size_t>(t * qw));
+      resize_first_touched(st.h, static_cast<size_t>(t * qw));
       for_each_segment(st, [&](int64_t r0, int64_t len) {
         nn::causal_attention(m.attn, rows_from(q, r0), rows_from(k, r0), rows_from(v, r0), len,
                              st.h.data() + r0 * qw, sc.scores);
@@ -696,7 +697,7 @@ void BlockForward::compute_stage(LinearGroup g, SequenceState& st, const Capture
       } else {
         add_into(st.resid.data(), a.data(), static_cast<int64_t>(st.resid.size()));
       }
-      st.h.resize(static_cast<size_t>(t * hidden));
+      resize_first_touched(st.h, static_cast<size_t>(t * hidden));
       m.mlp_norm.apply(st.resid.data(), t, st.h.data());
       if (m.moe) {
         if (!st.moe) st.moe = std::make_unique<MoeSequenceState>();
@@ -741,8 +742,8 @@ void BlockForward::compute_stage(LinearGroup g, SequenceState& st, const Capture
           // Phi-3: [gate | up] = gate_up(h), gate = first half of each row.
           m.apply(Role::kGateUp, st.h.data(), t, sc.q);
           const int64_t inter = hp.intermediate;
-          mid.resize(static_cast<size_t>(t * inter));
-          up.resize(static_cast<size_t>(t * inter));
+          resize_first_touched(mid, static_cast<size_t>(t * inter));
+          resize_first_touched(up, static_cast<size_t>(t * inter));
           for (int64_t r = 0; r < t; ++r) {
             const float* row = sc.q.data() + r * 2 * inter;
             std::copy(row, row + inter, mid.data() + r * inter);
@@ -832,7 +833,7 @@ void BlockForward::forward_cached(SequenceState& st, const nn::KvBlockView& kv) 
       std::copy(vs, vs + d, vrow + g * d);
     }
   }
-  st.h.resize(static_cast<size_t>(t * m.q_width()));
+  resize_first_touched(st.h, static_cast<size_t>(t * m.q_width()));
   const nn::HeadsView kc{kv.keys, width, d}, vc{kv.values, width, d};
   nn::cached_causal_attention(m.attn, q, kc, vc, kv.past, t, st.h.data(), sc.scores);
   run_stage(LinearGroup::kMlpIn, st);

@@ -251,6 +251,9 @@ class QuantizeRun {
   std::unique_ptr<RunStaging> run_staging_;  // OUT.partial: checked, owned and locked
   std::unique_ptr<SafetensorsWriter> writer_;
   RunState state_;
+  // acts-<b+1>.bin of the block b just run, written as its batches finished, committed by
+  // save_block_activations.
+  std::unique_ptr<ActivationFileWrite> next_inputs_;
   ActivationStore acts_;  // the inputs of the next block of this process's sequences
   dist::Communicator& comm_ = dist::world();
   dist::Range mine_;    // this process's calibration sequences [first, last)
@@ -934,9 +937,28 @@ void QuantizeRun::quantize_block(int64_t b) {
     }
   }
   if (!experts_done) process_experts(bf, states, layers);
-  for (auto& st : states) {
+  // The block outputs also go to the resume state's file of the next block's inputs as each batch
+  // finishes: the disk writes them while the next batches compute, and the block's end
+  // (save_block_activations) waits for the last batch only.
+  std::unique_ptr<ActivationFileWrite> next_inputs;
+  if (root() && comm_.size() == 1 && !calib_.empty()) {
+    std::vector<int64_t> sizes;
+    for (const auto& st : states)
+      for_each_segment(st, [&](int64_t, int64_t len) { sizes.push_back(len * hidden); });
+    next_inputs = std::make_unique<ActivationFileWrite>(staging_, hidden, sizes, b + 1);
+  }
+  for (size_t i = 0; i < states.size(); ++i) {
+    SequenceState& st = states[i];
     bf.finish(st);
     flops_ += stage_flops(kNumLinearGroups, st);
+    if (!next_inputs) continue;
+    std::vector<std::pair<size_t, int64_t>> seqs;  // (sequence, first row) of the batch
+    for_each_segment(
+        st, [&](int64_t r0, int64_t) { seqs.emplace_back(batches[i].first + seqs.size(), r0); });
+    parallel_for(static_cast<int64_t>(seqs.size()), [&](int64_t j) {
+      const auto [seq, r0] = seqs[static_cast<size_t>(j)];
+      next_inputs->write_sequence(seq, st.resid.data() + r0 * hidden);
+    });
   }
   BlockForward::release_scratch();
   // Each sequence's block output: the input of the next block. One task per sequence: the checks,
@@ -969,10 +991,16 @@ void QuantizeRun::quantize_block(int64_t b) {
       acts_.set(out.seq, std::vector<float>(first, last));
   });
   for (auto& st : states) st.resid = {};
+  next_inputs_ = std::move(next_inputs);
 }
 
 // acts-<blocks_done>.bin (run_state.h): every process's sequences, written by the first process.
 void QuantizeRun::save_block_activations(int64_t blocks_done) {
+  if (next_inputs_) {  // written while the block ran
+    next_inputs_->commit();
+    next_inputs_.reset();
+    return;
+  }
   const int64_t hidden = cfg_.hp.hidden;
   if (comm_.size() == 1) {
     std::vector<int64_t> sizes;

@@ -79,30 +79,48 @@ void save_activations(const fs::path& staging, const Activations& acts, int64_t 
       [&](size_t s, std::vector<float>&) { return acts.seqs[s].data(); }, blocks_done);
 }
 
-void save_activations(const fs::path& staging, int64_t hidden, const std::vector<int64_t>& sizes,
-                      const std::function<const float*(size_t, std::vector<float>&)>& rows,
-                      int64_t blocks_done) {
+namespace {
+std::string activations_header(int64_t hidden, const std::vector<int64_t>& sizes) {
   std::string header(kActsMagic, sizeof kActsMagic);
   put(header, static_cast<int64_t>(hidden));
   put(header, static_cast<int64_t>(sizes.size()));
   for (int64_t s : sizes) put(header, s);
-  // Each sequence at its offset (the header's size is a multiple of 8: floats stay aligned), one
-  // task per sequence: the copies into the page cache run on every thread.
-  std::vector<uint64_t> offset(sizes.size());
+  return header;
+}
+
+fs::path with_run_dir(fs::path file) {
+  fs::create_directories(file.parent_path());
+  return file;
+}
+}  // namespace
+
+ActivationFileWrite::ActivationFileWrite(const fs::path& staging, int64_t hidden,
+                                         const std::vector<int64_t>& sizes, int64_t blocks_done)
+    : sizes_(sizes), file_(with_run_dir(acts_file(staging, blocks_done))) {
+  const std::string header = activations_header(hidden, sizes);
+  // Each sequence at its offset (the header's size is a multiple of 8: floats stay aligned).
   uint64_t pos = header.size();
-  for (size_t s = 0; s < sizes.size(); ++s) {
-    offset[s] = pos;
-    pos += static_cast<uint64_t>(sizes[s]) * sizeof(float);
+  for (int64_t s : sizes) {
+    offset_.push_back(pos);
+    pos += static_cast<uint64_t>(s) * sizeof(float);
   }
-  fs::create_directories(RunState::dir(staging));
-  write_file_atomic(acts_file(staging, blocks_done), [&](const FileWriter& f) {
-    f.write_at(0, header.data(), header.size());
-    parallel_for(static_cast<int64_t>(sizes.size()), [&](int64_t s) {
-      std::vector<float> scratch;
-      const float* p = rows(static_cast<size_t>(s), scratch);
-      f.write_at(offset[static_cast<size_t>(s)], p, static_cast<size_t>(sizes[s]) * sizeof(float));
-    });
+  file_.write_at(0, header.data(), header.size());
+}
+
+void ActivationFileWrite::write_sequence(size_t s, const float* values) const {
+  file_.write_at(offset_.at(s), values, static_cast<size_t>(sizes_[s]) * sizeof(float));
+}
+
+void save_activations(const fs::path& staging, int64_t hidden, const std::vector<int64_t>& sizes,
+                      const std::function<const float*(size_t, std::vector<float>&)>& rows,
+                      int64_t blocks_done) {
+  ActivationFileWrite file(staging, hidden, sizes, blocks_done);
+  // One task per sequence: the copies into the page cache run on every thread.
+  parallel_for(static_cast<int64_t>(sizes.size()), [&](int64_t s) {
+    std::vector<float> scratch;
+    file.write_sequence(static_cast<size_t>(s), rows(static_cast<size_t>(s), scratch));
   });
+  file.commit();
 }
 
 void remove_activations_except(const fs::path& staging, int64_t blocks_done) {

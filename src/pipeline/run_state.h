@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "util/atomic_file.h"
+
 namespace gptq {
 
 struct RunState {
@@ -52,6 +54,22 @@ void save_activations(const std::filesystem::path& staging, int64_t hidden,
                       const std::vector<int64_t>& sizes,
                       const std::function<const float*(size_t, std::vector<float>&)>& rows,
                       int64_t blocks_done);
+// acts-<blocks_done>.bin written a sequence at a time, as each becomes available (from any thread,
+// in any order; the disk writes start at once), then made durable and visible by commit().
+// Destroyed uncommitted, it leaves no file behind.
+class ActivationFileWrite {
+ public:
+  ActivationFileWrite(const std::filesystem::path& staging, int64_t hidden,
+                      const std::vector<int64_t>& sizes, int64_t blocks_done);
+  // Sequence s: sizes[s] fp32 values.
+  void write_sequence(size_t s, const float* values) const;
+  void commit() { file_.commit(); }
+
+ private:
+  std::vector<int64_t> sizes_;
+  std::vector<uint64_t> offset_;
+  AtomicFileWrite file_;
+};
 // Removes the activation files other than acts-<blocks_done>.bin.
 void remove_activations_except(const std::filesystem::path& staging, int64_t blocks_done);
 

@@ -31,6 +31,7 @@
 #include "quant/gptq.h"
 #include "util/blas.h"
 #include "util/error.h"
+#include "util/huge_pages.h"
 #include "util/thread_pool.h"
 #include "util/transpose.h"
 
@@ -324,7 +325,7 @@ GptqFactor gptq_factor(const float* h, int64_t k, const QuantConfig& cfg,
   const std::vector<int32_t>& perm = f.perm;
 
   // Damped Hessian in processing order -> U. On failure, optionally raise damping and retry.
-  f.u.resize(static_cast<size_t>(k * k));
+  resize_first_touched(f.u, static_cast<size_t>(k * k));
   double diag_sum = 0.0;
   for (int64_t c = 0; c < k; ++c) diag_sum += diag[c];
   const double diag_mean = diag_sum / static_cast<double>(k);
@@ -397,11 +398,16 @@ GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const GptqFactor&
   res.damp_retries = factor.damp_retries;
   res.dead_columns = static_cast<int>(factor.dead.size());
 
-  std::vector<float> wk(w, w + n * k);  // working copy
   const int64_t row_chunks = (n + kTileRows - 1) / kTileRows;
   auto rows_of = [&](int64_t chunk) {
     return std::make_pair(chunk * kTileRows, std::min(kTileRows, n - chunk * kTileRows));
   };
+  std::vector<float> wk;  // working copy
+  resize_first_touched(wk, static_cast<size_t>(n * k));
+  parallel_for(row_chunks, [&](int64_t t) {
+    auto [r0, rows] = rows_of(t);
+    std::memcpy(wk.data() + r0 * k, w + r0 * k, static_cast<size_t>(rows * k) * sizeof(float));
+  });
 
   // Whole-row grid, from the weights as given (before dead columns are zeroed, as the reference).
   std::vector<float> row_scale, row_zero;
@@ -440,7 +446,8 @@ GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const GptqFactor&
   const std::vector<int32_t>& perm = factor.perm;
   const bool permuted = factor.permuted;
   if (permuted) {
-    std::vector<float> wp(static_cast<size_t>(n * k));
+    std::vector<float> wp;
+    resize_first_touched(wp, static_cast<size_t>(n * k));
     parallel_for(row_chunks, [&](int64_t t) {
       auto [r0, rows] = rows_of(t);
       for (int64_t r = r0; r < r0 + rows; ++r) {
@@ -452,15 +459,16 @@ GptqResult gptq_quantize(const float* w, int64_t n, int64_t k, const GptqFactor&
   const std::vector<float>& u = factor.u;
 
   // Main loop.
-  res.codes.resize(static_cast<size_t>(n * k));
-  res.dequant.resize(static_cast<size_t>(n * k));
+  resize_first_touched(res.codes, static_cast<size_t>(n * k));
+  resize_first_touched(res.dequant, static_cast<size_t>(n * k));
   const int64_t bsz = cfg.block_size;
   std::vector<float> dyn_scale, dyn_zero;
   if (grouped && !cfg.static_groups) {
     dyn_scale.resize(static_cast<size_t>(groups * n));
     dyn_zero.resize(static_cast<size_t>(groups * n));
   }
-  std::vector<float> errt(static_cast<size_t>(std::min(bsz, k) * n));
+  std::vector<float> errt;
+  resize_first_touched(errt, static_cast<size_t>(std::min(bsz, k) * n));
   Problem pb;
   pb.n = n;
   pb.k = k;

@@ -7,6 +7,7 @@
 #include "quant/gptq.h"
 #include "util/blas.h"
 #include "util/error.h"
+#include "util/huge_pages.h"
 #include "util/stage_clock.h"
 #include "util/thread_pool.h"
 
@@ -15,7 +16,7 @@ namespace gptq {
 HessianAccumulator::HessianAccumulator(int64_t k) : k_(k) {
   if (k <= 0)
     fail_code(ExitCode::kInternal, "HessianAccumulator: in_features must be > 0, got {}", k);
-  xtx_.assign(static_cast<size_t>(k * k), 0.0f);
+  resize_first_touched(xtx_, static_cast<size_t>(k * k));  // zero
 }
 
 HessianAccumulator HessianAccumulator::from_raw(int64_t k, int64_t nseq, int64_t rows,

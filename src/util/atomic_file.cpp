@@ -5,6 +5,8 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <utility>
+
 #include "util/error.h"
 #include "util/system_error.h"
 
@@ -27,7 +29,23 @@ void sync_directory(const fs::path& dir) {
   }
 }
 
-void FileWriter::write_at(uint64_t offset, const void* data, size_t n) const {
+AtomicFileWrite::AtomicFileWrite(fs::path path)
+    : path_(std::move(path)), tmp_(path_.string() + ".tmp") {
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    const int err = errno;
+    fail_code(ExitCode::kIo, "cannot create {}: {} (is the output location writable?); {}",
+              tmp_.string(), errno_text(err), write_error_hint(err));
+  }
+}
+
+AtomicFileWrite::~AtomicFileWrite() {
+  if (fd_ < 0) return;
+  ::close(fd_);
+  ::unlink(tmp_.c_str());
+}
+
+void AtomicFileWrite::write_at(uint64_t offset, const void* data, size_t n) const {
   const auto* p = static_cast<const char*>(data);
   size_t done = 0;
   while (done < n) {
@@ -35,44 +53,38 @@ void FileWriter::write_at(uint64_t offset, const void* data, size_t n) const {
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
       const int err = w < 0 ? errno : ENOSPC;
-      fail_code(ExitCode::kIo, "cannot write {}: {}; {}", path_.string(), errno_text(err),
+      fail_code(ExitCode::kIo, "cannot write {}: {}; {}", tmp_.string(), errno_text(err),
                 write_error_hint(err));
     }
     done += static_cast<size_t>(w);
   }
+#ifdef SYNC_FILE_RANGE_WRITE
+  // Advisory (commit's fsync is what makes the bytes durable): errors are left to fsync.
+  ::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(n), SYNC_FILE_RANGE_WRITE);
+#endif
 }
 
-void write_file_atomic(const fs::path& path, const std::function<void(const FileWriter&)>& write) {
-  const fs::path tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    const int err = errno;
-    fail_code(ExitCode::kIo, "cannot create {}: {} (is the output location writable?); {}", tmp.string(),
-              errno_text(err), write_error_hint(err));
-  }
-  try {
-    write(FileWriter(fd, tmp));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
+void AtomicFileWrite::commit() {
+  const int fd = std::exchange(fd_, -1);
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     const int err = errno;
-    ::unlink(tmp.c_str());
-    fail_code(ExitCode::kIo, "cannot write {}: {}; {}", tmp.string(), errno_text(err), write_error_hint(err));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    fail_code(ExitCode::kIo, "cannot rename {} to {}: {}; {}", tmp.string(), path.string(), errno_text(err),
+    ::unlink(tmp_.c_str());
+    fail_code(ExitCode::kIo, "cannot write {}: {}; {}", tmp_.string(), errno_text(err),
               write_error_hint(err));
   }
-  sync_directory(path.parent_path().empty() ? fs::path(".") : path.parent_path());
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp_.c_str());
+    fail_code(ExitCode::kIo, "cannot rename {} to {}: {}; {}", tmp_.string(), path_.string(),
+              errno_text(err), write_error_hint(err));
+  }
+  sync_directory(path_.parent_path().empty() ? fs::path(".") : path_.parent_path());
 }
 
 void write_file_atomic(const fs::path& path, std::string_view bytes) {
-  write_file_atomic(path, [&](const FileWriter& f) { f.write_at(0, bytes.data(), bytes.size()); });
+  AtomicFileWrite f(path);
+  f.write_at(0, bytes.data(), bytes.size());
+  f.commit();
 }
 
 }  // namespace gptq

@@ -5,7 +5,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -14,21 +13,26 @@ namespace gptq {
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
 
-// The temporary file of a write_file_atomic in progress: bytes go to any offsets, in any order,
-// from any thread (pwrite). Throws gptq::Error (kIo) naming the file when a write fails.
-class FileWriter {
+// write_file_atomic in steps, for a file written in pieces: the constructor creates
+// "<path>.tmp"; write_at() puts bytes at any offset, from any thread (pwrite), and starts their
+// write-back to the disk at once (sync_file_range), so that commit() -- fsync, rename over <path>,
+// fsync of the directory -- has little left to wait for when the pieces came early. Destroyed
+// without commit() (a failed piece, an exception elsewhere), it removes the temporary file and
+// <path> stays as it was. Errors throw gptq::Error (kIo) naming the file.
+class AtomicFileWrite {
  public:
-  FileWriter(int fd, std::filesystem::path path) : fd_(fd), path_(std::move(path)) {}
+  explicit AtomicFileWrite(std::filesystem::path path);
+  ~AtomicFileWrite();
+  AtomicFileWrite(const AtomicFileWrite&) = delete;
+  AtomicFileWrite& operator=(const AtomicFileWrite&) = delete;
+
   void write_at(uint64_t offset, const void* data, size_t n) const;
+  void commit();
 
  private:
-  int fd_;
-  std::filesystem::path path_;
+  std::filesystem::path path_, tmp_;
+  int fd_ = -1;  // -1 once committed
 };
-// The same for a file written in pieces by `write` (which may use the thread pool); if it throws,
-// the temporary file is removed and <path> is left as it was.
-void write_file_atomic(const std::filesystem::path& path,
-                       const std::function<void(const FileWriter&)>& write);
 // rename(2) that fails (EEXIST) instead of replacing an existing `to` (an empty directory that
 // appeared meanwhile, say); plain rename where the file system cannot do that.
 void rename_no_replace(const std::filesystem::path& from, const std::filesystem::path& to, std::error_code& ec);

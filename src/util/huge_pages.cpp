@@ -3,10 +3,13 @@
 #include <malloc.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
+
+#include "util/thread_pool.h"
 
 namespace gptq {
 
@@ -47,6 +50,16 @@ bool large_allocations_advised() {
 
 bool freed_large_blocks_reused() {
   return g_reuse_large.load(std::memory_order_relaxed);
+}
+
+void touch_pages_in_parallel(void* p, size_t bytes) {
+  constexpr size_t kPage = 4096;
+  auto* bytes_at = static_cast<volatile unsigned char*>(p);
+  const auto chunks = static_cast<int64_t>((bytes + kHuge - 1) / kHuge);
+  parallel_for(chunks, [&](int64_t c) {
+    const size_t end = std::min(bytes, (static_cast<size_t>(c) + 1) * kHuge);
+    for (size_t off = static_cast<size_t>(c) * kHuge; off < end; off += kPage) bytes_at[off] = 0;
+  });
 }
 
 void* alloc_maybe_huge(size_t bytes) {
