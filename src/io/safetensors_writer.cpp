@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "io/safetensors_header.h"
+#include "util/atomic_file.h"
 #include "util/content_hash.h"
 #include "util/error.h"
 #include "util/system_error.h"
@@ -348,12 +349,7 @@ void SafetensorsWriter::write(std::string_view name, const void* data, uint64_t 
   if (nbytes == 0) return;
   const Impl::Shard& shard = impl_->shards[t.shard];
   pwrite_all(shard.fd, shard.partial, data, nbytes, t.file_offset + offset);
-#ifdef SYNC_FILE_RANGE_WRITE
-  // Start the write-back now (advisory; sync() is what makes it durable): the block's final sync
-  // then waits for the last tensors only.
-  ::sync_file_range(shard.fd, static_cast<off_t>(t.file_offset + offset),
-                    static_cast<off_t>(nbytes), SYNC_FILE_RANGE_WRITE);
-#endif
+  start_writeback(shard.fd, t.file_offset + offset, nbytes);  // sync() then waits for less
   std::string checksum = offset == 0 && nbytes == t.nbytes ? content_hash(data, nbytes) : std::string();
   std::lock_guard lock(impl_->mu);
   Impl::add_range(t, offset, offset + nbytes);

@@ -28,10 +28,6 @@ class ActivationStore {
   // Sequence s in fp32.
   std::vector<float> get(size_t s) const;
   void get(size_t s, float* out) const;
-  // Sequence s's values where they are held in fp32 (no copy), else nullptr.
-  const float* f32_data(size_t s) const {
-    return dtype_ == ActivationDtype::kF32 ? f32_.at(s).data() : nullptr;
-  }
   // Sequence s in fp32, its slot left empty (values(s) == 0): a block that reads its input once
   // moves it out instead of holding two copies.
   std::vector<float> take(size_t s);

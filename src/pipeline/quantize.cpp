@@ -251,8 +251,8 @@ class QuantizeRun {
   std::unique_ptr<RunStaging> run_staging_;  // OUT.partial: checked, owned and locked
   std::unique_ptr<SafetensorsWriter> writer_;
   RunState state_;
-  // acts-<b+1>.bin of the block b just run, written as its batches finished, committed by
-  // save_block_activations.
+  // acts-<b+1>.bin of the block b just run (one process), written as its batches finished,
+  // committed by save_block_activations.
   std::unique_ptr<ActivationFileWrite> next_inputs_;
   ActivationStore acts_;  // the inputs of the next block of this process's sequences
   dist::Communicator& comm_ = dist::world();
@@ -937,45 +937,43 @@ void QuantizeRun::quantize_block(int64_t b) {
     }
   }
   if (!experts_done) process_experts(bf, states, layers);
-  // The block outputs also go to the resume state's file of the next block's inputs as each batch
-  // finishes: the disk writes them while the next batches compute, and the block's end
-  // (save_block_activations) waits for the last batch only.
-  std::unique_ptr<ActivationFileWrite> next_inputs;
-  if (root() && comm_.size() == 1 && !calib_.empty()) {
-    std::vector<int64_t> sizes;
-    for (const auto& st : states)
-      for_each_segment(st, [&](int64_t, int64_t len) { sizes.push_back(len * hidden); });
-    next_inputs = std::make_unique<ActivationFileWrite>(staging_, hidden, sizes, b + 1);
-  }
-  for (size_t i = 0; i < states.size(); ++i) {
-    SequenceState& st = states[i];
-    bf.finish(st);
-    flops_ += stage_flops(kNumLinearGroups, st);
-    if (!next_inputs) continue;
-    std::vector<std::pair<size_t, int64_t>> seqs;  // (sequence, first row) of the batch
-    for_each_segment(
-        st, [&](int64_t r0, int64_t) { seqs.emplace_back(batches[i].first + seqs.size(), r0); });
-    parallel_for(static_cast<int64_t>(seqs.size()), [&](int64_t j) {
-      const auto [seq, r0] = seqs[static_cast<size_t>(j)];
-      next_inputs->write_sequence(seq, st.resid.data() + r0 * hidden);
-    });
-  }
-  BlockForward::release_scratch();
-  // Each sequence's block output: the input of the next block. One task per sequence: the checks,
-  // copies (fresh pages, faulted in by the thread that writes them) and encodings run in parallel,
-  // each into its own slot of the store.
+  // Each sequence's block output (the next block's input): its batch state and rows there.
   struct Output {
     SequenceState* st;
     size_t seq;
     int64_t r0, len;
   };
   std::vector<Output> outputs;
+  std::vector<size_t> outputs_end;  // state i's outputs: [outputs_end[i - 1], outputs_end[i])
   for (size_t i = 0; i < states.size(); ++i) {
     size_t seq = batches[i].first;
     for_each_segment(states[i], [&](int64_t r0, int64_t len) {
       outputs.push_back({&states[i], seq++, r0, len});
     });
+    outputs_end.push_back(outputs.size());
   }
+  // They also go to the resume state's file of the next block's inputs as each batch finishes:
+  // the disk writes them while the next batches compute, and the block's end
+  // (save_block_activations) waits for the last batch only. Several processes gather theirs there.
+  std::unique_ptr<ActivationFileWrite> next_inputs;
+  if (comm_.size() == 1) {
+    std::vector<int64_t> sizes;
+    for (const Output& out : outputs) sizes.push_back(out.len * hidden);
+    next_inputs = std::make_unique<ActivationFileWrite>(staging_, hidden, sizes, b + 1);
+  }
+  for (size_t i = 0; i < states.size(); ++i) {
+    bf.finish(states[i]);
+    flops_ += stage_flops(kNumLinearGroups, states[i]);
+    if (!next_inputs) continue;
+    const size_t begin = i == 0 ? 0 : outputs_end[i - 1];
+    parallel_for(static_cast<int64_t>(outputs_end[i] - begin), [&](int64_t j) {
+      const Output& out = outputs[begin + static_cast<size_t>(j)];
+      next_inputs->write_sequence(out.seq, out.st->resid.data() + out.r0 * hidden);
+    });
+  }
+  BlockForward::release_scratch();
+  // The outputs into the store. One task per sequence: the checks, copies (fresh pages, faulted in
+  // by the thread that writes them) and encodings run in parallel, each into its own slot.
   parallel_for(static_cast<int64_t>(outputs.size()), [&](int64_t o) {
     const Output& out = outputs[static_cast<size_t>(o)];
     const float* first = out.st->resid.data() + out.r0 * hidden;
@@ -996,26 +994,12 @@ void QuantizeRun::quantize_block(int64_t b) {
 
 // acts-<blocks_done>.bin (run_state.h): every process's sequences, written by the first process.
 void QuantizeRun::save_block_activations(int64_t blocks_done) {
-  if (next_inputs_) {  // written while the block ran
+  if (next_inputs_) {  // one process: written by quantize_block as the batches finished
     next_inputs_->commit();
     next_inputs_.reset();
     return;
   }
   const int64_t hidden = cfg_.hp.hidden;
-  if (comm_.size() == 1) {
-    std::vector<int64_t> sizes;
-    for (size_t s = 0; s < acts_.size(); ++s) sizes.push_back(acts_.values(s));
-    save_activations(
-        staging_, hidden, sizes,
-        [&](size_t s, std::vector<float>& scratch) {
-          if (const float* p = acts_.f32_data(s)) return p;
-          scratch.resize(static_cast<size_t>(acts_.values(s)));
-          acts_.get(s, scratch.data());
-          return static_cast<const float*>(scratch.data());
-        },
-        blocks_done);
-    return;
-  }
   dist::Writer w;  // this process's sequences as stored (fp32, or 16 bits)
   for (size_t s = 0; s < acts_.size(); ++s) w.put_string(acts_.encode(s));
   if (!root()) moved_acts_ += w.bytes.size();

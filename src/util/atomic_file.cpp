@@ -29,6 +29,16 @@ void sync_directory(const fs::path& dir) {
   }
 }
 
+void start_writeback(int fd, uint64_t offset, uint64_t n) {
+#ifdef SYNC_FILE_RANGE_WRITE
+  ::sync_file_range(fd, static_cast<off_t>(offset), static_cast<off_t>(n), SYNC_FILE_RANGE_WRITE);
+#else
+  (void)fd;
+  (void)offset;
+  (void)n;
+#endif
+}
+
 AtomicFileWrite::AtomicFileWrite(fs::path path)
     : path_(std::move(path)), tmp_(path_.string() + ".tmp") {
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -58,10 +68,7 @@ void AtomicFileWrite::write_at(uint64_t offset, const void* data, size_t n) cons
     }
     done += static_cast<size_t>(w);
   }
-#ifdef SYNC_FILE_RANGE_WRITE
-  // Advisory (commit's fsync is what makes the bytes durable): errors are left to fsync.
-  ::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(n), SYNC_FILE_RANGE_WRITE);
-#endif
+  start_writeback(fd_, offset, n);
 }
 
 void AtomicFileWrite::commit() {

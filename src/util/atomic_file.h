@@ -36,6 +36,10 @@ class AtomicFileWrite {
 // rename(2) that fails (EEXIST) instead of replacing an existing `to` (an empty directory that
 // appeared meanwhile, say); plain rename where the file system cannot do that.
 void rename_no_replace(const std::filesystem::path& from, const std::filesystem::path& to, std::error_code& ec);
+// Starts writing bytes [offset, offset + n) of an open file back to the disk without waiting
+// (sync_file_range; advisory: the fsync that follows makes them durable and reports any error), so
+// that fsync has less left to wait for when the pieces came early.
+void start_writeback(int fd, uint64_t offset, uint64_t n);
 // fsync of a directory (makes renames inside it durable).
 void sync_directory(const std::filesystem::path& dir);
 

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <new>
+#include <vector>
 
 #include "util/huge_pages.h"
 
@@ -71,6 +72,27 @@ TEST(LargeBlockReuse, SmallBlocksAreNotKept) {
   EXPECT_GE(mapped_bytes(), before + kMiB);
   ::operator delete(a);
   EXPECT_EQ(mapped_bytes(), before);
+}
+
+// resize_first_touched is resize(): the old values stay and the new ones are zero, also in a
+// block that operator delete kept (which still holds what it held) and that the grown vector gets.
+TEST(ResizeFirstTouched, KeepsTheOldValuesAndZeroesTheNewOnes) {
+  gptq::prefer_mapped_large_allocations(true, true);
+  constexpr std::size_t n = 3 * kMiB;  // 12 MiB of floats: the pages are touched on the pool
+  { std::vector<float> dirty(n, 7.0f); }
+  std::vector<float> v = {1.0f, 2.0f, 3.0f};
+  gptq::resize_first_touched(v, n);
+  ASSERT_EQ(v.size(), n);
+  EXPECT_EQ(v[0], 1.0f);
+  EXPECT_EQ(v[1], 2.0f);
+  EXPECT_EQ(v[2], 3.0f);
+  std::size_t nonzero = 0;
+  for (std::size_t i = 3; i < n; ++i) nonzero += v[i] != 0.0f;
+  EXPECT_EQ(nonzero, 0u);
+  std::vector<unsigned char> small(10, 5);  // under 4 MiB of growth: a plain resize
+  gptq::resize_first_touched(small, 20);
+  EXPECT_EQ(small, std::vector<unsigned char>(
+                       {5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
 }
 
 }  // namespace
