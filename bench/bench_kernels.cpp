@@ -5,7 +5,7 @@
 //   BM_QuantGemv/N/K/bits/group/act/cold      batch 1, ours
 //   BM_Sgemv/N/K/cold                         batch 1, OpenBLAS fp32 on the dequantized matrix
 //   BM_QuantGemm/N/K/rows/path/cold           batch > 1, ours (path 0 fused, 1 dequant+sgemm,
-//                                             2 int8 activations: VNNI, llama.cpp-style)
+//                                             2 int8 activations, llama.cpp-style)
 //   BM_Sgemm/N/K/rows/cold                    batch > 1, OpenBLAS fp32
 //   BM_HalfHeadGemv/N/K/bf16                  decode over a 16-bit LM head (kernels/half_gemv.h)
 //                                             against OpenBLAS sgemv over its fp32 conversion,

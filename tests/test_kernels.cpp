@@ -146,9 +146,10 @@ double check_case(const Case& c, uint32_t seed, const QuantLinearOptions& opt = 
       worst = std::max(worst, e);
     }
     if (rows > 1) {
-      // Int8 activations (a no-op fallback to the fused GEMM without VNNI): within the 8-bit
-      // rounding of x; exact where every activation is +-127 (each segment's scale is then 1, the
-      // int32 dot products are the whole sum), which pins the byte slots, zeros and groups.
+      // Int8 activations (a fallback to the fused GEMM where int8_kernels(bits) is false): within
+      // the 8-bit rounding of x; exact where every activation is +-127 (each segment's scale is
+      // then 1, the int32 dot products are the whole sum), which pins the byte slots, zeros and
+      // groups.
       std::vector<float> y(rows * c.n);
       ql.forward(x.data(), rows, y.data(), GemmPath::kInt8);
       EXPECT_TRUE(within_int8_rounding(y, ref, w, x, rows, c.n, c.k))

@@ -13,7 +13,8 @@ namespace gptq {
 struct LoadParams {
   bool dequantized = false;  // dequantize to fp32 once and use dense BLAS (the reference path)
   // Batches of rows (prefill, eval windows) through the quantized layers with int8 activations
-  // (per 128 channels, as llama.cpp's q8 activations; AVX-512 VNNI, elsewhere no effect): about
+  // (per 128 channels, as llama.cpp's q8 activations; x86 with AVX2 for codes of at most 4 bits or
+  // AVX-512 VNNI, elsewhere no effect): about
   // 2x the fp32 kernel, outputs within 8-bit rounding instead of fp32-exact. Decode (one row)
   // is unchanged.
   bool int8_activations = false;

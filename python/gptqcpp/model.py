@@ -69,7 +69,8 @@ def load_quantized_model(path, threads=0, dequantized=False, int8_activations=Fa
     local cache. threads: compute threads of this model's calls (0: all cores). dequantized: use
     dense fp32 weights (the reference) instead of the quantized kernels. int8_activations: batches
     of rows (prefill, logits of a sequence) with int8 activations as llama.cpp (about 2x faster on
-    AVX-512 VNNI, not fp32-exact; decode unchanged)."""
+    x86 with AVX2 for codes of at most 4 bits, or AVX-512 VNNI; not fp32-exact; decode
+    unchanged)."""
     return QuantizedModel(_core.load(os.fspath(path), dequantized, threads, int8_activations))
 
 

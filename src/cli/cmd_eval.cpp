@@ -46,7 +46,8 @@ Command add_eval(CLI::App& root) {
   app->add_flag(
       "--int8-activations", o->int8_activations,
       "Batches of rows (prefill, eval windows) with int8 activations through the quantized "
-      "layers, as llama.cpp: ~2x faster, not fp32-exact (AVX-512 VNNI; else no effect)");
+      "layers, as llama.cpp: ~2x faster, not fp32-exact (x86 with AVX2, codes of at most 4 bits, "
+      "or AVX-512 VNNI; else no effect)");
   app->add_option("--logits", o->logits, "Also write the model's logits of every window to this .npy file "
                   "(float32 [windows, seqlen, vocab])");
   app->add_option("--threads", o->threads, "Threads (0: all cores); the results do not depend on it")

@@ -51,7 +51,8 @@ Command add_generate(CLI::App& root) {
   app->add_flag(
       "--int8-activations", o->int8_activations,
       "Batches of rows (prefill, eval windows) with int8 activations through the quantized "
-      "layers, as llama.cpp: ~2x faster, not fp32-exact (AVX-512 VNNI; else no effect)");
+      "layers, as llama.cpp: ~2x faster, not fp32-exact (x86 with AVX2, codes of at most 4 bits, "
+      "or AVX-512 VNNI; else no effect)");
   app->add_option("--threads", o->threads, "Threads of the kernels and BLAS (0: all cores)")
       ->capture_default_str();
   app->add_flag("--json", o->json, "Print one JSON object at the end instead of streaming");

@@ -16,7 +16,8 @@
 #include <cpuid.h>
 #endif
 
-// Also compile the AVX3_DL target (AVX-512 VNNI/VBMI: Ice Lake, Zen 4) for the int8 GEMV.
+// Also compile the AVX3_DL target (AVX-512 VNNI/VBMI: Ice Lake, Zen 4) for its vpdpbusd int8 GEMV
+// (AVX2 runs the int8 paths with vpmaddubsw).
 #ifndef HWY_WANT_AVX3_DL
 #define HWY_WANT_AVX3_DL
 #endif
@@ -88,20 +89,23 @@ struct Int8GemmLayout {
 //   b = 4:    per 8-position word: even positions (low nibbles) then odd ones (high nibbles)
 //   b = 2, 3: per 16-position word: variant v = pos % 4 (bits [2v, 2v+2) of every byte), then
 //             byte i = (pos % 16) / 4
-// Whether the GEMV prefetches with the T0 hint far ahead (Intel) rather than non-temporally near
-// (the Zen 4 setting): see PrefetchNta / PrefetchT0.
+// Whether the GEMV prefetches with the T0 hint far ahead rather than non-temporally near: the
+// non-temporal setting was measured best on Zen 4 only (AMD with AVX-512); T0 wins on Intel and on
+// Zen 3 (see PrefetchNta / PrefetchT0).
 inline bool prefer_t0_prefetch() {
 #if defined(__x86_64__) || defined(__i386__)
-  static const bool intel = [] {
+  static const bool t0 = [] {
     unsigned a = 0, b = 0, c = 0, d = 0;
-    if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return true;
     char vendor[13] = {};
     std::memcpy(vendor, &b, 4);
     std::memcpy(vendor + 4, &d, 4);
     std::memcpy(vendor + 8, &c, 4);
-    return std::strcmp(vendor, "GenuineIntel") == 0;
+    const bool amd = std::strcmp(vendor, "AuthenticAMD") == 0;
+    const bool avx512f = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 16)) != 0;
+    return !(amd && avx512f);
   }();
-  return intel;
+  return t0;
 #else
   return false;
 #endif
@@ -198,7 +202,9 @@ HWY_INLINE void LoadWords(const uint8_t* block, size_t v, VU* words) {
 //   Sapphire Rapids (2 cores, the same layer cold, bench_kernels BM_QuantGemv): non-temporal at
 //     1024-8192 bytes 12-15 GB/s, none 12-14 GB/s; T0 4096 bytes ahead 19-24 GB/s (memory
 //     roofline 34 GB/s).
-// PrefetchT0 on Intel, PrefetchNta elsewhere (prefer_t0_prefetch()).
+//   Zen 3 (2 cores, AVX2 int8 path, 5 alternating runs of 5): 11008 x 4096 median 13.2 GB/s
+//     non-temporal, 15.6 GB/s T0; 4096 x 11008 12.2 / 12.9 GB/s.
+// PrefetchNta on AMD cores with AVX-512 (Zen 4, 5), PrefetchT0 elsewhere (prefer_t0_prefetch()).
 struct PrefetchNta {
   static constexpr int64_t kBytes = 1024;
   static constexpr int kLocality = 0;
@@ -278,17 +284,54 @@ HWY_INLINE void StoreRows(VF out, const float* HWY_RESTRICT bias, int64_t n0, in
 }
 
 #undef GPTQ_INT8_GEMV  // this file is compiled once per target
+#undef GPTQ_INT8_VNNI
 #if HWY_TARGET == HWY_AVX3_DL && HWY_COMPILER_GCC_ACTUAL
 #define GPTQ_INT8_GEMV 1
+#define GPTQ_INT8_VNNI 1
 // Highway 1.0.3's AVX3_DL target string names "avxvnni" (VEX) instead of "avx512vnni" (its
 // run-time check does test AVX512_VNNI): add it for the rest of this target's pass (popped by
 // HWY_AFTER_NAMESPACE).
 #pragma GCC target("avx512vnni")
-// ------------------------------------------------------------------- int8 GEMV (VNNI)
+#elif HWY_TARGET == HWY_AVX2
+// vpmaddubsw + vpmaddwd instead of vpdpbusd. (AVX3 without VNNI, Skylake-X, could do the same
+// with the 512-bit forms; it keeps the float path: no such machine to measure it on.)
+#define GPTQ_INT8_GEMV 1
+#endif
+
+#ifdef GPTQ_INT8_GEMV
+// ------------------------------------------------------------- int8 GEMV (VNNI / vpmaddubsw)
 using DI = hn::RebindToSigned<DF>;
 using VI = hn::Vec<DI>;
-static_assert(kL == 16, "AVX3_DL has 16 float lanes");
 
+#ifdef GPTQ_INT8_VNNI
+constexpr int kInt8MaxBits = 8;
+#else
+// vpmaddubsw saturates its pair sums at int16. With codes of at most 4 bits and |x| <= 127 a
+// pair is at most 2 * 15 * 127 = 3810, and the 8 code vectors of one block sum to at most
+// 30480 < 2^15 in int16 before vpmaddwd widens them; 8-bit codes would saturate.
+constexpr int kInt8MaxBits = 4;
+using DI16 = hn::Repartition<int16_t, DF>;
+using VI16 = hn::Vec<DI16>;
+
+// The same 4 bytes of x in every 32-bit lane.
+HWY_INLINE VU Broadcast4(const int8_t* HWY_RESTRICT x4) {
+  uint32_t xv;
+  std::memcpy(&xv, x4, 4);
+  return hn::Set(DU(), xv);
+}
+
+// Lane halves c0 x0 + c1 x1 and c2 x2 + c3 x3 (codes u8, x s8) as int16 (vpmaddubsw).
+HWY_INLINE VI16 MulPairs(VU codes, VU x) {
+  return VI16{_mm256_maddubs_epi16(codes.raw, x.raw)};
+}
+
+// The two int16 halves of each lane summed into int32 (vpmaddwd by ones).
+HWY_INLINE VI SumPairs(VI16 v) {
+  return VI{_mm256_madd_epi16(v.raw, _mm256_set1_epi16(1))};
+}
+#endif  // GPTQ_INT8_VNNI
+
+#ifdef GPTQ_INT8_VNNI
 // acc += sum over the 4 bytes of each lane of codes (u8) * x (s8, the same 4 bytes broadcast).
 HWY_INLINE VI Dot4(VI acc, VU codes, const int8_t* HWY_RESTRICT x4) {
   int32_t xv;
@@ -302,6 +345,7 @@ HWY_INLINE void Dot3(VI* a, int bank, VU codes, const int8_t* HWY_RESTRICT xq, i
   a[bank * 3 + 1] = Dot4(a[bank * 3 + 1], codes, xq + plane + slot);
   a[bank * 3 + 2] = Dot4(a[bank * 3 + 2], codes, xq + 2 * plane + slot);
 }
+#endif
 
 template <int I, int N, class F>
 HWY_INLINE void StaticFor(F&& f) {
@@ -311,57 +355,121 @@ HWY_INLINE void StaticFor(F&& f) {
   }
 }
 
-// The codes of one block (32 positions) of 16 rows as bytes, four positions per 32-bit lane:
-// f(codes, slot, bank) for each group of 4 positions, slot = its first byte in the xq_slot order,
-// bank = 0 / 1 alternating (two accumulator banks hide the vpdpbusd latency).
-template <int kBits, class F>
+// The codes of one block (32 positions) as bytes, four positions per 32-bit lane, for kV
+// consecutive vectors of the tile's rows (lanes [0, kV L) of each word): f(codes, slot, bank) with
+// codes[kV] for each group of 4 positions, slot = its first byte in the xq_slot order, bank = 0 / 1
+// alternating (two accumulator banks hide the vpdpbusd latency).
+template <int kBits, int kV, class F>
 HWY_INLINE void ForEachCodeBytes(const uint8_t* HWY_RESTRICT block, F&& f) {
   const DU du;
   const uint32_t* wp = reinterpret_cast<const uint32_t*>(block);
+  const auto load = [&](int w, VU* words) {
+    for (int i = 0; i < kV; ++i) words[i] = hn::Load(du, wp + w * kTileRows + i * kL);
+  };
+  VU word[kV], codes[kV];
   if constexpr (kBits == 8) {
-    StaticFor<0, 8>([&](auto w) { f(hn::Load(du, wp + w * kTileRows), w * 4, w % 2); });
+    StaticFor<0, 8>([&](auto w) {
+      load(w, word);
+      f(word, w * 4, w % 2);
+    });
   } else if constexpr (kBits == 4) {
     const VU m = hn::Set(du, 0x0F0F0F0Fu);
     StaticFor<0, 4>([&](auto w) {
-      const VU word = hn::Load(du, wp + w * kTileRows);
-      f(hn::And(word, m), w * 8, 0);
-      f(hn::And(hn::ShiftRight<4>(word), m), w * 8 + 4, 1);
+      load(w, word);
+      for (int i = 0; i < kV; ++i) codes[i] = hn::And(word[i], m);
+      f(codes, w * 8, 0);
+      for (int i = 0; i < kV; ++i) codes[i] = hn::And(hn::ShiftRight<4>(word[i]), m);
+      f(codes, w * 8 + 4, 1);
     });
   } else if constexpr (kBits == 2) {
     const VU m = hn::Set(du, 0x03030303u);
     StaticFor<0, 2>([&](auto w) {
-      const VU word = hn::Load(du, wp + w * kTileRows);
-      StaticFor<0, 4>([&](auto v) { f(hn::And(ShiftBy<-2 * v>(word), m), w * 16 + v * 4, v % 2); });
+      load(w, word);
+      StaticFor<0, 4>([&](auto v) {
+        for (int i = 0; i < kV; ++i) codes[i] = hn::And(ShiftBy<-2 * v>(word[i]), m);
+        f(codes, w * 16 + v * 4, v % 2);
+      });
     });
   } else {  // 3: low 2 bits as b = 2, bit 2 from the plane word shifted into bit 2 of each byte
     const VU m = hn::Set(du, 0x03030303u), m2 = hn::Set(du, 0x04040404u);
-    const VU hi = hn::Load(du, wp + 2 * kTileRows);
+    VU hi[kV];
+    load(2, hi);
     StaticFor<0, 2>([&](auto w) {
-      const VU word = hn::Load(du, wp + w * kTileRows);
+      load(w, word);
       StaticFor<0, 4>([&](auto v) {
-        const VU codes =
-            hn::OrAnd(hn::And(ShiftBy<-2 * v>(word), m), ShiftBy<2 - 4 * w - v>(hi), m2);
+        for (int i = 0; i < kV; ++i)
+          codes[i] =
+              hn::OrAnd(hn::And(ShiftBy<-2 * v>(word[i]), m), ShiftBy<2 - 4 * w - v>(hi[i]), m2);
         f(codes, w * 16 + v * 4, v % 2);
       });
     });
   }
 }
 
-// One block of 16 rows for the GEMV: three vpdpbusd per 4 positions (one per x plane).
+#ifdef GPTQ_INT8_VNNI
+// One block of 16 rows for the GEMV: three vpdpbusd per 4 positions (one per x plane), the
+// plane p's sums in a[p] + a[3 + p].
 template <int kBits>
 HWY_INLINE void GemvBlockInt8(const uint8_t* HWY_RESTRICT block, const int8_t* HWY_RESTRICT xq,
                               int64_t plane, VI* a) {
-  ForEachCodeBytes<kBits>(
-      block, [&](VU codes, int slot, int bank) { Dot3(a, bank, codes, xq, plane, slot); });
+  ForEachCodeBytes<kBits, 1>(block, [&](const VU* codes, int slot, int bank) {
+    Dot3(a, bank, codes[0], xq, plane, slot);
+  });
+}
+#else
+// a[i kR + r] += sum over one block of codes_i * x_r, for the kV vectors i of the tile from
+// `block` on and kR int8 rows x_r = x + r * stride (the GEMV's three planes, or the int8 GEMM's
+// activation rows): vpmaddubsw per 4 positions, vector and row, the block's int16 pair sums
+// widened once (bound at kInt8MaxBits). The int16 sums use the saturating add, which never
+// saturates here (the bound) but, unlike the wrapping one, is not reassociated by the compiler into
+// a tree that keeps every product live (and spills them).
+template <int kBits, int kV, int kR>
+HWY_INLINE void BlockDotRows(const uint8_t* HWY_RESTRICT block, const int8_t* HWY_RESTRICT x,
+                             int64_t stride, VI* a) {
+  const DI16 d16;
+  VI16 s[kV * kR];
+  for (auto& e : s) e = hn::Zero(d16);
+  ForEachCodeBytes<kBits, kV>(block, [&](const VU* codes, int slot, int) {
+    HWY_UNROLL(8)
+    for (int r = 0; r < kR; ++r) {
+      const VU xr = Broadcast4(x + r * stride + slot);
+      for (int i = 0; i < kV; ++i)
+        s[i * kR + r] = hn::SaturatedAdd(s[i * kR + r], MulPairs(codes[i], xr));
+    }
+  });
+  for (int j = 0; j < kV * kR; ++j) a[j] = hn::Add(a[j], SumPairs(s[j]));
 }
 
+// One block of 16 rows for the GEMV (all kNV vectors at once: the x bytes are broadcast once),
+// the plane p's sums of vector i in a[3 i + p].
+template <int kBits>
+HWY_INLINE void GemvBlockInt8(const uint8_t* HWY_RESTRICT block, const int8_t* HWY_RESTRICT xq,
+                              int64_t plane, VI* a) {
+  BlockDotRows<kBits, static_cast<int>(kNV), 3>(block, xq, plane, a);
+}
+#endif
+
+// Accumulators of GemvBlockInt8 and the sum of plane p for vector i of the tile.
+#ifdef GPTQ_INT8_VNNI
+constexpr int kGemvInt8Acc = 6;
+HWY_INLINE VI PlaneSum(const VI* a, size_t, int p) {
+  return hn::Add(a[p], a[3 + p]);
+}
+#else
+constexpr int kGemvInt8Acc = 3 * static_cast<int>(kNV);
+HWY_INLINE VI PlaneSum(const VI* a, size_t i, int p) {
+  return a[3 * i + static_cast<size_t>(p)];
+}
+#endif
+
+// One tile: out[i] = the rows [i L, i L + L) of the tile.
 template <int kBits, class Pf>
-HWY_INLINE VF GemvTileInt8(const TileStream& w, const uint8_t* HWY_RESTRICT tile,
-                           const float* HWY_RESTRICT xsum, const float* HWY_RESTRICT segscale,
-                           const int8_t* HWY_RESTRICT xq) {
+HWY_INLINE void GemvTileInt8(const TileStream& w, const uint8_t* HWY_RESTRICT tile,
+                             const float* HWY_RESTRICT xsum, const float* HWY_RESTRICT segscale,
+                             const int8_t* HWY_RESTRICT xq, VF* out) {
   const DF df;
   const DI di;
-  VF acc = hn::Zero(df);
+  for (size_t i = 0; i < kNV; ++i) out[i] = hn::Zero(df);
   const uint8_t* p = tile;
   int64_t seg = 0;
   for (int64_t g = 0; g < w.groups; ++g) {
@@ -370,10 +478,11 @@ HWY_INLINE VF GemvTileInt8(const TileStream& w, const uint8_t* HWY_RESTRICT tile
     p += kParamBytes;
     const int64_t b0 = w.group_blocks[g], b1 = w.group_blocks[g + 1];
     if (b0 == b1) continue;
-    VF dq = hn::Zero(df);  // 2^-b sum_k q_k x_k over the group
+    VF dq[kNV];  // 2^-b sum_k q_k x_k over the group
+    for (auto& e : dq) e = hn::Zero(df);
     for (int64_t sb = b0; sb < b1; sb += kSegBlocks, ++seg) {
       const int64_t se = std::min(sb + kSegBlocks, b1);
-      VI a[6];
+      VI a[kGemvInt8Acc];
       for (auto& e : a) e = hn::Zero(di);
       for (int64_t b = sb; b < se; ++b) {
         PrefetchAhead<kBits, Pf>(p);
@@ -381,26 +490,30 @@ HWY_INLINE VF GemvTileInt8(const TileStream& w, const uint8_t* HWY_RESTRICT tile
         p += kBits * kWordBytes;
       }
       const float* sc = segscale + seg * 4;
-      dq = hn::MulAdd(hn::ConvertTo(df, hn::Add(a[0], a[3])), hn::Set(df, sc[0]), dq);
-      dq = hn::MulAdd(hn::ConvertTo(df, hn::Add(a[1], a[4])), hn::Set(df, sc[1]), dq);
-      dq = hn::MulAdd(hn::ConvertTo(df, hn::Add(a[2], a[5])), hn::Set(df, sc[2]), dq);
+      for (size_t i = 0; i < kNV; ++i) {
+        dq[i] = hn::MulAdd(hn::ConvertTo(df, PlaneSum(a, i, 0)), hn::Set(df, sc[0]), dq[i]);
+        dq[i] = hn::MulAdd(hn::ConvertTo(df, PlaneSum(a, i, 1)), hn::Set(df, sc[1]), dq[i]);
+        dq[i] = hn::MulAdd(hn::ConvertTo(df, PlaneSum(a, i, 2)), hn::Set(df, sc[2]), dq[i]);
+      }
     }
-    const VF s = hn::Load(df, params);
-    const VF zq = hn::Sub(hn::Load(df, params + kTileRows), hn::Set(df, 1.0f));  // z / 2^b
-    acc = hn::MulAdd(s, hn::NegMulAdd(zq, hn::Set(df, xsum[g]), dq), acc);
+    for (size_t i = 0; i < kNV; ++i) {
+      const VF sg = hn::Load(df, params + i * kL);
+      const VF zq = hn::Sub(hn::Load(df, params + kTileRows + i * kL), hn::Set(df, 1.0f));  // z/2^b
+      out[i] = hn::MulAdd(sg, hn::NegMulAdd(zq, hn::Set(df, xsum[g]), dq[i]), out[i]);
+    }
   }
-  return acc;
 }
 
-// Int8 GEMM: kInt8Rows activation rows x one 16-row tile, one vpdpbusd per 4 positions and row
+// Int8 GEMM: kInt8Rows activation rows x one 16-row tile, one vpdpbusd (AVX2: vpmaddubsw) per 4
+// positions and row
 // (x as one int8 plane per segment: llama.cpp's q8 activations, not the GEMV's exact planes).
-// The first pass over a tile (r0 = 0) prefetches it as the GEMV does (the weights stream from
-// memory once; later passes find them in cache).
+// Vector v of the tile as in the GEMV. The first pass over a tile (r0 = 0, v = 0) prefetches it
+// as the GEMV does (the weights stream from memory once; later passes find them in cache).
 template <int kBits, class Pf>
-HWY_INLINE void GemmPassInt8(const TileStream& w, const uint8_t* HWY_RESTRICT tile,
+HWY_INLINE void GemmPassInt8(const TileStream& w, const uint8_t* HWY_RESTRICT tile, size_t v,
                              const Int8GemmLayout& lay, const uint8_t* HWY_RESTRICT scratch,
                              int64_t r0, VF* acc) {
-  const bool prefetch = r0 == 0;
+  const bool prefetch = r0 == 0 && v == 0;
   const DF df;
   const DI di;
   const int8_t* xq = reinterpret_cast<const int8_t*>(scratch + lay.xq) + r0 * w.kp;
@@ -410,7 +523,7 @@ HWY_INLINE void GemmPassInt8(const TileStream& w, const uint8_t* HWY_RESTRICT ti
   const uint8_t* p = tile;
   int64_t seg = 0;
   for (int64_t g = 0; g < w.groups; ++g) {
-    const float* params = reinterpret_cast<const float*>(p);
+    const float* params = reinterpret_cast<const float*>(p) + v * kL;
     if (prefetch) PrefetchAhead<2, Pf>(p);
     p += kParamBytes;
     const int64_t b0 = w.group_blocks[g], b1 = w.group_blocks[g + 1];
@@ -423,11 +536,16 @@ HWY_INLINE void GemmPassInt8(const TileStream& w, const uint8_t* HWY_RESTRICT ti
       for (auto& e : a) e = hn::Zero(di);
       for (int64_t b = sb; b < se; ++b) {
         const int8_t* xb = xq + b * kBlock;
+        const uint8_t* codes_v = p + v * kL * sizeof(uint32_t);
         if (prefetch) PrefetchAhead<kBits, Pf>(p);
-        ForEachCodeBytes<kBits>(p, [&](VU codes, int slot, int) {
+#ifdef GPTQ_INT8_VNNI
+        ForEachCodeBytes<kBits, 1>(codes_v, [&](const VU* codes, int slot, int) {
           HWY_UNROLL(8)
-          for (int r = 0; r < kInt8Rows; ++r) a[r] = Dot4(a[r], codes, xb + r * w.kp + slot);
+          for (int r = 0; r < kInt8Rows; ++r) a[r] = Dot4(a[r], codes[0], xb + r * w.kp + slot);
         });
+#else
+        BlockDotRows<kBits, 1, kInt8Rows>(codes_v, xb, w.kp, a);
+#endif
         p += kBits * kWordBytes;
       }
       for (int r = 0; r < kInt8Rows; ++r)
@@ -450,11 +568,14 @@ void GemmInt8TilesT(const TileStream& w, const uint8_t* HWY_RESTRICT scratch, in
   for (int64_t t = t0; t < t1; ++t) {
     const uint8_t* tile = w.data + t * w.tile_bytes;
     for (int64_t r0 = 0; r0 < rows; r0 += kInt8Rows) {
-      VF acc[kInt8Rows];
-      GemmPassInt8<kBits, Pf>(w, tile, lay, scratch, r0, acc);
-      const int64_t m = std::min(kInt8Rows, rows - r0);
-      for (int64_t r = 0; r < m; ++r)
-        StoreRows(acc[r], bias, t * kTileRows, w.n, y + (r0 + r) * ldy);
+      for (size_t v = 0; v < kNV; ++v) {
+        const int64_t n0 = t * kTileRows + static_cast<int64_t>(v * kL);
+        if (n0 >= w.n) break;
+        VF acc[kInt8Rows];
+        GemmPassInt8<kBits, Pf>(w, tile, v, lay, scratch, r0, acc);
+        const int64_t m = std::min(kInt8Rows, rows - r0);
+        for (int64_t r = 0; r < m; ++r) StoreRows(acc[r], bias, n0, w.n, y + (r0 + r) * ldy);
+      }
     }
   }
 }
@@ -491,11 +612,13 @@ void GemmInt8Tiles(const TileStream& w, const uint8_t* scratch, int64_t rows, co
 
 // Rows [r0, r1) of x [rows, ldx] (input order) quantized per segment for the int8 GEMM; the call
 // that ends at `rows` also zeroes the padding rows. Returns whether the int8 GEMM can run: on the
-// AVX3_DL target only, with finite activations in these rows.
+// int8 targets (AVX2, AVX3_DL) only, codes of at most kInt8MaxBits bits, with finite
+// activations in these rows.
 bool GemmInt8Prepare(const TileStream& w, const int32_t* HWY_RESTRICT perm,
                      const float* HWY_RESTRICT x, int64_t rows, int64_t ldx, int64_t r0, int64_t r1,
                      uint8_t* HWY_RESTRICT scratch) {
 #ifdef GPTQ_INT8_GEMV
+  if (w.bits > kInt8MaxBits) return false;
   const Int8GemmLayout lay(w, rows);
   float* xsum = reinterpret_cast<float*>(scratch + lay.xsum);
   float* segscale = reinterpret_cast<float*>(scratch + lay.segscale);
@@ -552,14 +675,22 @@ void GemvTilesT(const TileStream& w, const uint8_t* HWY_RESTRICT scratch,
 #ifdef GPTQ_INT8_GEMV
   ScratchHeader h;
   std::memcpy(&h, scratch, sizeof(h));
-  if (h.target == HWY_TARGET && h.has_int8) {
-    const float* segscale = reinterpret_cast<const float*>(scratch + lay.segscale);
-    const int8_t* xq = reinterpret_cast<const int8_t*>(scratch + lay.xq);
-    for (int64_t t = t0; t < t1; ++t) {
-      StoreRows(GemvTileInt8<kBits, Pf>(w, w.data + t * w.tile_bytes, xsum, segscale, xq), bias,
-                t * kTileRows, w.n, y);
+  // (has_int8 is never set for wider codes than kInt8MaxBits: no such instantiation.)
+  if constexpr (kBits <= kInt8MaxBits) {
+    if (h.target == HWY_TARGET && h.has_int8) {
+      const float* segscale = reinterpret_cast<const float*>(scratch + lay.segscale);
+      const int8_t* xq = reinterpret_cast<const int8_t*>(scratch + lay.xq);
+      for (int64_t t = t0; t < t1; ++t) {
+        VF out[kNV];
+        GemvTileInt8<kBits, Pf>(w, w.data + t * w.tile_bytes, xsum, segscale, xq, out);
+        for (size_t v = 0; v < kNV; ++v) {
+          const int64_t n0 = t * kTileRows + static_cast<int64_t>(v * kL);
+          if (n0 >= w.n) break;
+          StoreRows(out[v], bias, n0, w.n, y);
+        }
+      }
+      return;
     }
-    return;
   }
 #endif
   for (int64_t t = t0; t < t1; ++t) {
@@ -621,7 +752,7 @@ void GemvPrepare(const TileStream& w, const int32_t* HWY_RESTRICT perm,
     finite = finite && std::isfinite(x[i]);
     gmax = std::max(gmax, std::abs(x[i]));
   }
-  h.has_int8 = finite && gmax >= kTiny;
+  h.has_int8 = finite && gmax >= kTiny && w.bits <= kInt8MaxBits;
   float* segscale = reinterpret_cast<float*>(scratch + lay.segscale);
   int8_t* xq = reinterpret_cast<int8_t*>(scratch + lay.xq);
   const float inv_two_b = 1.0f / static_cast<float>(1 << w.bits);
@@ -842,6 +973,14 @@ const char* TargetNameHere() {
   return hwy::TargetName(HWY_TARGET);
 }
 
+int Int8MaxBitsHere() {
+#ifdef GPTQ_INT8_GEMV
+  return kInt8MaxBits;
+#else
+  return 0;
+#endif
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace kernels
 }  // namespace gptq
@@ -858,6 +997,7 @@ HWY_EXPORT(GemmInt8Tiles);
 HWY_EXPORT(DequantTiles);
 HWY_EXPORT(SumFloats);
 HWY_EXPORT(TargetNameHere);
+HWY_EXPORT(Int8MaxBitsHere);
 
 size_t gemv_scratch_bytes(const TileStream& w) {
   return ScratchLayout(w).bytes;
@@ -905,6 +1045,10 @@ int64_t compiled_targets() {
 
 const char* dispatch_target_name() {
   return HWY_DYNAMIC_DISPATCH(TargetNameHere)();
+}
+
+bool int8_kernels(int bits) {
+  return bits <= HWY_DYNAMIC_DISPATCH(Int8MaxBitsHere)();
 }
 
 }  // namespace gptq::kernels

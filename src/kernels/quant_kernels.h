@@ -31,15 +31,17 @@
 // A code q in [0, 2^b) is turned into a float without a conversion instruction: OR-ing it into
 // the top mantissa bits of 1.0f (bits [23 - b, 23)) gives exactly m = 1 + q / 2^b. Then
 //   W[n, k] = scale * (q - z) = S * (m - ZF)            (m - ZF = (q - z) / 2^b exactly)
-// GEMV (one activation row), float path (every target but AVX3_DL): per group g and row n,
+// GEMV (one activation row), float path (targets without the int8 path, and 8-bit codes except
+// on AVX3_DL): per group g and row n,
 //   D_g = sum_{k in g} m_k x_k                           (per code: shift, and-or, 1 FMA)
 //   y_n = sum_g S_gn * (D_g - ZF_gn * X_g),   X_g = sum_{k in g} x_k
-// GEMV, int8 path (AVX3_DL = AVX-512 VNNI, e.g. Zen 4, Ice Lake): x is split per segment (at
+// GEMV, int8 path (AVX3_DL = AVX-512 VNNI, e.g. Zen 4, Ice Lake: vpdpbusd; AVX2, codes of at most
+// 4 bits: vpmaddubsw + vpmaddwd, the same int32 sums): x is split per segment (at
 // most 4 blocks of one group) as x = s (x0 + x1 / 2^7 + x2 / 2^14), int8 x0 in [-127, 127] and
 // x1, x2 in [-64, 64] (|error| <= 2^-15 s = 2^-22 max|x| of the segment, about fp32
 // rounding; the float path is used for non-finite x); codes are unpacked to bytes and vpdpbusd
 // forms sum q * x_p exactly in int32 (3 instructions per 4 codes x 16 rows, about twice the float
-// path's rate); per group
+// path's rate; AVX2: 11008 x 4096 from DRAM 10 -> 16 GB/s on 2 Zen 3 cores); per group
 //   y_n += scale_gn * (sum_k q_k x_k - z_gn * X_g).
 // GEMM (R activation rows at once): the weight vector S * (m - ZF) (bit-identical to the
 // reference dequantization scale * (q - z)) is formed once per code and used by R FMAs.
@@ -70,7 +72,7 @@ struct TileStream {
 
 // GEMV input: the activation vector prepared once per call by gemv_prepare() into a buffer of
 // gemv_scratch_bytes(w) bytes (64-byte aligned, owned by the caller): x in the kernel order, the
-// group sums, and on targets with int8 dot products (AVX-512 VNNI) x split into three int8
+// group sums, and on targets with the int8 path (AVX2, AVX3_DL) x split into three int8
 // planes (quant_kernels.cpp). perm: [kp] kernel position -> input channel (-1: padding), or
 // nullptr when the kernel order is the identity.
 size_t gemv_scratch_bytes(const TileStream& w);
@@ -87,13 +89,13 @@ void gemv_tiles(const TileStream& w, const uint8_t* scratch, const float* bias, 
 void gemm_tiles(const TileStream& w, const float* xt, int64_t rows, const float* bias, int64_t t0,
                 int64_t t1, float* y, int64_t ldy);
 
-// Int8 GEMM (AVX-512 VNNI; llama.cpp-style activations): each row of x [rows, ldx] (input order)
-// is quantized per segment (at most 4 blocks of one group) to int8 with scale max|x| / 127, and
-// y[r, n] = sum_g scale_gn (sum_seg s_seg sum_k q_k xq_k - z_gn X_g) (+ bias[n]) with exact
+// Int8 GEMM (AVX2, AVX3_DL; llama.cpp-style activations): each row of x [rows, ldx] (input
+// order) is quantized per segment (at most 4 blocks of one group) to int8 with scale max|x| / 127,
+// and y[r, n] = sum_g scale_gn (sum_seg s_seg sum_k q_k xq_k - z_gn X_g) (+ bias[n]) with exact
 // int32 dot products and the float group sums X_g. Relative error of an output ~ 2^-8 of the
 // segment maxima (the float GEMM is exact to fp32 rounding). prepare fills the rows [r0, r1) of
 // the scratch (disjoint ranges may run on different threads; the range that ends at `rows` also
-// clears the padding) and returns false where the int8 GEMM cannot run (no VNNI target, or a
+// clears the padding) and returns false where the int8 GEMM cannot run (see int8_kernels, or a
 // non-finite activation in these rows): then use gemm_tiles.
 size_t gemm_int8_scratch_bytes(const TileStream& w, int64_t rows);
 bool gemm_int8_prepare(const TileStream& w, const int32_t* perm, const float* x, int64_t rows,
@@ -115,5 +117,9 @@ int64_t compiled_targets();
 
 // Name of the target the dispatcher picks now (e.g. "AVX3", "AVX2", "EMU128").
 const char* dispatch_target_name();
+
+// Whether the target the dispatcher picks now runs the int8 GEMV and GEMM for codes of `bits`
+// bits (AVX3_DL: every width; AVX2: at most 4, where vpmaddubsw cannot saturate; others: no).
+bool int8_kernels(int bits);
 
 }  // namespace gptq::kernels

@@ -10,7 +10,7 @@
 //              per code and 16 rows),
 //   rows > 1:  a fused GEMM that forms each 16-row weight vector once and uses it for up to 16
 //              activation rows (or, with GemmPath::kDequantSgemm, dequantized panels + sgemm;
-//              with GemmPath::kInt8, int8 activations and VNNI dot products, not fp32-exact),
+//              with GemmPath::kInt8, int8 activations and int8 dot products, not fp32-exact),
 // multi-threaded over output tiles with a persistent pool. Results are deterministic and do
 // not depend on the thread count.
 #pragma once
@@ -49,7 +49,7 @@ enum class GemmPath {
   kAuto,          // fused GEMM for rows > 1 (measured faster at every batch size tried)
   kFused,         // fused dequantize-and-multiply GEMM
   kDequantSgemm,  // dequantize panels of output rows to fp32, then cblas_sgemm
-  kInt8,          // rows > 1 with int8 activations (gemm_int8_tiles: AVX-512 VNNI, approximate as
+  kInt8,          // rows > 1 with int8 activations (gemm_int8_tiles: AVX2/AVX-512, approximate as
                   // llama.cpp's q8 activations); the fused GEMM where it cannot run
 };
 
