@@ -593,8 +593,10 @@ void GemmInt8TilesWith(const TileStream& w, const uint8_t* scratch, int64_t rows
       return GemmInt8TilesT<3, Pf>(w, scratch, rows, bias, t0, t1, y, ldy);
     case 4:
       return GemmInt8TilesT<4, Pf>(w, scratch, rows, bias, t0, t1, y, ldy);
-    default:
-      return GemmInt8TilesT<8, Pf>(w, scratch, rows, bias, t0, t1, y, ldy);
+    default:  // 8 (where kInt8MaxBits allows it: prepare refused the scratch otherwise)
+      if constexpr (kInt8MaxBits >= 8)
+        GemmInt8TilesT<8, Pf>(w, scratch, rows, bias, t0, t1, y, ldy);
+      return;
   }
 }
 #endif

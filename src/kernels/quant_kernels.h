@@ -41,7 +41,8 @@
 // x1, x2 in [-64, 64] (|error| <= 2^-15 s = 2^-22 max|x| of the segment, about fp32
 // rounding; the float path is used for non-finite x); codes are unpacked to bytes and vpdpbusd
 // forms sum q * x_p exactly in int32 (3 instructions per 4 codes x 16 rows, about twice the float
-// path's rate; AVX2: 11008 x 4096 from DRAM 10 -> 16 GB/s on 2 Zen 3 cores); per group
+// path's rate; AVX2: 11008 x 4096 from DRAM 9.4-10.3 -> 12.2-18.3 GB/s on 2 Zen 3 cores); per
+// group
 //   y_n += scale_gn * (sum_k q_k x_k - z_gn * X_g).
 // GEMM (R activation rows at once): the weight vector S * (m - ZF) (bit-identical to the
 // reference dequantization scale * (q - z)) is formed once per code and used by R FMAs.

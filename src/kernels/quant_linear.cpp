@@ -348,6 +348,7 @@ void QuantLinear::gemm_fused(const float* x, int64_t rows, float* y, int threads
 }
 
 bool QuantLinear::gemm_int8(const float* x, int64_t rows, float* y, int threads) const {
+  if (!int8_kernels(stream_.bits)) return false;  // no scratch, no row tasks for nothing
   uint8_t* sc = aligned_scratch(1, gemm_int8_scratch_bytes(stream_, rows));
   // Rows quantized in parallel (each row by one thread: the same bytes for any thread count).
   const int64_t row_tasks = std::min<int64_t>(rows, threads);
